@@ -1,0 +1,1 @@
+"""omnihooks: Faust agents, session state, webhook delivery, dead letters, CLI."""

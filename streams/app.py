@@ -1,0 +1,68 @@
+"""The Faust app factory: no topic, table or agent exists before `create_app(settings)`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import faust
+
+from streams.settings import Settings
+from topics.catalogue import Catalogue, Topic, load_catalogue
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "sessions", "delivery"]
+
+
+@dataclass
+class Omnihooks:
+    """The app and its topics, handed to the agent modules that register on it."""
+
+    app: faust.App
+    settings: Settings
+    catalogue: Catalogue
+    topics: dict[Topic, Any]
+    role: Role
+
+
+def faust_broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
+    """Build the Faust app for a worker role; each role is its own consumer group."""
+    catalogue = load_catalogue(settings.partitions, settings.replication_factor)
+    app_id = settings.app_id if role == "all" else f"{settings.app_id}-{role}"
+    (settings.data_dir / app_id).mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=faust_broker_urls(settings.kafka_bootstrap_servers),
+        store="memory://",  # tables live in memory and are rebuilt from their changelogs
+        datadir=str(settings.data_dir / app_id),
+        topic_partitions=catalogue[Topic.ROOMS].partitions,
+        topic_replication_factor=settings.replication_factor or 1,
+        table_standby_replicas=settings.table_standby_replicas,
+        producer_acks=-1,
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_bind="0.0.0.0",
+        autodiscover=False,
+        # Our topics exist before the worker starts (`omnihooks topics apply`); Faust must
+        # not create a one-partition stand-in for a missing one.
+        topic_allow_declare=True,
+    )
+    topics = {
+        spec.topic: app.topic(
+            spec.name(settings.topic_prefix),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.partitions,
+            internal=False,
+        )
+        for spec in catalogue.specs
+    }
+    return Omnihooks(app=app, settings=settings, catalogue=catalogue, topics=topics, role=role)

@@ -1,0 +1,311 @@
+"""The embedded default broker: one real Apache Kafka node in KRaft mode, run from Maven's jars.
+
+The jars are `org.apache.kafka:kafka_2.13` and its dependencies (the classes the Kafka tarball
+ships), resolved by `deploy/local/pom.xml` into a git-ignored cache. `up` formats the storage
+once, starts a combined broker+controller on 127.0.0.1, and waits until it answers a metadata
+request; `down` stops it with SIGTERM (a clean controlled shutdown) and SIGKILL only as a last
+resort.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.settings import REPO_ROOT, Settings
+
+POM = REPO_ROOT / "deploy" / "local" / "pom.xml"
+LOG4J_CONFIG = REPO_ROOT / "deploy" / "local" / "log4j2.properties"
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be resolved, formatted, started or stopped."""
+
+
+def kafka_version() -> str:
+    """The broker version pinned in deploy/local/pom.xml."""
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", POM.read_text())
+    if match is None:
+        raise LocalKafkaError(f"no <kafka.version> in {POM}")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    """Paths and ports of one local broker."""
+
+    home: Path
+    port: int
+    controller_port: int
+    heap: str
+    version: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalKafka:
+        return cls(
+            home=settings.kafka_home,
+            port=settings.kafka_port,
+            controller_port=settings.kafka_controller_port or settings.kafka_port + 1,
+            heap=settings.kafka_heap,
+            version=kafka_version(),
+        )
+
+    @property
+    def libs(self) -> Path:
+        return self.home / self.version / "libs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / f"data-{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def up(self, timeout_s: float = 90.0) -> str:
+        """Start the broker unless it runs; return what was done."""
+        pid = self.running_pid()
+        if pid is not None:
+            self.wait_ready(timeout_s, pid)
+            return f"already running (pid {pid}) on {self.bootstrap}"
+        if port_in_use(self.port):
+            raise LocalKafkaError(
+                f"port {self.port} is taken by another process; set OMNIHOOKS_KAFKA_PORT "
+                f"or stop it (is a broker already serving {self.bootstrap}?)"
+            )
+        self.resolve_jars()
+        self.write_config()
+        self.format_storage()
+        pid = self.start()
+        self.wait_ready(timeout_s, pid)
+        return f"started (pid {pid}) on {self.bootstrap}, data in {self.data_dir}"
+
+    def down(self, timeout_s: float = 60.0) -> str:
+        """Stop the broker and wait until its process is gone."""
+        pid = self.running_pid()
+        if pid is None:
+            return "not running"
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.2)
+        if pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return f"stopped (pid {pid})"
+
+    def status(self) -> tuple[bool, str]:
+        """Whether the broker runs and answers, with a line for people."""
+        pid = self.running_pid()
+        if pid is None:
+            return False, f"not running (would serve {self.bootstrap}, data in {self.data_dir})"
+        if metadata_answers(self.bootstrap, 5.0):
+            return True, f"running (pid {pid}) on {self.bootstrap}, Kafka {self.version}"
+        return False, f"process {pid} is up but {self.bootstrap} does not answer yet"
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def running_pid(self) -> int | None:
+        """The broker's pid, clearing a stale pid file left by a crash."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if pid_alive(pid) and _is_our_broker(pid, self.config_file):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def resolve_jars(self) -> None:
+        """Copy the broker's jars from Maven into the cache, once per version."""
+        marker = self.libs / ".complete"
+        if marker.exists():
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise LocalKafkaError("Maven (mvn) is not on PATH: it resolves the Kafka jars")
+        self.libs.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={self.libs}",
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LocalKafkaError("mvn could not resolve the Kafka jars:\n" + done.stdout[-3000:])
+        marker.touch()
+
+    def write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_dirs = self.data_dir / "kraft-logs"
+        self.config_file.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={log_dirs}",
+                    "num.partitions=1",
+                    # One node: internal topics cannot have more replicas than that.
+                    "offsets.topic.replication.factor=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    # Tests start and stop consumer groups all the time: no 3 s join delay.
+                    "group.initial.rebalance.delay.ms=0",
+                    # A topic missing from the catalogue is a mistake to see, not a silent
+                    # one-partition topic that breaks co-partitioning.
+                    "auto.create.topics.enable=false",
+                    "",
+                ]
+            )
+        )
+
+    def format_storage(self) -> None:
+        """Format KRaft storage once; a formatted directory is left alone."""
+        if (self.data_dir / "kraft-logs" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cmd = [
+            *self._java(), "kafka.tools.StorageTool", "format", "--standalone",
+            "-t", cluster_id, "-c", str(self.config_file),
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise LocalKafkaError(f"formatting KRaft storage failed:\n{done.stdout}{done.stderr}")
+
+    def start(self) -> int:
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                [*self._java(), "kafka.Kafka", str(self.config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI; `down` signals its whole group
+                cwd=self.data_dir,
+            )
+        self.pid_file.write_text(str(process.pid))
+        return process.pid
+
+    def wait_ready(self, timeout_s: float, pid: int) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                self.pid_file.unlink(missing_ok=True)
+                raise LocalKafkaError(f"the broker exited; last log lines:\n{self.log_tail()}")
+            if metadata_answers(self.bootstrap, 2.0):
+                return
+            time.sleep(0.5)
+        raise LocalKafkaError(
+            f"the broker did not answer on {self.bootstrap} within {timeout_s:.0f}s; "
+            f"last log lines:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def _java(self) -> list[str]:
+        java_home = os.environ.get("JAVA_HOME")
+        java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+        if not java:
+            raise LocalKafkaError("Java (17+) is not on PATH: the local broker runs on the JVM")
+        return [
+            java,
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{self.libs}/*",
+        ]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not a running broker.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def _is_our_broker(pid: int, config_file: Path) -> bool:
+    """Guard against a recycled pid: the process must run kafka.Kafka on our config."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            args = cmdline.read().split(b"\0")
+    except FileNotFoundError:
+        return True  # not Linux: trust the pid file
+    return b"kafka.Kafka" in args and str(config_file).encode() in args
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def metadata_answers(bootstrap: str, timeout_s: float) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request."""
+    from confluent_kafka.admin import AdminClient
+
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0, "logger": _quiet}
+    admin = AdminClient(config)
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except Exception:
+        return False
+    return len(metadata.brokers) > 0
+
+
+class _QuietLogger:
+    """librdkafka logs every refused connection while the broker boots; those are expected."""
+
+    def log(self, *args: object) -> None:
+        pass
+
+
+_quiet = _QuietLogger()

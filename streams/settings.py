@@ -1,0 +1,124 @@
+"""The one settings object, read from the environment (names follow Rocket.Chat's settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Rocket.Chat's own defaults for Livechat_lead_email_regex / Livechat_lead_phone_regex.
+DEFAULT_LEAD_EMAIL_REGEX = r"\b[A-Z0-9._%+-]+@(?:[A-Z0-9-]+\.)+[A-Z]{2,4}\b"
+DEFAULT_LEAD_PHONE_REGEX = (
+    r"((?:\([0-9]{1,3}\)|[0-9]{2})[ \-]*?[0-9]{4,5}(?:[\-\s\_]{1,2})?[0-9]{4}(?:(?=[^0-9])|$)"
+    r"|[0-9]{4,5}(?:[\-\s\_]{1,2})?[0-9]{4}(?:(?=[^0-9])|$))"
+)
+
+
+class SettingsError(ValueError):
+    """A bad environment variable; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Everything omnihooks reads from `OMNIHOOKS_*` (and `KAFKA_BOOTSTRAP_SERVERS`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIHOOKS_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # Rocket.Chat's CRM integration settings
+    webhook_url: str = ""
+    secret_token: SecretStr = SecretStr("")
+    http_timeout_ms: int = Field(5000, gt=0)
+    send_on_start: bool = False
+    send_on_close: bool = False
+    send_on_chat_taken: bool = False
+    send_on_chat_queued: bool = False
+    send_on_forward: bool = False
+    send_on_offline_msg: bool = False
+    send_on_visitor_message: bool = False
+    send_on_agent_message: bool = False
+    send_navigation_history: bool = False
+    send_on_lead_capture: bool = False
+    lead_email_regex: str = DEFAULT_LEAD_EMAIL_REGEX
+    lead_phone_regex: str = DEFAULT_LEAD_PHONE_REGEX
+
+    # Delivery
+    retry_attempts: int = Field(10, ge=0)
+    retry_delay_s: float = Field(10.0, ge=0)
+    # "documented": any non-200 is retried (the seed's rule); "rocketchat-2025": 4xx other
+    # than 429 is not retried, as current Rocket.Chat servers do.
+    retry_rule: Literal["documented", "rocketchat-2025"] = "documented"
+    accept_any_2xx: bool = False
+    signing_secret: SecretStr = SecretStr("")
+    delivery_concurrency: int = Field(64, gt=0)
+    tls_verify: bool = True
+    block_private_urls: bool = False
+    response_excerpt_bytes: int = Field(2048, ge=0)
+    crm_data_max_bytes: int = Field(65536, ge=0)
+
+    # Session pipeline
+    close_grace_s: float = Field(30.0, ge=0)
+    closed_room_retention_s: float = Field(3600.0, ge=0)
+    max_event_bytes: int = Field(1_048_576, gt=0)
+
+    # Kafka and Faust
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "OMNIHOOKS_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    topic_prefix: str = "omnichannel."
+    app_id: str = "omnihooks"
+    partitions: int | None = Field(
+        None, gt=0
+    )  # overrides the catalogue's counts (tests, small setups)
+    replication_factor: int | None = Field(
+        None, gt=0
+    )  # overrides the catalogue, clamped to brokers
+    table_standby_replicas: int = Field(0, ge=0)
+    data_dir: Path = REPO_ROOT / ".cache" / "worker"
+    web_port: int = Field(6066, gt=0, lt=65536)
+    web_enabled: bool = True
+
+    # The embedded local broker (`omnihooks kafka up`)
+    kafka_home: Path = REPO_ROOT / ".cache" / "kafka"
+    kafka_port: int = Field(9092, gt=0, lt=65536)
+    kafka_controller_port: int | None = Field(None, gt=0, lt=65536)
+    kafka_heap: str = "512m"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_name(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("may only hold letters, digits, '.', '_' and '-'")
+        return value
+
+    @property
+    def delivery_enabled(self) -> bool:
+        """Rocket.Chat sends nothing while Livechat_webhookUrl is empty."""
+        return bool(self.webhook_url)
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    if field == "kafka_bootstrap_servers":
+        return "KAFKA_BOOTSTRAP_SERVERS"
+    return f"OMNIHOOKS_{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise SettingsError naming every bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{env_name(field)}: {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,111 @@
+"""Shared fixtures: a real Kafka broker for the whole session, uuid-named topics per test.
+
+The broker is, in order: `KAFKA_BOOTSTRAP_SERVERS` when set; a testcontainers Kafka when a
+Docker engine answers; else the project's own local broker (`omnihooks kafka up`) on a test
+port. When none can be had the tests fail with the reason: they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streams.local_kafka import LocalKafka, metadata_answers
+from streams.settings import REPO_ROOT, Settings, load_settings
+from topics.admin import apply_catalogue
+from topics.catalogue import Topic, load_catalogue
+
+TEST_KAFKA_PORT = int(os.environ.get("OMNIHOOKS_TEST_KAFKA_PORT", "19092"))
+TEST_PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    origin: str
+
+
+def _docker_answers() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        done = subprocess.run([docker, "info"], capture_output=True, timeout=10, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def local_kafka_for_tests(port: int = TEST_KAFKA_PORT) -> LocalKafka:
+    """The project's own broker on a test port, so a user's broker on 9092 is left alone."""
+    return LocalKafka.from_settings(load_settings(kafka_port=port))
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[Broker]:
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        if not metadata_answers(given, 15.0):
+            pytest.fail(f"KAFKA_BOOTSTRAP_SERVERS={given} does not answer a metadata request")
+        yield Broker(given, "KAFKA_BOOTSTRAP_SERVERS")
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+            yield Broker(container.get_bootstrap_server(), "testcontainers")
+        return
+    local = local_kafka_for_tests()
+    started = local.running_pid() is None
+    try:
+        local.up(timeout_s=120)
+    except Exception as exc:
+        pytest.fail(f"the local Kafka broker could not start: {exc}", pytrace=False)
+    yield Broker(local.bootstrap, f"local broker (pid {local.running_pid()})")
+    if started:
+        local.down()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A fresh prefix so each test has its own topics and consumer groups."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def settings_factory(kafka: Broker, topic_prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings bound to the test broker and topics; keyword overrides win."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "kafka_bootstrap_servers": kafka.bootstrap,
+            "topic_prefix": topic_prefix,
+            "app_id": f"omnihooks-{topic_prefix.rstrip('.')}",
+            "partitions": TEST_PARTITIONS,
+            "data_dir": tmp_path / "worker",
+            "web_enabled": False,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def applied_topics(settings_factory) -> dict[Topic, str]:  # type: ignore[no-untyped-def]
+    """The catalogue's topics, created under this test's prefix."""
+    settings: Settings = settings_factory()
+    catalogue = load_catalogue(settings.partitions)
+    apply_catalogue(settings.kafka_bootstrap_servers, catalogue, settings.topic_prefix)
+    return catalogue.names(settings.topic_prefix)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"omnihooks repo: {REPO_ROOT}"

@@ -1,0 +1,64 @@
+"""`omnihooks kafka up|down|status` on its own port: idempotent, and `down` leaves nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streams.local_kafka import metadata_answers, pid_alive, port_in_use
+from tests.conftest import local_kafka_for_tests
+
+pytestmark = pytest.mark.integration
+
+PORT = 19192
+
+
+def _omnihooks(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMNIHOOKS_KAFKA_PORT": str(PORT)}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_up_is_idempotent_and_down_leaves_no_process() -> None:
+    broker = local_kafka_for_tests(PORT)
+    first = _omnihooks("kafka", "up")
+    assert first.returncode == 0, first.stderr
+    try:
+        assert "started" in first.stdout
+        pid = broker.running_pid()
+        assert pid is not None and metadata_answers(broker.bootstrap, 10)
+        second = _omnihooks("kafka", "up")
+        assert second.returncode == 0 and "already running" in second.stdout
+        assert broker.running_pid() == pid
+        assert _omnihooks("kafka", "status").returncode == 0
+    finally:
+        down = _omnihooks("kafka", "down")
+    assert down.returncode == 0, down.stderr
+    assert not pid_alive(pid)
+    assert not port_in_use(PORT) and not port_in_use(PORT + 1)
+    status = _omnihooks("kafka", "status")
+    assert status.returncode == 1 and "not running" in status.stdout
+    assert _omnihooks("kafka", "down").stdout.strip() == "not running"
+
+
+def test_up_after_a_crash_clears_the_stale_pid_and_keeps_the_data() -> None:
+    broker = local_kafka_for_tests(PORT)
+    assert _omnihooks("kafka", "up").returncode == 0
+    pid = broker.running_pid()
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)  # a crash: the pid file stays behind
+    while pid_alive(pid):
+        time.sleep(0.1)
+    assert broker.pid_file.exists()
+    try:
+        again = _omnihooks("kafka", "up")
+        assert again.returncode == 0, again.stderr
+        assert "started" in again.stdout
+        assert broker.running_pid() not in (None, pid)
+    finally:
+        assert _omnihooks("kafka", "down").returncode == 0

@@ -1,0 +1,37 @@
+import pytest
+
+from streams.cli import main
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["nonsense"])
+    assert exit_.value.code == 2
+
+
+def test_bad_setting_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMNIHOOKS_RETRY_DELAY_S", "-1")
+    assert main(["topics", "list"]) == 2
+    assert "OMNIHOOKS_RETRY_DELAY_S" in capsys.readouterr().err
+
+
+def test_topics_list_prints_the_prefixed_catalogue(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMNIHOOKS_TOPIC_PREFIX", "acme.")
+    assert main(["topics", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "acme.webhook-jobs" in out
+    assert "acme.crm-data" in out and "compact" in out
+
+
+def test_unreachable_broker_is_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Port 9 (discard) on loopback: nothing answers Kafka there.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    monkeypatch.setattr("topics.admin.DEFAULT_TIMEOUT_S", 2.0)
+    assert main(["topics", "apply"]) == 1
+    assert "cannot reach Kafka" in capsys.readouterr().err

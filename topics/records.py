@@ -1,0 +1,168 @@
+"""The records omnihooks writes: webhook jobs, attempts, dead letters, rejected input.
+
+Frozen dataclasses, encoded with orjson in field order (`topics.codec`). Each has a
+`from_json` that accepts what `to_json` wrote; fields added later get defaults so old
+records stay readable.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from topics import codec
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST of a job: when, the answer (status or error class), how long it took."""
+
+    at: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+    response_excerpt: str | None = None
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Attempt:
+        return cls(
+            at=data["at"],
+            status=data.get("status"),
+            error=data.get("error"),
+            duration_ms=float(data.get("duration_ms", 0.0)),
+            response_excerpt=data.get("response_excerpt"),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookJob:
+    """One webhook to send. `delivery_id` is stable across retries and replays."""
+
+    delivery_id: str
+    type: str
+    room_id: str | None
+    url: str
+    body: JSON
+    created_at: str
+    event_id: str | None = None
+    workspace: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    due_at: str | None = None  # set while the job waits in the retries topic
+    replay_id: str | None = None  # set when an operator replayed it from the dead letters
+
+    def key(self) -> bytes:
+        return (self.room_id or self.delivery_id).encode()
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    def with_attempt(self, attempt: Attempt, due_at: str | None) -> WebhookJob:
+        return replace(self, attempts=(*self.attempts, attempt), due_at=due_at)
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> WebhookJob:
+        return cls(
+            delivery_id=data["delivery_id"],
+            type=data["type"],
+            room_id=data.get("room_id"),
+            url=data["url"],
+            body=data["body"],
+            created_at=data["created_at"],
+            event_id=data.get("event_id"),
+            workspace=data.get("workspace"),
+            attempts=tuple(Attempt.from_json(a) for a in data.get("attempts") or ()),
+            due_at=data.get("due_at"),
+            replay_id=data.get("replay_id"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> WebhookJob:
+        return cls.from_dict(codec.loads(raw))
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job whose attempts are exhausted: the job and every attempt made."""
+
+    job: WebhookJob
+    attempts: tuple[Attempt, ...]
+    dead_lettered_at: str
+    reason: str
+
+    def key(self) -> bytes:
+        return self.job.key()
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> DeadLetter:
+        data = codec.loads(raw)
+        return cls(
+            job=WebhookJob.from_dict(data["job"]),
+            attempts=tuple(Attempt.from_json(a) for a in data["attempts"]),
+            dead_lettered_at=data["dead_lettered_at"],
+            reason=data.get("reason", ""),
+        )
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """An input record that could not be used, with its original bytes and the reason."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    rejected_at: str
+    key_b64: str | None
+    value_b64: str | None
+    value_text: str | None = None  # the value again when it is UTF-8, for people
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        reason: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        rejected_at: str,
+        text_limit: int = 65536,
+    ) -> RejectedRecord:
+        text = None
+        if value is not None and len(value) <= text_limit:
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        return cls(
+            reason=reason,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            rejected_at=rejected_at,
+            key_b64=_b64(key),
+            value_b64=_b64(value),
+            value_text=text,
+        )
+
+    def original_value(self) -> bytes | None:
+        return None if self.value_b64 is None else base64.b64decode(self.value_b64)
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RejectedRecord:
+        data = codec.loads(raw)
+        return cls(**data)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
