@@ -45,6 +45,8 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         topic_replication_factor=settings.replication_factor or 1,
         table_standby_replicas=settings.table_standby_replicas,
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_bind="0.0.0.0",
@@ -65,4 +67,15 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         )
         for spec in catalogue.specs
     }
+    _add_web_pages(app)
     return Omnihooks(app=app, settings=settings, catalogue=catalogue, topics=topics, role=role)
+
+
+def _add_web_pages(app: faust.App) -> None:
+    from streams.metrics import exposition
+
+    async def metrics_page(view: Any, request: Any) -> Any:
+        body, content_type = exposition()
+        return view.bytes(body, content_type=content_type)
+
+    app.page("/metrics")(metrics_page)

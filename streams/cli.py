@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(command=_topics_apply)
     topic_commands.add_parser("list", help="print the catalogue").set_defaults(command=_topics_list)
 
+    demo = commands.add_parser(
+        "demo", help="publish a sample conversation (the seed's chat) to the input topics"
+    )
+    demo.add_argument("--room", default=None, help="room _id (default: a fresh one)")
+    demo.set_defaults(command=_demo)
+
     worker = commands.add_parser("worker", help="run the Faust worker")
     worker.add_argument("--role", choices=["all", "sessions", "delivery"], default="all")
     worker.set_defaults(command=_worker)
@@ -124,6 +130,18 @@ def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
             f"replication={spec.replication} cleanup={spec.cleanup:<8} "
             f"retention.ms={spec.retention_ms}"
         )
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from streams import demo
+
+    room = args.room or f"demo-{uuid.uuid4().hex[:12]}"
+    records = demo.seed_conversation(room)
+    count = demo.produce(settings.kafka_bootstrap_servers, settings.topic_prefix, records)
+    print(f"published {count} events for room {room} to {settings.topic_prefix}rooms/messages")
     return EXIT_OK
 
 

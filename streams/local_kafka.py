@@ -102,6 +102,7 @@ class LocalKafka:
         self.format_storage()
         pid = self.start()
         self.wait_ready(timeout_s, pid)
+        warm_up_group_coordinator(self.bootstrap, timeout_s)
         return f"started (pid {pid}) on {self.bootstrap}, data in {self.data_dir}"
 
     def down(self, timeout_s: float = 60.0) -> str:
@@ -299,6 +300,34 @@ def metadata_answers(bootstrap: str, timeout_s: float) -> bool:
     except Exception:
         return False
     return len(metadata.brokers) > 0
+
+
+def warm_up_group_coordinator(bootstrap: str, timeout_s: float) -> None:
+    """Make a new broker create and load __consumer_offsets now, not under the first worker.
+
+    On a freshly formatted broker the first group to join meets "coordinator load in
+    progress" while that 50-partition topic is created; we saw a Faust worker come up "ready"
+    and then fetch nothing. Asking for a group's committed offsets until it answers moves
+    that wait here, where `up` can wait for it.
+    """
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "omnihooks-warm-up", "log_level": 0,
+         "logger": _quiet}
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                consumer.committed([TopicPartition("__consumer_offsets", 0)], timeout=5)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise LocalKafkaError("the broker's group coordinator never loaded") from None
+                time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 class _QuietLogger:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         None, gt=0
     )  # overrides the catalogue, clamped to brokers
     table_standby_replicas: int = Field(0, ge=0)
+    # How long the group waits for a worker that died without leaving before its partitions
+    # move (Faust's default is 60 s; a killed pod should not stall its rooms that long).
+    session_timeout_s: float = Field(15.0, gt=0)
     data_dir: Path = REPO_ROOT / ".cache" / "worker"
     web_port: int = Field(6066, gt=0, lt=65536)
     web_enabled: bool = True

@@ -6,15 +6,31 @@ import logging
 
 import faust
 
-from streams.app import Role, create_app
+from streams.app import Omnihooks, Role, create_app
+from streams.leads import compile_lead_patterns
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
+    """The app with the agents of `role` registered; bad lead regexes fail here, at start."""
+    leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
+    omnihooks = create_app(settings, role)
+    if role in ("all", "sessions"):
+        from streams.session_agents import register_session_agents
+
+        register_session_agents(omnihooks, leads)
+    if role in ("all", "delivery"):
+        from streams.delivery_agents import register_delivery_agents
+
+        register_delivery_agents(omnihooks)
+    return omnihooks
+
+
 def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     """Start the worker; returns its exit code when it stops."""
-    omnihooks = create_app(settings, role)
+    omnihooks = build_worker_app(settings, role)
     if not settings.delivery_enabled:
         log.warning("OMNIHOOKS_WEBHOOK_URL is empty: no webhook will be sent (Rocket.Chat's rule)")
     worker = faust.Worker(omnihooks.app, loglevel=loglevel.lower(), quiet=True)

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 
 from streams.local_kafka import LocalKafka, metadata_answers
 from streams.settings import REPO_ROOT, Settings, load_settings
+from tests.harness import TopicReader, WorkerProcess
 from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
@@ -109,3 +110,35 @@ def applied_topics(settings_factory) -> dict[Topic, str]:  # type: ignore[no-unt
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"omnihooks repo: {REPO_ROOT}"
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `omnihooks worker` subprocesses; all are stopped when the test ends."""
+    workers: list[WorkerProcess] = []
+
+    def start(settings: Settings, role: str = "all") -> WorkerProcess:
+        log_path = tmp_path / f"worker-{len(workers)}-{role}.log"
+        worker = WorkerProcess(settings, role, log_path).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- {worker.log_path.name} ---\n{worker.tail(40)}")
+
+
+@pytest.fixture
+def read_topic(kafka: Broker) -> Iterator[Callable[[str], TopicReader]]:
+    readers: list[TopicReader] = []
+
+    def open_reader(topic: str) -> TopicReader:
+        reader = TopicReader(kafka.bootstrap, topic)
+        readers.append(reader)
+        return reader
+
+    yield open_reader
+    for reader in readers:
+        reader.close()

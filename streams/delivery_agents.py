@@ -1,0 +1,200 @@
+"""The delivery side: agents that POST jobs and route each to delivered, retry or dead letter.
+
+Two agents share one pipeline: `deliver` reads fresh jobs, `retry` reads jobs waiting for their
+next attempt and waits for each due time in its own task, so a job waiting never blocks
+another job, room or partition. Each job runs in its own task (bounded), and events are
+acknowledged per partition in offset order only once their job is delivered, re-queued or
+dead-lettered, so a committed offset never passes a job still in flight (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import mode
+from faust.types import StreamT
+
+from streams import metrics
+from streams.app import Omnihooks
+from streams.clock import iso, parse_iso
+from streams.retry import RetryPolicy, Verdict, next_attempt
+from streams.webhook_client import WebhookClient
+from topics import codec
+from topics.catalogue import Topic
+from topics.records import RejectedRecord, WebhookJob
+
+log = logging.getLogger(__name__)
+
+# Rocket.Chat ignores the offline-message webhook's answer: it never becomes crmData.
+NO_CRM_DATA = frozenset({"LivechatOfflineMessage"})
+
+
+@dataclass
+class _Pending:
+    event: Any
+    done: bool = False
+
+
+@dataclass
+class InOrderAcks:
+    """Acks events per partition in offset order, whatever order their jobs finish in."""
+
+    _queues: dict[Any, deque[_Pending]] = field(default_factory=dict)
+
+    def track(self, event: Any) -> _Pending:
+        entry = _Pending(event)
+        self._queues.setdefault(event.message.tp, deque()).append(entry)
+        return entry
+
+    def finish(self, entry: _Pending) -> None:
+        entry.done = True
+        queue = self._queues[entry.event.message.tp]
+        while queue and queue[0].done:
+            queue.popleft().event.ack()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+
+def policy_from(omnihooks: Omnihooks) -> RetryPolicy:
+    settings = omnihooks.settings
+    return RetryPolicy(
+        retries=settings.retry_attempts,
+        delay_s=settings.retry_delay_s,
+        rule=settings.retry_rule,
+        accept_any_2xx=settings.accept_any_2xx,
+    )
+
+
+def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
+    """Add the deliver and retry agents to the app; returns its HTTP client."""
+    app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
+    client = WebhookClient(settings)
+    policy = policy_from(omnihooks)
+    retries_topic = topics[Topic.WEBHOOK_RETRIES]
+    dead_topic = topics[Topic.WEBHOOK_DEAD_LETTERS]
+    crm_topic = topics[Topic.CRM_DATA]
+    rejected_topic = topics[Topic.REJECTED]
+    posts = asyncio.Semaphore(settings.delivery_concurrency)
+
+    async def settle(job: WebhookJob) -> None:
+        async with posts:
+            metrics.IN_FLIGHT.inc()
+            try:
+                answer = await client.post(job)
+            finally:
+                metrics.IN_FLIGHT.dec()
+        attempt = answer.attempt
+        metrics.LATENCY.observe(attempt.duration_ms / 1000)
+        now = time.time()
+        decision = next_attempt(job, attempt, policy, now)
+        if decision.verdict is Verdict.DELIVERED:
+            metrics.DELIVERED.labels(job.type).inc()
+            if answer.body.strip() and job.room_id and job.type not in NO_CRM_DATA:
+                await publish_crm_data(job, answer.body)
+            return
+        metrics.FAILED_ATTEMPTS.labels(job.type).inc()
+        if decision.verdict is Verdict.RETRY:
+            metrics.RETRIED.labels(job.type).inc()
+            await retries_topic.send(key=job.key(), value=decision.job.to_json())
+            log.info(
+                "job %s (%s, room %s) attempt %d failed: %s; retry at %s",
+                job.delivery_id, job.type, job.room_id, len(decision.job.attempts),
+                attempt.error or f"HTTP {attempt.status}", decision.job.due_at,
+            )  # fmt: skip
+            return
+        metrics.DEAD_LETTERED.labels(job.type).inc()
+        await dead_topic.send(key=job.key(), value=decision.dead_letter(now).to_json())
+        log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
+
+    async def publish_crm_data(job: WebhookJob, body: bytes) -> None:
+        if len(body) > settings.crm_data_max_bytes:
+            log.warning(
+                "job %s: answer of %d bytes is over OMNIHOOKS_CRM_DATA_MAX_BYTES; not kept",
+                job.delivery_id,
+                len(body),
+            )
+            return
+        record = {
+            "room_id": job.room_id,
+            # Rocket.Chat keeps the answer as raw text and echoes it as crmData.
+            "body": body.decode("utf-8", "replace"),
+            "delivery_id": job.delivery_id,
+            "received_at": iso(time.time()),
+        }
+        await crm_topic.send(key=job.key(), value=codec.dumps(record))
+
+    async def reject(event: Any, reason: str) -> None:
+        message = event.message
+        record = RejectedRecord.of(
+            reason, message.topic, message.partition, message.offset, message.key,
+            message.value, iso(time.time()),
+        )  # fmt: skip
+        await rejected_topic.send(key=message.key, value=record.to_json())
+
+    def pipeline(name: str, wait_until_due: bool, pending_limit: int) -> Any:
+        acks = InOrderAcks()
+        slots = asyncio.Semaphore(pending_limit)
+
+        async def handle(event: Any, entry: _Pending) -> None:
+            try:
+                try:
+                    job = WebhookJob.from_json(event.value)
+                except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                    await reject(event, f"not a webhook job: {type(exc).__name__}: {exc}")
+                    return
+                if wait_until_due and job.due_at:
+                    delay = parse_iso(job.due_at) - time.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await settle(job)
+            except asyncio.CancelledError:
+                raise  # shutting down: not acked, so the job is read again after restart
+            except Exception:
+                # A bug, not a delivery failure. Leave the event unacked? That would stall
+                # the partition's commits forever; log it loudly and keep the job instead.
+                log.exception("delivering %s[%d]@%d failed", event.message.topic,
+                              event.message.partition, event.message.offset)  # fmt: skip
+                await reject(event, "internal error while delivering; see the worker log")
+            finally:
+                acks.finish(entry)
+                slots.release()
+
+        async def agent(stream: StreamT[Any]) -> None:
+            tasks: set[asyncio.Task[None]] = set()
+            async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
+                await slots.acquire()
+                entry = acks.track(event)
+                task = asyncio.create_task(
+                    handle(event, entry), name=f"{name}-{event.message.offset}"
+                )
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        return agent
+
+    # A retry waits in its task; allow many such waits before pausing the retries topic.
+    app.agent(topics[Topic.WEBHOOK_JOBS], name="deliver")(
+        pipeline("deliver", wait_until_due=False, pending_limit=settings.delivery_concurrency * 4)
+    )
+    app.agent(retries_topic, name="retry")(
+        pipeline("retry", wait_until_due=True, pending_limit=settings.delivery_concurrency * 64)
+    )
+
+    class HttpClientService(mode.Service):
+        """Opens the pooled HTTP session with the worker and closes it on shutdown."""
+
+        async def on_start(self) -> None:
+            await client.start()
+
+        async def on_stop(self) -> None:
+            await client.close()
+
+    app.service(HttpClientService)
+    return client

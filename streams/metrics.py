@@ -1,0 +1,25 @@
+"""Prometheus metrics of the worker, served at /metrics on its web port."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+DELIVERED = Counter("omnihooks_delivered", "Webhooks delivered (success answer)", ["type"])
+FAILED_ATTEMPTS = Counter("omnihooks_failed_attempts", "POSTs that did not succeed", ["type"])
+RETRIED = Counter("omnihooks_retried", "Jobs sent to the retries topic", ["type"])
+DEAD_LETTERED = Counter("omnihooks_dead_lettered", "Jobs sent to the dead-letter topic", ["type"])
+IN_FLIGHT = Gauge("omnihooks_in_flight", "POSTs waiting for an answer")
+LATENCY = Histogram(
+    "omnihooks_post_seconds",
+    "Time from sending a POST to its answer (or error)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+JOBS_EMITTED = Counter(
+    "omnihooks_jobs_emitted", "Webhook jobs emitted by the session pipeline", ["type"]
+)
+REJECTED = Counter("omnihooks_rejected", "Input records sent to the rejected topic", ["topic"])
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition format and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST

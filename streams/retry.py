@@ -1,0 +1,70 @@
+"""The retry decision, as a function of data: a job, what its last POST got, the policy.
+
+Rocket.Chat's documented rule (the seed): any answer but 200 is retried ten times, ten
+seconds apart. Current Rocket.Chat servers drop 4xx answers other than 429 without retrying;
+`OMNIHOOKS_RETRY_RULE=rocketchat-2025` selects that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from streams.clock import iso
+from topics.records import Attempt, DeadLetter, WebhookJob
+
+
+class Verdict(Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int  # attempts after the first; 10 by default, so 11 POSTs at most
+    delay_s: float
+    rule: str = "documented"
+    accept_any_2xx: bool = False
+
+    def is_success(self, status: int | None) -> bool:
+        if status is None:
+            return False
+        return 200 <= status < 300 if self.accept_any_2xx else status == 200
+
+    def is_retriable(self, status: int | None) -> bool:
+        """Timeouts and connection errors (no status) always are; answers depend on the rule."""
+        if status is None or self.rule == "documented":
+            return True
+        return status >= 500 or status == 429 or status < 400
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    job: WebhookJob  # with the attempt appended (and due_at set when it must wait)
+    reason: str = ""
+
+    def dead_letter(self, now: float) -> DeadLetter:
+        return DeadLetter(
+            job=self.job,
+            attempts=self.job.attempts,
+            dead_lettered_at=iso(now),
+            reason=self.reason,
+        )
+
+
+def next_attempt(job: WebhookJob, attempt: Attempt, policy: RetryPolicy, now: float) -> Decision:
+    """What happens to `job` after `attempt`: delivered, wait for another try, or dead."""
+    if policy.is_success(attempt.status):
+        return Decision(Verdict.DELIVERED, job.with_attempt(attempt, due_at=None))
+    made = len(job.attempts) + 1
+    outcome = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error
+    if not policy.is_retriable(attempt.status):
+        reason = f"{outcome} is not retried under the {policy.rule} rule"
+        return Decision(Verdict.DEAD, job.with_attempt(attempt, due_at=None), reason)
+    if made > policy.retries:
+        reason = f"{made} attempts failed; the last: {outcome}"
+        return Decision(Verdict.DEAD, job.with_attempt(attempt, due_at=None), reason)
+    due = iso(now + policy.delay_s)
+    return Decision(Verdict.RETRY, job.with_attempt(attempt, due_at=due), f"retry at {due}")

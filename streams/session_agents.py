@@ -1,0 +1,217 @@
+"""The session pipeline's Faust side: tables, the sessions and offline agents, the due timer.
+
+Agents stay thin: decode, call `SessionProcessor`, send. Rooms, messages and crm-data are
+consumed by one agent (they are co-partitioned by room id), so a room's events apply in one
+place, one at a time, against tables whose changelog partitions match the input partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from faust.types import StreamT
+
+from streams.app import Omnihooks
+from streams.clock import now_iso
+from streams.events import (
+    InvalidEvent,
+    RoomEvent,
+    decode_crm_data,
+    decode_message_event,
+    decode_offline_message,
+    decode_room_event,
+)
+from streams.leads import LeadPatterns
+from streams.sessions import JSON, RoomState, SessionProcessor, Source
+from topics import codec
+from topics.catalogue import Topic
+from topics.records import RejectedRecord, WebhookJob
+
+log = logging.getLogger(__name__)
+
+SEP = "\x1f"  # between room id and message id/sequence in table keys; never in Rocket.Chat ids
+RESCAN_INTERVAL_S = 30.0
+
+
+class TableStore:
+    """`SessionStore` over three Faust tables (room state, messages by id, arrival order)."""
+
+    def __init__(self, rooms: Any, messages: Any, order: Any) -> None:
+        self._rooms = rooms
+        self._messages = messages
+        self._order = order
+
+    def load(self, room_id: str) -> RoomState | None:
+        raw = self._rooms.get(room_id.encode())
+        return None if raw is None else RoomState.from_json(raw)
+
+    def save(self, room_id: str, state: RoomState) -> None:
+        self._rooms[room_id.encode()] = state.to_json()
+
+    def drop(self, room_id: str, state: RoomState) -> None:
+        for seq in range(state.next_seq):
+            message_id = self._order.pop(f"{room_id}{SEP}{seq}".encode(), None)
+            if message_id is not None:
+                self._messages.pop(f"{room_id}{SEP}".encode() + message_id, None)
+        self._rooms.pop(room_id.encode(), None)
+
+    def message(self, room_id: str, message_id: str) -> JSON | None:
+        raw = self._messages.get(f"{room_id}{SEP}{message_id}".encode())
+        return None if raw is None else codec.loads(raw)
+
+    def put_message(self, room_id: str, message_id: str, message: JSON, seq: int | None) -> None:
+        self._messages[f"{room_id}{SEP}{message_id}".encode()] = codec.dumps(message)
+        if seq is not None:
+            self._order[f"{room_id}{SEP}{seq}".encode()] = message_id.encode()
+
+    def delete_message(self, room_id: str, message_id: str) -> None:
+        self._messages.pop(f"{room_id}{SEP}{message_id}".encode(), None)
+
+    def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
+        prefix = f"{room_id}{SEP}".encode()
+        for seq in range(next_seq):
+            message_id = self._order.get(prefix + str(seq).encode())
+            if message_id is None:
+                continue
+            raw = self._messages.get(prefix + message_id)
+            if raw is not None:
+                yield codec.loads(raw)
+
+    def rooms(self) -> Iterable[tuple[str, RoomState]]:
+        for key, raw in list(self._rooms.items()):
+            if raw is not None:
+                yield key.decode(), RoomState.from_json(raw)
+
+
+def _bytes_table(oh: Omnihooks, name: str, help_: str) -> Any:
+    table = oh.app.Table(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=oh.catalogue[Topic.ROOMS].partitions,
+        help=help_,
+    )
+    # Faust derives the changelog's serializers from the types ("json" for bytes) and ignores
+    # a schema's; set them before the changelog topic and store are made, so what we wrote
+    # (orjson bytes) is read back byte for byte on recovery.
+    table.key_serializer = "raw"  # type: ignore[attr-defined]
+    table.value_serializer = "raw"  # type: ignore[attr-defined]
+    return table
+
+
+def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProcessor:
+    """Add the session tables, agents and timer to the app; returns the processor."""
+    app, settings, topics = oh.app, oh.settings, oh.topics
+    store = TableStore(
+        _bytes_table(oh, "rooms", "room, visitor, agent, crmData and counters per room"),
+        _bytes_table(oh, "messages", "transcript messages by room and message id"),
+        _bytes_table(oh, "message-order", "message ids by room and arrival sequence"),
+    )
+    processor = SessionProcessor(settings, store, leads, clock=time.time)
+    names = {topic: spec.name(settings.topic_prefix) for topic, spec in _specs(oh)}
+    inputs = app.topic(
+        names[Topic.ROOMS],
+        names[Topic.MESSAGES],
+        names[Topic.CRM_DATA],
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    jobs_topic = topics[Topic.WEBHOOK_JOBS]
+    rejected_topic = topics[Topic.REJECTED]
+    max_bytes = settings.max_event_bytes
+
+    async def reject(message: Any, reason: str) -> None:
+        record = RejectedRecord.of(
+            reason,
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            now_iso(),
+        )
+        await rejected_topic.send(key=message.key, value=record.to_json())
+
+    async def send_jobs(jobs: list[WebhookJob]) -> None:
+        for job in jobs:
+            await jobs_topic.send(key=job.key(), value=job.to_json())
+
+    def apply(message: Any) -> list[WebhookJob]:
+        source = Source(message.topic, message.partition, message.offset)
+        if message.topic == names[Topic.MESSAGES]:
+            return processor.on_message_event(
+                decode_message_event(message.key, message.value, max_bytes), source
+            )
+        if message.topic == names[Topic.ROOMS]:
+            event = decode_room_event(message.key, message.value, max_bytes)
+            if isinstance(event, RoomEvent):
+                return processor.on_room_event(event, source)
+            return processor.on_internal_event(event)
+        processor.on_crm_data(decode_crm_data(message.value, max_bytes))
+        return []
+
+    async def sessions(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                jobs = apply(message)
+            except InvalidEvent as exc:
+                log.warning(
+                    "rejected %s[%d]@%d: %s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    exc.reason,
+                )
+                await reject(message, exc.reason)
+                continue
+            except Exception as exc:
+                # A bug, not bad input: keep the record (rejected, with the error) and go on.
+                log.exception(
+                    "failed on %s[%d]@%d", message.topic, message.partition, message.offset
+                )
+                await reject(message, f"internal error: {type(exc).__name__}: {exc}")
+                continue
+            await send_jobs(jobs)
+
+    app.agent(inputs, name="sessions")(sessions)
+
+    async def offline(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                jobs = processor.on_offline_message(
+                    decode_offline_message(message.value, max_bytes)
+                )
+            except InvalidEvent as exc:
+                await reject(message, exc.reason)
+                continue
+            await send_jobs(jobs)
+
+    app.agent(topics[Topic.OFFLINE_MESSAGES], name="offline-messages")(offline)
+
+    rooms_topic = topics[Topic.ROOMS]
+    schedule = {"assigned": frozenset(), "rescan_at": 0.0}
+
+    async def publish_due_events() -> None:
+        now = time.time()
+        assigned = frozenset(app.consumer.assignment()) if app.consumer else frozenset()
+        if assigned != schedule["assigned"] or now >= float(schedule["rescan_at"]):  # type: ignore[arg-type]
+            # After a rebalance the tables hold rooms this worker had not seen: re-read them.
+            schedule["assigned"] = assigned
+            schedule["rescan_at"] = now + RESCAN_INTERVAL_S
+            processor.rebuild_schedule()
+        for due in processor.due_events():
+            await rooms_topic.send(key=due.room_id.encode(), value=due.to_json(now))
+
+    app.timer(interval=1.0, name="session-due-events")(publish_due_events)
+    return processor
+
+
+def _specs(oh: Omnihooks) -> Iterable[tuple[Topic, Any]]:
+    return ((spec.topic, spec) for spec in oh.catalogue.specs)

@@ -1,0 +1,445 @@
+"""Session state: what a room's events and messages do to it, and which webhook jobs they emit.
+
+No Kafka here: state lives behind `SessionStore` (Faust tables in the worker, a dict in
+unit tests). One room's state is a small `RoomState`; its transcript is stored one message
+per key, with a per-room sequence giving the order of arrival, so a message costs O(1) to
+store however long the conversation is, and the changelog gets one small record per change.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streams.clock import iso
+from streams.events import (
+    CrmData,
+    InternalRoomEvent,
+    MessageEvent,
+    OfflineMessageEvent,
+    RoomEvent,
+)
+from streams.leads import LeadPatterns, capture_leads, is_lead_candidate
+from streams.payloads import (
+    PayloadType,
+    build_message_payload,
+    build_offline_payload,
+    build_session_payload,
+)
+from streams.settings import Settings
+from topics import codec
+from topics.records import WebhookJob
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+# Delivery ids are uuid5 of (workspace, input event id, type): a reprocessed input yields the
+# same id, so a receiver can drop the copy.
+DELIVERY_NAMESPACE = uuid.UUID("6f0d6c1e-2b7e-4d7a-9a57-6f6d6e69686f")
+SEEN_EVENTS_KEPT = 64
+NAVIGATION = "livechat_navigation_history"
+
+ROOM_TRIGGERS: dict[str, tuple[PayloadType, str]] = {
+    "started": ("LivechatSessionStart", "send_on_start"),
+    "queued": ("LivechatSessionQueued", "send_on_chat_queued"),
+    "taken": ("LivechatSessionTaken", "send_on_chat_taken"),
+    "forwarded": ("LivechatSessionForwarded", "send_on_forward"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an input record came from: replays of the same record are not duplicates."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class PendingClose:
+    """A close that waits for the messages the close event says the room holds."""
+
+    event_id: str
+    workspace: str | None
+    expected: int
+    due_at: float
+
+
+@dataclass
+class RoomState:
+    room: JSON | None = None
+    visitor: JSON | None = None
+    agent: JSON | None = None
+    crm_data: str | None = None
+    next_seq: int = 0  # messages ever stored; their order keys are 0..next_seq-1
+    present: int = 0  # messages in the transcript now (deletes take them out)
+    closed_at: float | None = None
+    pending_close: PendingClose | None = None
+    seen: list[tuple[str, str, int, int]] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RoomState:
+        data = codec.loads(raw)
+        pending = data.get("pending_close")
+        return cls(
+            room=data.get("room"),
+            visitor=data.get("visitor"),
+            agent=data.get("agent"),
+            crm_data=data.get("crm_data"),
+            next_seq=data.get("next_seq", 0),
+            present=data.get("present", 0),
+            closed_at=data.get("closed_at"),
+            pending_close=PendingClose(**pending) if pending else None,
+            seen=[tuple(entry) for entry in data.get("seen", [])],
+        )
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed_at is not None or bool(self.room and "closedAt" in self.room)
+
+
+class SessionStore(Protocol):
+    """Where room state and transcripts live."""
+
+    def load(self, room_id: str) -> RoomState | None: ...
+    def save(self, room_id: str, state: RoomState) -> None: ...
+    def drop(self, room_id: str, state: RoomState) -> None: ...
+    def message(self, room_id: str, message_id: str) -> JSON | None: ...
+    def put_message(
+        self, room_id: str, message_id: str, message: JSON, seq: int | None
+    ) -> None: ...
+    def delete_message(self, room_id: str, message_id: str) -> None: ...
+    def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]: ...
+    def rooms(self) -> Iterable[tuple[str, RoomState]]: ...
+
+
+@dataclass(frozen=True)
+class DueEvent:
+    """An internal event the timer must publish onto the rooms topic."""
+
+    room_id: str
+    event: str
+    ref: str | None
+
+    def to_json(self, now: float) -> bytes:
+        return codec.dumps(
+            {
+                "id": f"{self.event}:{self.room_id}:{self.ref or ''}:{now:.3f}",
+                "event": self.event,
+                "ts": iso(now),
+                "room_id": self.room_id,
+                "ref": self.ref,
+            }
+        )
+
+
+class SessionProcessor:
+    """Applies input events to session state and returns the webhook jobs they trigger."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SessionStore,
+        leads: LeadPatterns,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.leads = leads
+        self.clock = clock
+        # room id -> when to look again; rebuilt from the store after a rebalance
+        self._close_due: dict[str, float] = {}
+        self._expire_due: dict[str, float] = {}
+
+    # -- room lifecycle --------------------------------------------------------------------
+
+    def on_room_event(self, event: RoomEvent, source: Source) -> list[WebhookJob]:
+        room_id = event.room_id
+        state = self.store.load(room_id) or RoomState()
+        if self._is_duplicate(state, event.id, source):
+            return []
+        state.room = _merge_room(state.room, event.room)
+        if event.has_visitor:
+            state.visitor = _keep_captured_leads(state.visitor, event.visitor)
+        if event.has_agent:
+            state.agent = event.agent
+        jobs: list[WebhookJob] = []
+        if event.event in ROOM_TRIGGERS:
+            payload_type, setting = ROOM_TRIGGERS[event.event]
+            if getattr(self.settings, setting):
+                transfer = event.transfer if event.event == "forwarded" else None
+                jobs.append(self._session_job(payload_type, room_id, state, event, transfer))
+        elif event.event == "closed":
+            state.closed_at = self.clock()
+            self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
+            if self.settings.send_on_close:
+                jobs += self._close_or_wait(room_id, state, event)
+        elif event.event == "updated" and state.is_closed:
+            # Rocket.Chat sends LivechatEdit whenever a closed room's info is saved,
+            # whatever the trigger settings say.
+            jobs.append(self._session_job("LivechatEdit", room_id, state, event))
+        self.store.save(room_id, state)
+        return self._deliverable(jobs)
+
+    def _close_or_wait(self, room_id: str, state: RoomState, event: RoomEvent) -> list[WebhookJob]:
+        expected = event.room.get("msgs")
+        if expected is None or state.present >= expected:
+            state.pending_close = None
+            return [self._session_job("LivechatSession", room_id, state, event)]
+        due = self.clock() + self.settings.close_grace_s
+        state.pending_close = PendingClose(event.id, event.workspace, expected, due)
+        self._close_due[room_id] = due
+        return []
+
+    # -- messages --------------------------------------------------------------------------
+
+    def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
+        room_id, message_id = event.room_id, event.message_id
+        state = self.store.load(room_id) or RoomState()
+        if self._is_duplicate(state, event.id, source):
+            return []
+        if event.event == "deleted":
+            if self.store.message(room_id, message_id) is not None:
+                self.store.delete_message(room_id, message_id)
+                state.present -= 1
+            self.store.save(room_id, state)
+            return []
+        message = event.message
+        is_new = self.store.message(room_id, message_id) is None
+        if is_new:
+            self.store.put_message(room_id, message_id, message, state.next_seq)
+            state.next_seq += 1
+            state.present += 1
+        else:
+            self.store.put_message(room_id, message_id, message, None)
+        if state.room is None:
+            state.room = {"_id": room_id}
+        jobs: list[WebhookJob] = []
+        captured = self._capture_leads(state, message) if is_new else False
+        if self._message_webhook_wanted(message):
+            body = build_message_payload(
+                state.room,
+                state.visitor,
+                state.agent,
+                message,
+                crm_data=state.crm_data,
+                send_navigation_history=self.settings.send_navigation_history,
+            )
+            if body is not None:
+                jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
+        if captured and self.settings.send_on_lead_capture:
+            jobs.append(self._session_job("LeadCapture", room_id, state, event))
+        if is_new and "t" not in message:
+            # The seed's Message sample shows the previous message's time: lm moves after
+            # the message's own webhook is built. System messages leave it (the seed's close
+            # body has the closing message but the last visitor message's time).
+            state.room["lm"] = message["ts"]
+        pending = state.pending_close
+        if pending is not None and state.present >= pending.expected:
+            jobs.append(self._pending_close_job(room_id, state, pending))
+        self.store.save(room_id, state)
+        return self._deliverable(jobs)
+
+    def _message_webhook_wanted(self, message: JSON) -> bool:
+        # Rocket.Chat: a message with a token is the visitor's, one without is an agent's.
+        by_visitor = "token" in message and message["token"] is not None
+        wanted = (
+            self.settings.send_on_visitor_message
+            if by_visitor
+            else self.settings.send_on_agent_message
+        )
+        kind = message.get("t")
+        if kind is not None and not (kind == NAVIGATION and self.settings.send_navigation_history):
+            return False  # system messages (the closing message too) send no Message webhook
+        return wanted
+
+    def _capture_leads(self, state: RoomState, message: JSON) -> bool:
+        if state.visitor is None or not is_lead_candidate(message):
+            return False
+        state.visitor, captured = capture_leads(state.visitor, message.get("msg") or "", self.leads)
+        return captured
+
+    # -- CRM answers and internal events ---------------------------------------------------
+
+    def on_crm_data(self, data: CrmData) -> None:
+        state = self.store.load(data.room_id)
+        if state is None:
+            return  # the room's state has expired: nothing will carry it any more
+        state.crm_data = data.body
+        self.store.save(data.room_id, state)
+
+    def on_internal_event(self, event: InternalRoomEvent) -> list[WebhookJob]:
+        state = self.store.load(event.room_id)
+        if state is None:
+            self._close_due.pop(event.room_id, None)
+            self._expire_due.pop(event.room_id, None)
+            return []
+        if event.event == "omnihooks.close-due":
+            pending = state.pending_close
+            if pending is None or pending.event_id != event.ref:
+                return []
+            log.warning(
+                "room %s closed with %d of the %d messages its close event counts after "
+                "waiting %.0fs; sending the transcript as it is",
+                event.room_id,
+                state.present,
+                pending.expected,
+                self.settings.close_grace_s,
+            )
+            jobs = [self._pending_close_job(event.room_id, state, pending)]
+            self.store.save(event.room_id, state)
+            return self._deliverable(jobs)
+        if (
+            event.event == "omnihooks.expire"
+            and state.closed_at is not None
+            and self.clock() >= state.closed_at + self.settings.closed_room_retention_s
+        ):
+            self.store.drop(event.room_id, state)
+            self._expire_due.pop(event.room_id, None)
+        return []
+
+    def _pending_close_job(
+        self, room_id: str, state: RoomState, pending: PendingClose
+    ) -> WebhookJob:
+        state.pending_close = None
+        self._close_due.pop(room_id, None)
+        body = self._session_body("LivechatSession", room_id, state, None)
+        return self._job("LivechatSession", body, room_id, pending.event_id, pending.workspace)
+
+    def due_events(self) -> list[DueEvent]:
+        """Closes whose grace has run out and rooms past retention, for the timer to publish."""
+        now = self.clock()
+        due: list[DueEvent] = []
+        for room_id, at in list(self._close_due.items()):
+            if at <= now:
+                state = self.store.load(room_id)
+                if state is None or state.pending_close is None:
+                    del self._close_due[room_id]
+                    continue
+                due.append(DueEvent(room_id, "omnihooks.close-due", state.pending_close.event_id))
+                # ask again later if the event is lost or the partition moved
+                self._close_due[room_id] = now + max(self.settings.close_grace_s, 5.0)
+        for room_id, at in list(self._expire_due.items()):
+            if at <= now:
+                due.append(DueEvent(room_id, "omnihooks.expire", None))
+                self._expire_due[room_id] = now + max(self.settings.closed_room_retention_s, 5.0)
+        return due
+
+    def rebuild_schedule(self) -> None:
+        """Re-read pending closes and closed rooms from the store (after recovery/rebalance)."""
+        self._close_due.clear()
+        self._expire_due.clear()
+        for room_id, state in self.store.rooms():
+            if state.pending_close is not None:
+                self._close_due[room_id] = state.pending_close.due_at
+            if state.closed_at is not None:
+                self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
+
+    # -- offline messages (no room state) --------------------------------------------------
+
+    def on_offline_message(self, event: OfflineMessageEvent) -> list[WebhookJob]:
+        if not self.settings.send_on_offline_msg:
+            return []
+        body = build_offline_payload(
+            {"ts": event.ts, "name": event.name, "email": event.email, "message": event.message}
+        )
+        job = self._job("LivechatOfflineMessage", body, None, event.id, event.workspace)
+        return self._deliverable([job])
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _is_duplicate(self, state: RoomState, event_id: str, source: Source) -> bool:
+        """The same event id at another offset is the chat stack's duplicate: drop it. At the
+        same offset it is Kafka redelivering after a crash: process it again (the updates are
+        idempotent and the jobs keep their delivery ids), so no job is lost."""
+        here = (event_id, source.topic, source.partition, source.offset)
+        for seen in state.seen:
+            if seen[0] == event_id:
+                return tuple(seen) != here
+        state.seen.append(here)
+        del state.seen[:-SEEN_EVENTS_KEPT]
+        return False
+
+    def _session_body(
+        self, payload_type: PayloadType, room_id: str, state: RoomState, transfer: JSON | None
+    ) -> JSON:
+        messages: Iterable[JSON] = ()
+        if payload_type != "LeadCapture":
+            messages = self.store.transcript(room_id, state.next_seq)
+        return build_session_payload(
+            payload_type,
+            state.room or {"_id": room_id},
+            state.visitor,
+            state.agent,
+            messages,
+            crm_data=state.crm_data,
+            send_navigation_history=self.settings.send_navigation_history,
+            transfer=transfer,
+        )
+
+    def _session_job(
+        self,
+        payload_type: PayloadType,
+        room_id: str,
+        state: RoomState,
+        event: RoomEvent | MessageEvent,
+        transfer: JSON | None = None,
+    ) -> WebhookJob:
+        body = self._session_body(payload_type, room_id, state, transfer)
+        return self._job(payload_type, body, room_id, event.id, event.workspace)
+
+    def _job(
+        self,
+        payload_type: str,
+        body: JSON,
+        room_id: str | None,
+        event_id: str,
+        workspace: str | None,
+    ) -> WebhookJob:
+        delivery_id = uuid.uuid5(DELIVERY_NAMESPACE, f"{workspace or ''}/{event_id}/{payload_type}")
+        return WebhookJob(
+            delivery_id=str(delivery_id),
+            type=payload_type,
+            room_id=room_id,
+            url=self.settings.webhook_url,
+            body=body,
+            created_at=iso(self.clock()),
+            event_id=event_id,
+            workspace=workspace,
+        )
+
+    def _deliverable(self, jobs: list[WebhookJob]) -> list[WebhookJob]:
+        # Rocket.Chat builds nothing while Livechat_webhookUrl is empty.
+        return jobs if self.settings.delivery_enabled else []
+
+
+def _merge_room(stored: JSON | None, incoming: JSON) -> JSON:
+    """The event's room replaces the stored one, but keeps the stored `lm` when it has none."""
+    room = dict(incoming)
+    if "lm" not in room and stored is not None and "lm" in stored:
+        room["lm"] = stored["lm"]
+    return room
+
+
+def _keep_captured_leads(stored: JSON | None, incoming: JSON | None) -> JSON | None:
+    """A newer visitor document keeps the emails and phones lead capture saved on it."""
+    if incoming is None or stored is None:
+        return incoming
+    visitor = dict(incoming)
+    for field_name, entry_key in (("visitorEmails", "address"), ("phone", "phoneNumber")):
+        saved = stored.get(field_name) or []
+        if not saved:
+            continue
+        current = list(visitor.get(field_name) or [])
+        known = {entry.get(entry_key) for entry in current if isinstance(entry, dict)}
+        current += [e for e in saved if isinstance(e, dict) and e.get(entry_key) not in known]
+        visitor[field_name] = current
+    return visitor

@@ -1,0 +1,205 @@
+"""Delivery through the real broker to a real HTTP receiver: bodies, headers, retries, dead
+letters, isolation from a hanging endpoint, a kill during a retry wait, crmData feedback."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Producer
+
+from streams import demo
+from streams.settings import Settings
+from streams.signing import signing_key, verify
+from tests.conftest import Broker
+from tests.harness import TopicReader, WorkerProcess
+from tests.integration.test_session_pipeline import produce as produce_events
+from tests.receiver import Receiver
+from topics import codec
+from topics.catalogue import Topic
+from topics.records import WebhookJob
+
+pytestmark = pytest.mark.integration
+
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def make_job(url: str, n: int = 0, room: str = "room-1") -> WebhookJob:
+    body = {"_id": room, "label": "James", "type": "Message", "messages": [{"msg": f"m{n}"}]}
+    return WebhookJob(str(uuid.uuid4()), "Message", room, url, body, "2023-02-02T10:00:00.000Z")
+
+
+def send_jobs(kafka: Broker, topic: str, jobs: list[WebhookJob]) -> None:
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "acks": "all"})
+    for job in jobs:
+        producer.produce(topic, key=job.key(), value=job.to_json())
+    assert producer.flush(30) == 0
+
+
+def test_each_job_arrives_once_with_exact_body_and_headers(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+) -> None:
+    settings = settings_factory(secret_token="tok-123", signing_secret=SIGNING_SECRET)
+    start_worker(settings, "delivery")
+    jobs = [make_job(receiver.url("/ok"), n, room=f"room-{n % 3}") for n in range(6)]
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], jobs)
+    receiver.wait_for("/ok", 6, timeout_s=90)
+    time.sleep(2)  # anything more would be a duplicate
+    got = receiver.at("/ok")
+    assert len(got) == 6
+    by_id = {request.headers["webhook-id"]: request for request in got}
+    for job in jobs:
+        request = by_id[job.delivery_id]
+        assert request.body == codec.dumps(job.body)
+        assert request.headers["X-RocketChat-Livechat-Token"] == "tok-123"
+        assert request.headers["Content-Type"] == "application/json"
+        timestamp = int(request.headers["webhook-timestamp"])
+        assert abs(timestamp - time.time()) < 120
+        assert verify(
+            signing_key(SIGNING_SECRET), job.delivery_id, timestamp, request.body,
+            request.headers["webhook-signature"],
+        )  # fmt: skip
+
+
+def test_no_token_header_without_a_secret(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+) -> None:
+    start_worker(settings_factory(), "delivery")
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [make_job(receiver.url("/ok"))])
+    [request] = receiver.wait_for("/ok", 1, timeout_s=90)
+    assert "X-RocketChat-Livechat-Token" not in request.headers
+    assert "webhook-signature" not in request.headers
+    assert "webhook-id" in request.headers
+
+
+def test_failing_receiver_gets_the_job_on_attempt_n_plus_1_at_the_set_interval(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    delay = 1.5
+    start_worker(settings_factory(retry_delay_s=delay), "delivery")
+    job = make_job(receiver.url("/fail/3/a"))
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [job])
+    got = receiver.wait_for("/fail/3/a", 4, timeout_s=90)
+    time.sleep(delay + 1)
+    assert len(receiver.at("/fail/3/a")) == 4  # delivered on the 4th: no more attempts
+    assert {request.headers["webhook-id"] for request in got} == {job.delivery_id}
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(got)]
+    assert all(delay * 0.95 <= gap < delay + 5 for gap in gaps), gaps
+    retries = read_topic(applied_topics[Topic.WEBHOOK_RETRIES]).wait_for(3, timeout_s=10)
+    assert [len(r["attempts"]) for r in retries] == [1, 2, 3]
+    assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
+
+
+def test_always_failing_receiver_yields_one_dead_letter_with_eleven_attempts(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    start_worker(settings_factory(retry_delay_s=0.2), "delivery")
+    job = make_job(receiver.url("/status/500"))
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [job])
+    dead = read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS])
+    [letter] = dead.wait_for(1, timeout_s=90)
+    assert len(receiver.at("/status/500")) == 11
+    assert letter["job"]["delivery_id"] == job.delivery_id
+    assert letter["job"]["body"] == job.body
+    assert len(letter["attempts"]) == 11
+    assert all(a["status"] == 500 and a["error"] is None for a in letter["attempts"])
+    assert all(a["duration_ms"] >= 0 and a["at"].endswith("Z") for a in letter["attempts"])
+    assert "11 attempts failed" in letter["reason"]
+    time.sleep(1)
+    assert len(dead.settle(1)) == 1
+
+
+def test_a_hanging_endpoint_does_not_delay_healthy_jobs(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+) -> None:
+    timeout_ms = 4000
+    start_worker(settings_factory(http_timeout_ms=timeout_ms, retry_delay_s=30), "delivery")
+    topic = applied_topics[Topic.WEBHOOK_JOBS]
+    send_jobs(kafka, topic, [make_job(receiver.url("/ok"), room="warm-up")])
+    receiver.wait_for("/ok", 1, timeout_s=90)
+    # Same rooms, same partitions: hanging jobs first, healthy ones right behind them.
+    hanging = [make_job(receiver.url("/hang"), n, room=f"room-{n}") for n in range(10)]
+    healthy = [make_job(receiver.url("/ok"), n, room=f"room-{n}") for n in range(10)]
+    sent = time.time()
+    send_jobs(kafka, topic, hanging + healthy)
+    got = receiver.wait_for("/ok", 11, timeout_s=30)
+    slowest = max(request.at for request in got) - sent
+    assert slowest < timeout_ms / 1000 / 2, f"healthy jobs waited {slowest:.2f}s behind /hang"
+
+
+def test_killing_the_worker_during_a_retry_wait_still_delivers(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    settings = settings_factory(retry_delay_s=8)
+    first = start_worker(settings, "delivery")
+    job = make_job(receiver.url("/fail/1/kill"))
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [job])
+    receiver.wait_for("/fail/1/kill", 1, timeout_s=90)
+    read_topic(applied_topics[Topic.WEBHOOK_RETRIES]).wait_for(1, timeout_s=10)
+    first.stop(signal.SIGKILL)  # mid-wait: the retry exists only on the retries topic
+    start_worker(settings, "delivery")
+    got = receiver.wait_for("/fail/1/kill", 2, timeout_s=120)
+    assert got[1].headers["webhook-id"] == job.delivery_id
+    assert got[1].at - got[0].at >= 8 * 0.95
+
+
+def test_crm_answer_becomes_crm_data_in_later_webhooks(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+) -> None:
+    settings = settings_factory(
+        webhook_url=receiver.url("/crm"), send_on_visitor_message=True, send_on_close=True
+    )
+    start_worker(settings, "all")
+    records = demo.seed_conversation()
+    produce_events(kafka, settings.topic_prefix, records[:3], gap_s=0.05)
+    [first] = receiver.wait_for("/crm", 1, timeout_s=90)
+    assert "crmData" not in first.json()
+    time.sleep(3)  # the answer travels through the crm-data topic into the room's state
+    produce_events(kafka, settings.topic_prefix, records[3:], gap_s=0.05)
+    got = receiver.wait_for("/crm", 3, timeout_s=90)
+    close = next(r.json() for r in got if r.json()["type"] == "LivechatSession")
+    assert close["crmData"] == receiver.crm_answer.decode()
+    assert list(close)[-1] == "closer" and len(close["messages"]) == 4

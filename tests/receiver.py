@@ -1,0 +1,105 @@
+"""A real HTTP receiver (aiohttp.web on 127.0.0.1) run in a thread, recording every request.
+
+Paths choose the behaviour, so one receiver serves a whole test:
+  /ok                 200 with an empty body
+  /crm                200 with a JSON body (becomes crmData)
+  /fail/<n>/<tag>     500 for the first n requests to that path, then 200
+  /status/<code>      always that status
+  /hang               never answers in time (sleeps 30 s)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from topics import codec
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return codec.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    crm_answer: bytes = b'{"contactId": "crm-42"}'
+    _counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        path = request.path
+        with self._lock:
+            self.requests.append(Received(time.time(), path, dict(request.headers), body))
+            self._counts[path] = count = self._counts.get(path, 0) + 1
+        parts = path.strip("/").split("/")
+        if parts[0] == "ok":
+            return web.Response(status=200)
+        if parts[0] == "crm":
+            return web.Response(status=200, body=self.crm_answer, content_type="application/json")
+        if parts[0] == "fail":
+            return web.Response(status=500 if count <= int(parts[1]) else 200)
+        if parts[0] == "status":
+            return web.Response(status=int(parts[1]))
+        if parts[0] == "hang":
+            await asyncio.sleep(30)
+            return web.Response(status=200)
+        return web.Response(status=404)
+
+    def start(self) -> Receiver:
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_route("POST", "/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app, handle_signals=False)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, self.host, self.port)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True, name="receiver")
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the test receiver did not start")
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def at(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def wait_for(self, path: str, count: int, timeout_s: float = 60.0) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = self.at(path)
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"{len(self.at(path))} of {count} requests reached {path}")
