@@ -75,7 +75,9 @@ def _add_web_pages(app: faust.App) -> None:
     from streams.metrics import exposition
 
     async def metrics_page(view: Any, request: Any) -> Any:
-        body, content_type = exposition()
-        return view.bytes(body, content_type=content_type)
+        body, _ = exposition()
+        # aiohttp refuses parameters in content_type; Prometheus reads plain text/plain as
+        # its 0.0.4 text format.
+        return view.bytes(body, content_type="text/plain")
 
     app.page("/metrics")(metrics_page)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 import itertools
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from confluent_kafka import Producer
 
@@ -36,6 +38,12 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def make_job(url: str, n: int = 0, room: str = "room-1") -> WebhookJob:
     body = {"_id": room, "label": "James", "type": "Message", "messages": [{"msg": f"m{n}"}]}
     return WebhookJob(str(uuid.uuid4()), "Message", room, url, body, "2023-02-02T10:00:00.000Z")
@@ -55,8 +63,11 @@ def test_each_job_arrives_once_with_exact_body_and_headers(
     start_worker: Callable[..., WorkerProcess],
     receiver: Receiver,
 ) -> None:
-    settings = settings_factory(secret_token="tok-123", signing_secret=SIGNING_SECRET)
-    start_worker(settings, "delivery")
+    web_port = free_port()
+    settings = settings_factory(
+        secret_token="tok-123", signing_secret=SIGNING_SECRET, web_enabled=True, web_port=web_port
+    )
+    worker = start_worker(settings, "delivery")
     jobs = [make_job(receiver.url("/ok"), n, room=f"room-{n % 3}") for n in range(6)]
     send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], jobs)
     receiver.wait_for("/ok", 6, timeout_s=90)
@@ -75,6 +86,11 @@ def test_each_job_arrives_once_with_exact_body_and_headers(
             signing_key(SIGNING_SECRET), job.delivery_id, timestamp, request.body,
             request.headers["webhook-signature"],
         )  # fmt: skip
+    metrics = httpx.get(f"http://127.0.0.1:{web_port}/metrics", timeout=10).text
+    assert 'omnihooks_delivered_total{type="Message"} 6.0' in metrics
+    assert "omnihooks_post_seconds_count 6.0" in metrics
+    assert "omnihooks_in_flight 0.0" in metrics
+    assert "tok-123" not in worker.log() and SIGNING_SECRET not in worker.log()
 
 
 def test_no_token_header_without_a_secret(
