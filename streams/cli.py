@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from streams.settings import Settings, SettingsError, load_settings
 
@@ -81,6 +82,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--room", default=None, help="room _id (default: a fresh one)")
     demo.set_defaults(command=_demo)
 
+    dlq = commands.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--since", help="ISO 8601 time or an age (90s, 30m, 2h, 7d)")
+    filters.add_argument("--until", help="ISO 8601 time or an age")
+    filters.add_argument("--type", action="append", default=[], help="payload type (repeatable)")
+    filters.add_argument("--room", help="room _id")
+    filters.add_argument("--status", help="last attempt: 500, 5xx, or an error word (timeout)")
+    listing = dlq_commands.add_parser("list", parents=[filters], help="a table of dead letters")
+    listing.add_argument("--url", help="only jobs whose URL contains this")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.add_argument("--all", action="store_true", help="include purged entries")
+    listing.set_defaults(command=_dlq_list)
+    show = dlq_commands.add_parser("show", help="one dead letter in full")
+    show.add_argument("id", help="delivery id (or entry id)")
+    show.set_defaults(command=_dlq_show)
+    replay = dlq_commands.add_parser("replay", parents=[filters], help="send dead letters again")
+    replay.add_argument("ids", nargs="*", help="delivery ids; else the filters select")
+    # The contract's `replay --url` is the new target; the URL filter is --from-url here.
+    replay.add_argument("--url", dest="target_url", help="send to this URL instead of the job's")
+    replay.add_argument("--from-url", dest="url", help="only jobs whose URL contains this")
+    replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
+    replay.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    replay.add_argument("--force", action="store_true", help="replay entries replayed before")
+    replay.set_defaults(command=_dlq_replay)
+    purge = dlq_commands.add_parser("purge", parents=[filters], help="hide dead letters for good")
+    purge.add_argument("ids", nargs="*", help="delivery ids; else the filters select")
+    purge.add_argument("--url", help="only jobs whose URL contains this")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--dry-run", action="store_true", help="say what would be purged")
+    purge.set_defaults(command=_dlq_purge)
+
     worker = commands.add_parser("worker", help="run the Faust worker")
     worker.add_argument("--role", choices=["all", "sessions", "delivery"], default="all")
     worker.set_defaults(command=_worker)
@@ -142,6 +175,129 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     records = demo.seed_conversation(room)
     count = demo.produce(settings.kafka_bootstrap_servers, settings.topic_prefix, records)
     print(f"published {count} events for room {room} to {settings.topic_prefix}rooms/messages")
+    return EXIT_OK
+
+
+def _dead_letter_topic(settings: Settings) -> Any:
+    from streams.dead_letters import DeadLetterTopic
+    from topics.catalogue import Topic
+
+    prefix = settings.topic_prefix
+    return DeadLetterTopic(
+        settings.kafka_bootstrap_servers,
+        dead_letters=f"{prefix}{Topic.WEBHOOK_DEAD_LETTERS.value}",
+        marks=f"{prefix}{Topic.WEBHOOK_DEAD_LETTER_MARKS.value}",
+        jobs=f"{prefix}{Topic.WEBHOOK_JOBS.value}",
+    )
+
+
+def _selected(
+    args: argparse.Namespace, settings: Settings, ids: list[str]
+) -> tuple[Any, list[Any]]:
+    from streams.dead_letters import FilterError, build_filters
+
+    try:
+        filters = build_filters(
+            since=args.since, until=args.until, types=args.type, room=args.room, url=args.url,
+            status=args.status, ids=ids,
+        )  # fmt: skip
+    except FilterError as exc:
+        raise UsageError(str(exc)) from None
+    topic = _dead_letter_topic(settings)
+    include_purged = getattr(args, "all", False)
+    entries = [
+        e for e in topic.entries() if filters.matches(e) and (include_purged or not e.purged)
+    ]
+    return topic, entries
+
+
+def _confirm(question: str, args: argparse.Namespace, selected_by_ids: bool) -> bool:
+    if args.yes or selected_by_ids:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{question} Not confirmed: pass --yes to run without a terminal.", file=sys.stderr)
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dead_letters import table
+    from topics import codec
+
+    _, entries = _selected(args, settings, [])
+    if args.json:
+        for entry in entries:
+            print(codec.dumps(entry.summary()).decode())
+    elif entries:
+        print(table(entries))
+    else:
+        print("no dead letters match", file=sys.stderr)
+    return EXIT_OK
+
+
+def _dlq_show(args: argparse.Namespace, settings: Settings) -> int:
+    from topics import codec
+
+    entries = [
+        e
+        for e in _dead_letter_topic(settings).entries()
+        if args.id in (e.letter.job.delivery_id, e.entry_id)
+    ]
+    if not entries:
+        print(f"omnihooks: no dead letter with id {args.id}", file=sys.stderr)
+        return EXIT_FAILURE
+    for entry in entries:
+        print(
+            codec.dumps_pretty(
+                {**entry.summary(), "purged": entry.purged, "dead_letter": entry.letter}
+            )
+        )
+    return EXIT_OK
+
+
+def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dead_letters import progress
+
+    topic, entries = _selected(args, settings, args.ids)
+    if not args.force:
+        skipped = [e for e in entries if e.replayed]
+        entries = [e for e in entries if not e.replayed]
+        if skipped:
+            print(f"{len(skipped)} already replayed (use --force to send again)", file=sys.stderr)
+    if not entries:
+        print("no dead letters to replay", file=sys.stderr)
+        return EXIT_OK
+    target = args.target_url or "their own URLs"
+    if args.dry_run:
+        for entry in entries:
+            print(f"would replay {entry.letter.job.delivery_id} ({entry.letter.job.type}) to "
+                  f"{args.target_url or entry.letter.job.url}")  # fmt: skip
+        return EXIT_OK
+    if not _confirm(f"Replay {len(entries)} dead letters to {target}?", args, bool(args.ids)):
+        return EXIT_FAILURE
+    for done, entry in enumerate(entries, 1):
+        topic.replay(entry, args.target_url)
+        progress(done, len(entries))
+    topic.flush()
+    print(f"replayed {len(entries)} dead letters to {target}")
+    return EXIT_OK
+
+
+def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    topic, entries = _selected(args, settings, args.ids)
+    if not entries:
+        print("no dead letters match", file=sys.stderr)
+        return EXIT_OK
+    if args.dry_run:
+        for entry in entries:
+            print(f"would purge {entry.entry_id}")
+        return EXIT_OK
+    if not _confirm(f"Purge {len(entries)} dead letters?", args, False):
+        return EXIT_FAILURE
+    for entry in entries:
+        topic.purge(entry)
+    topic.flush()
+    print(f"purged {len(entries)} dead letters")
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ class Topic(StrEnum):
     WEBHOOK_DEAD_LETTERS = "webhook-dead-letters"
     REJECTED = "rejected"
     CRM_DATA = "crm-data"
+    WEBHOOK_DEAD_LETTER_MARKS = "webhook-dead-letter-marks"
 
 
 @dataclass(frozen=True)

@@ -16,3 +16,8 @@ def dumps(value: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
+
+
+def dumps_pretty(value: Any) -> str:
+    """Indented JSON text, for people."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()

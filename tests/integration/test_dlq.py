@@ -1,0 +1,111 @@
+"""`omnihooks dlq` against the real broker: list, show, replay to a healthy receiver, purge."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from streams.settings import Settings
+from tests.conftest import Broker
+from tests.harness import TopicReader, WorkerProcess, settings_env
+from tests.integration.test_delivery import make_job, send_jobs
+from tests.receiver import Receiver
+from topics import codec
+from topics.catalogue import Topic
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def dlq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "dlq", *args],
+        env=settings_env(settings), capture_output=True, text=True, timeout=120, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_dead_letters_are_listed_replayed_once_and_purged(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    settings = settings_factory(retry_attempts=1, retry_delay_s=0.1)
+    start_worker(settings, "delivery")
+    failing = [make_job(receiver.url("/status/503"), n, room=f"room-{n}") for n in range(3)]
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], failing)
+    read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).wait_for(3, timeout_s=90)
+
+    listed = dlq(settings, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [codec.loads(line) for line in listed.stdout.splitlines()]
+    assert {row["id"] for row in rows} == {job.delivery_id for job in failing}
+    for row in rows:
+        assert row["attempts"] == 2 and row["last"] == "503" and row["type"] == "Message"
+        assert row["url"] == receiver.url("/status/503") and row["room"].startswith("room-")
+    table = dlq(settings, "list", "--room", "room-1")
+    assert table.returncode == 0 and "room-1" in table.stdout and "room-2" not in table.stdout
+    assert "DEAD-LETTERED AT" in table.stdout
+
+    shown = dlq(settings, "show", failing[0].delivery_id)
+    assert shown.returncode == 0
+    assert '"status": 503' in shown.stdout and '"body"' in shown.stdout
+
+    # Without a terminal and without --yes nothing is replayed.
+    refused = dlq(settings, "replay", "--status", "503", "--url", receiver.url("/ok"))
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    dry = dlq(settings, "replay", "--dry-run", "--url", receiver.url("/ok"))
+    assert dry.returncode == 0 and dry.stdout.count("would replay") == 3
+
+    replayed = dlq(settings, "replay", "--status", "5xx", "--url", receiver.url("/ok"), "--yes")
+    assert replayed.returncode == 0, replayed.stderr
+    got = receiver.wait_for("/ok", 3, timeout_s=90)
+    assert sorted(r.headers["webhook-id"] for r in got) == sorted(j.delivery_id for j in failing)
+    assert {r.body for r in got} == {codec.dumps(j.body) for j in failing}
+
+    again = dlq(settings, "replay", "--url", receiver.url("/ok"), "--yes")
+    assert again.returncode == 0 and "3 already replayed" in again.stderr
+    time.sleep(3)
+    assert len(receiver.at("/ok")) == 3  # the second replay sent nothing
+
+    purged = dlq(settings, "purge", "--room", "room-0", "--yes")
+    assert purged.returncode == 0 and "purged 1" in purged.stdout
+    remaining = [codec.loads(line) for line in dlq(settings, "list", "--json").stdout.splitlines()]
+    assert {row["room"] for row in remaining} == {"room-1", "room-2"}
+
+
+def test_no_match_exits_0_and_a_bad_filter_exits_2(
+    settings_factory: Callable[..., Settings], applied_topics: dict[Topic, str]
+) -> None:
+    settings = settings_factory()
+    empty = dlq(settings, "list", "--type", "LivechatSession")
+    assert empty.returncode == 0 and "no dead letters match" in empty.stderr
+    bad = dlq(settings, "list", "--since", "last tuesday")
+    assert bad.returncode == 2 and "--since 'last tuesday'" in bad.stderr
+    assert dlq(settings, "list", "--bogus").returncode == 2
+    assert dlq(settings, "show", "no-such-id").returncode == 1
+
+
+def test_reading_dead_letters_leaves_no_consumer_group_offsets(
+    kafka: Broker, settings_factory: Callable[..., Settings], applied_topics: dict[Topic, str]
+) -> None:
+    settings = settings_factory()
+    assert dlq(settings, "list").returncode == 0
+    from confluent_kafka.admin import AdminClient
+
+    groups = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_consumer_groups().result()
+    names = [g.group_id for g in groups.valid]
+    assert not [n for n in names if n.startswith("omnihooks-dlq-reader")]
