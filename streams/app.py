@@ -81,3 +81,16 @@ def _add_web_pages(app: faust.App) -> None:
         return view.bytes(body, content_type="text/plain")
 
     app.page("/metrics")(metrics_page)
+
+    async def health_page(view: Any, request: Any) -> Any:
+        # Liveness: the event loop answers. Kubernetes restarts a worker that stops answering.
+        return view.json({"status": "ok"})
+
+    async def ready_page(view: Any, request: Any) -> Any:
+        # Readiness: not in the middle of a rebalance (its partitions are being recovered).
+        if app.rebalancing:
+            return view.json({"status": "rebalancing"}, status=503)
+        return view.json({"status": "ready"})
+
+    app.page("/health")(health_page)
+    app.page("/ready")(ready_page)

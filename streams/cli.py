@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         "apply", help="create missing topics, report drift (never deletes)"
     ).set_defaults(command=_topics_apply)
     topic_commands.add_parser("list", help="print the catalogue").set_defaults(command=_topics_list)
+    render = topic_commands.add_parser("render", help="the catalogue as manifests")
+    render.add_argument("--format", choices=["strimzi"], default="strimzi")
+    render.add_argument("--cluster", default="kafka", help="the Strimzi Kafka cluster's name")
+    render.add_argument("--namespace", default=None)
+    render.set_defaults(command=_topics_render)
 
     demo = commands.add_parser(
         "demo", help="publish a sample conversation (the seed's chat) to the input topics"
@@ -113,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.add_argument("--dry-run", action="store_true", help="say what would be purged")
     purge.set_defaults(command=_dlq_purge)
+
+    receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8080)
+    receive.add_argument("--quiet", action="store_true", help="print nothing per request")
+    receive.set_defaults(command=_receive)
 
     worker = commands.add_parser("worker", help="run the Faust worker")
     worker.add_argument("--role", choices=["all", "sessions", "delivery"], default="all")
@@ -163,6 +174,15 @@ def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
             f"replication={spec.replication} cleanup={spec.cleanup:<8} "
             f"retention.ms={spec.retention_ms}"
         )
+    return EXIT_OK
+
+
+def _topics_render(args: argparse.Namespace, settings: Settings) -> int:
+    from topics.catalogue import load_catalogue
+    from topics.render import strimzi_topics
+
+    catalogue = load_catalogue(settings.partitions, settings.replication_factor)
+    print(strimzi_topics(catalogue, settings.topic_prefix, args.cluster, args.namespace), end="")
     return EXIT_OK
 
 
@@ -298,6 +318,14 @@ def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
         topic.purge(entry)
     topic.flush()
     print(f"purged {len(entries)} dead letters")
+    return EXIT_OK
+
+
+def _receive(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.receiver import run_receiver
+
+    print(f"receiving webhooks on http://{args.host}:{args.port}/", flush=True)
+    run_receiver(args.host, args.port, args.quiet)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,19 @@ def read_topic(kafka: Broker) -> Iterator[Callable[[str], TopicReader]]:
     yield open_reader
     for reader in readers:
         reader.close()
+
+
+SUMMARY: list[str] = []
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """Lines for the end of the run (figures a test measured: rebalance pauses, counts)."""
+    return SUMMARY.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SUMMARY:
+        terminalreporter.section("omnihooks measurements")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)

@@ -1,0 +1,121 @@
+"""Offline validation of what deploy/ ships: Helm output against Kubernetes schemas, KEDA and
+Strimzi resources against the catalogue, the compose file against the README's names."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams.settings import REPO_ROOT
+from topics.catalogue import load_catalogue
+from topics.render import strimzi_topics
+
+CHART = REPO_ROOT / "deploy" / "helm" / "omnihooks"
+KUBERNETES_VERSION = "1.34.0"
+
+
+def helm() -> str:
+    """helm from OMNIHOOKS_HELM, PATH, or .cache/bin (test.sh builds it there with Go)."""
+    for candidate in (os.environ.get("OMNIHOOKS_HELM"), shutil.which("helm"),
+                      str(REPO_ROOT / ".cache" / "bin" / "helm")):  # fmt: skip
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("helm is missing: ./test.sh installs it with `go install` into .cache/bin")
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    args = [helm(), "template", "crm", str(CHART)]
+    for value in sets:
+        args += ["--set", value]
+    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_rendered_core_manifests_validate_against_kubernetes(tmp_path: Path) -> None:
+    docs = render("settings.WEBHOOK_URL=https://crm.example.com/hook")
+    core = [d for d in docs if d["apiVersion"] in ("v1", "apps/v1", "policy/v1")]
+    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Deployment", "PodDisruptionBudget"}
+    path = tmp_path / "core.yaml"
+    path.write_text(yaml.safe_dump_all(core))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
+         "-k", KUBERNETES_VERSION, str(path)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("passed") == len(core)
+
+
+def test_workers_are_non_root_probed_and_split_by_role() -> None:
+    docs = render()
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {"crm-omnihooks-sessions", "crm-omnihooks-delivery"}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["args"] == ["worker", "--role", name.rsplit("-", 1)[1]]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert pod["terminationGracePeriodSeconds"] >= 10
+        names = {e["name"] for e in container["env"]}
+        assert {"OMNIHOOKS_SECRET_TOKEN", "OMNIHOOKS_SIGNING_SECRET"} <= names
+
+
+def test_keda_scales_each_role_up_to_the_partition_count() -> None:
+    docs = render("partitions=24")
+    scaled = [d for d in docs if d["kind"] == "ScaledObject"]
+    assert len(scaled) == 2
+    for obj in scaled:
+        assert obj["apiVersion"] == "keda.sh/v1alpha1"
+        assert obj["spec"]["maxReplicaCount"] == 24
+        [trigger] = obj["spec"]["triggers"]
+        assert trigger["type"] == "kafka"
+        role = obj["metadata"]["name"].rsplit("-", 1)[1]
+        assert trigger["metadata"]["consumerGroup"] == f"omnihooks-{role}"
+        assert obj["spec"]["scaleTargetRef"]["name"] == f"crm-omnihooks-{role}"
+    assert not [d for d in render("keda.enabled=false") if d["kind"] == "ScaledObject"]
+
+
+def test_settings_reach_the_config_map_with_their_env_names() -> None:
+    [config] = [d for d in render("settings.SEND_ON_CLOSE=true") if d["kind"] == "ConfigMap"]
+    data = config["data"]
+    assert data["OMNIHOOKS_SEND_ON_CLOSE"] == "true"
+    assert data["KAFKA_BOOTSTRAP_SERVERS"] and data["OMNIHOOKS_PARTITIONS"] == "12"
+    existing = render("secrets.existingSecret=mine")
+    assert not [d for d in existing if d["kind"] == "Secret"]
+
+
+def test_strimzi_topics_file_matches_the_catalogue() -> None:
+    shipped = (REPO_ROOT / "deploy" / "strimzi" / "topics.yaml").read_text()
+    assert shipped == strimzi_topics(load_catalogue(), "omnichannel.", "kafka", None)
+    topics = [d for d in yaml.safe_load_all(shipped) if d]
+    catalogue = load_catalogue()
+    assert len(topics) == len(catalogue.specs)
+    for doc, spec in zip(topics, catalogue.specs, strict=True):
+        assert doc["kind"] == "KafkaTopic" and doc["spec"]["topicName"] == spec.name("omnichannel.")
+        assert doc["spec"]["partitions"] == spec.partitions
+        assert doc["spec"]["config"]["cleanup.policy"] == spec.cleanup
+
+
+def test_compose_file_has_the_documented_services_and_settings() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"kafka", "topics", "sessions", "delivery", "receiver"}
+    assert services["kafka"]["image"].startswith("apache/kafka:4.1")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["sessions"]["command"] == ["worker", "--role", "sessions"]
+    assert services["delivery"]["command"] == ["worker", "--role", "delivery"]
+    env = services["delivery"]["environment"]
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env["OMNIHOOKS_WEBHOOK_URL"].startswith("http://receiver:8080")
+    readme = (REPO_ROOT / "deploy" / "README.md").read_text()
+    for name in services:
+        assert name in readme or name == "kafka"
