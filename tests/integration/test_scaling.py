@@ -41,11 +41,11 @@ class ConversationStream(threading.Thread):
         self.prefix = prefix
         self.pause_s = pause_s
         self.closed_at: dict[str, float] = {}  # room -> when its close event was published
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         n = 0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             room = f"scale-{n:04d}"
             for record in demo.seed_conversation(room, run=room):
                 self.producer.produce(
@@ -55,10 +55,10 @@ class ConversationStream(threading.Thread):
                 time.sleep(0.02)
             self.closed_at[room] = time.time()
             n += 1
-            self._stop.wait(self.pause_s)
+            self._halt.wait(self.pause_s)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(30)
 
 
