@@ -28,7 +28,8 @@ class Omnihooks:
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
-    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+    # omnihooks:// is Faust's aiokafka transport with an idempotent producer (kafka_transport)
+    return [f"omnihooks://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
 def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
