@@ -1,20 +1,21 @@
-"""Rocket.Chat's webhook bodies, built as `sendToCRM` builds them. Pure: no Kafka, no HTTP.
+"""Rocket.Chat's CRM webhook bodies, built as its `sendToCRM` builds them. Pure: no Kafka, no HTTP.
 
-Documents are the plain dicts the chat stack sent. Rocket.Chat serialises with
-`JSON.stringify`, which drops `undefined`: a field absent from the document is absent from the
-body, a field sent as `null` stays `null`. Key order follows Rocket.Chat's object literals
-(and the seed's samples).
+Documents are Rocket.Chat's own, as plain dicts. Rocket.Chat serialises with `JSON.stringify`,
+which drops `undefined`: a key absent from a document is absent from the body, a key sent as
+`null` stays `null`. Key order follows Rocket.Chat's object literals and the seed's samples:
+the room part is `getLivechatRoomGuestInfo` (2023 servers, the seed's), the messages and the
+per-type fields are `sendToCRM` (`apps/meteor/app/livechat/server/hooks/sendToCRM.ts`).
+Bodies share nested values (tags, custom fields, files) with the input documents: read-only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
 from uaparser import UAParser
-
-from topics import codec
 
 JSON = dict[str, Any]
 
@@ -29,110 +30,158 @@ PayloadType = Literal[
     "LeadCapture",
 ]
 
-CLOSING = "livechat-close"
-NAVIGATION = "livechat_navigation_history"
+CLOSING_MESSAGE = "livechat-close"
+NAVIGATION_MESSAGE = "livechat_navigation_history"
 
-# Per type: which room/transfer fields follow `messages`, in Rocket.Chat's order.
-_EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
+# Room document field -> body field, in `getLivechatRoomGuestInfo`'s order (after _id, label).
+_ROOM_FIELDS: tuple[tuple[str, str], ...] = (
+    ("topic", "topic"),
+    ("createdAt", "ts"),
+    ("lastMessageAt", "lm"),
+    ("tags", "tags"),
+    ("customFields", "livechatData"),
+)
+
+# `getAdditionalFieldsByType`: what each type adds after `messages`, in this order.
+_FIELDS_AFTER_MESSAGES: dict[str, tuple[str, ...]] = {
     "LivechatSessionStart": ("departmentId",),
     "LivechatSessionQueued": ("departmentId",),
     "LivechatSessionTaken": ("departmentId", "servedBy"),
     "LivechatSessionForwarded": ("departmentId", "servedBy", "oldDepartmentId", "oldServedBy"),
     "LivechatSession": ("departmentId", "servedBy", "closedAt", "closedBy", "closer"),
 }
-_TRANSFER_FIELDS = frozenset({"oldDepartmentId", "oldServedBy"})
 
 
-def _js(value: Any) -> str:
-    """A value in a JS template literal: a missing one prints as 'undefined'."""
-    return "undefined" if value is None else str(value)
+# -- visitor's user agent ------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def visitor_os_and_browser(user_agent: str) -> tuple[str | None, str | None]:
-    """Rocket.Chat's `${name} ${version}` for OS and browser (absent when no name is found).
+    """Rocket.Chat's `${name} ${version}` for the OS and the browser; None when no name is found.
 
-    ua-parser-py ports ua-parser-js, the parser Rocket.Chat runs, so the strings match it
-    ("Mac OS 10.15.7", "Chrome 120.0.0.0"). Cached: a visitor's agent string repeats in every
-    webhook of the room.
+    ua-parser-py ports ua-parser-js, the parser Rocket.Chat runs, so the strings are the same
+    ("Mac OS 10.15.7", "Chrome 120.0.0.0"). Cached: a visitor's string repeats in every webhook.
     """
     parsed = UAParser(user_agent)
-    os_info, browser = parsed.os, parsed.browser
-    os_text = f"{os_info['name']} {_js(os_info.get('version'))}" if os_info.get("name") else None
-    browser_text = (
-        f"{browser['name']} {_js(browser.get('version'))}" if browser.get("name") else None
-    )
-    return os_text, browser_text
+    return _name_and_version(parsed.os), _name_and_version(parsed.browser)
+
+
+def _name_and_version(found: Mapping[str, Any]) -> str | None:
+    # `ua.getOS().name && `${name} ${version}``: no name, no field; a template literal prints
+    # a missing version as "undefined".
+    name = found.get("name")
+    if not name:
+        return None
+    version = found.get("version")
+    return f"{name} {'undefined' if version is None else version}"
+
+
+# -- messages --------------------------------------------------------------------------------
 
 
 def keep_message(message: JSON, *, send_navigation_history: bool) -> bool:
     """Rocket.Chat's filter: plain messages, the closing message, and page visits only when
-    navigation history is sent."""
+    navigation history is sent; every other system message (`t`) is skipped."""
     kind = message.get("t")
     if not kind:
         return True
-    if kind == CLOSING:
+    if kind == CLOSING_MESSAGE:
         return True
-    return kind == NAVIGATION and send_navigation_history
+    return kind == NAVIGATION_MESSAGE and send_navigation_history
 
 
 def build_message_entry(message: JSON, visitor_username: str | None) -> JSON:
-    """One element of `messages`."""
-    author = message.get("u") or {}
-    entry: JSON = {
-        "u": {k: author[k] for k in ("_id", "username", "name") if k in author},
-        "_id": message["_id"],
-    }
+    """One element of `messages`, keys in `sendToCRM`'s order.
+
+    `visitor_username` is the body's `visitor.username`: Rocket.Chat marks a message as an
+    agent's (`agentId`) when its author's username differs from it, not by the message `token`.
+    """
+    author: JSON = message.get("u") or {}
+    kind = message.get("t")
+    entry: JSON = {}
+    _copy_present(entry, message, ("u", "_id"))
     if "username" in author:
         entry["username"] = author["username"]
-    text = message.get("msg")
-    if text:
-        entry["msg"] = text
-    elif message.get("blocks"):
-        # msg || JSON.stringify(blocks): an empty text falls back to the blocks' JSON
-        entry["msg"] = codec.dumps(message["blocks"]).decode()
-    elif "msg" in message:
-        entry["msg"] = text
-    if "ts" in message:
-        entry["ts"] = message["ts"]
-    if message.get("blocks"):
+    if message.get("msg"):
+        entry["msg"] = message["msg"]
+    elif "blocks" in message:
+        # `msg || JSON.stringify(blocks)`: an empty text falls back to the blocks' JSON text
+        # (with no blocks at all, JSON.stringify(undefined) leaves `msg` out).
+        entry["msg"] = _json_stringify(message["blocks"])
+    if _non_empty_list(message.get("blocks")):
         entry["blocks"] = message["blocks"]
+    _copy_present(entry, message, ("ts",))
+    # Newer servers add `rid` here and `_updatedAt` last; the seed's samples have neither.
     if message.get("editedAt"):
         entry["editedAt"] = message["editedAt"]
-    # Rocket.Chat compares usernames: whoever is not the room's visitor is an agent.
-    is_visitor = (
-        author.get("username") == visitor_username
-        if visitor_username is not None
-        else bool(message.get("token"))
-    )
-    if not is_visitor and "_id" in author:
+    if author.get("username") != visitor_username and "_id" in author:
         entry["agentId"] = author["_id"]
-    if message.get("t") == NAVIGATION and "navigation" in message:
-        entry["navigation"] = message["navigation"]
-    if message.get("t") == CLOSING:
+    if kind == NAVIGATION_MESSAGE:
+        _copy_present(entry, message, ("navigation",))
+    if kind == CLOSING_MESSAGE:
         entry["closingMessage"] = True
     if message.get("file"):
-        entry["file"] = message["file"]
-        if "attachments" in message:
-            entry["attachments"] = message["attachments"]
-    elif message.get("attachments"):
-        entry["attachments"] = message["attachments"]
+        # `...(message.file && { file, attachments })`: attachments travel only with a file.
+        # `fileUpload` (the public link) is computed by Rocket.Chat from its uploads; it passes
+        # through when the chat stack sends it.
+        _copy_present(entry, message, ("file", "attachments", "fileUpload"))
     return entry
+
+
+def _transcript(
+    messages: Iterable[JSON], visitor_username: str | None, *, send_navigation_history: bool
+) -> list[JSON]:
+    kept = [m for m in messages if keep_message(m, send_navigation_history=send_navigation_history)]
+    kept.sort(key=_ts_order)
+    return [build_message_entry(m, visitor_username) for m in kept]
+
+
+def _ts_order(message: JSON) -> tuple[bool, str]:
+    # Mongo's `sort: { ts: 1 }` puts a missing ts first; ISO-8601 UTC strings sort as times.
+    ts = message.get("ts")
+    return (ts is not None, "" if ts is None else str(ts))
+
+
+# -- the room part ---------------------------------------------------------------------------
+
+
+def build_room_part(
+    room: JSON, visitor: JSON | None, agent: JSON | None, *, crm_data: str | None
+) -> JSON:
+    """`getLivechatRoomGuestInfo`: room fields, `visitor`, `agent` while served, `crmData`.
+
+    With no visitor document, the room's `v` stands in (Rocket.Chat looks the visitor up by it).
+    """
+    body: JSON = {}
+    _copy_present(body, room, ("_id",))
+    # `room.fname || room.label`
+    if room.get("fname"):
+        body["label"] = room["fname"]
+    else:
+        _copy_present(body, room, ("label",))
+    for target, source in _ROOM_FIELDS:
+        if source in room:
+            body[target] = room[source]
+    guest = visitor if visitor is not None else room.get("v")
+    if isinstance(guest, dict):
+        body["visitor"] = _visitor_part(guest)
+    if room.get("servedBy") and agent is not None:
+        body["agent"] = _agent_part(agent)
+    if crm_data:
+        body["crmData"] = crm_data
+    return body
 
 
 def _visitor_part(visitor: JSON) -> JSON:
     part: JSON = {}
-    for key in ("_id", "token", "name", "username"):
-        if key in visitor:
-            part[key] = visitor[key]
-    # Like the seed's samples: null when the visitor has none.
-    part["email"] = visitor.get("visitorEmails") or None
-    part["phone"] = visitor.get("phone") or None
-    for key in ("department", "ip"):
-        if key in visitor:
-            part[key] = visitor[key]
+    _copy_present(part, visitor, ("_id", "token", "name", "username"))
+    # The seed's servers write `email: null, phone: null` here and fill them in when the
+    # visitor has some (current servers append them last, only when non-empty).
+    part["email"] = _non_empty_list_or_none(visitor.get("visitorEmails"))
+    part["phone"] = _non_empty_list_or_none(visitor.get("phone"))
+    _copy_present(part, visitor, ("department", "ip"))
     user_agent = visitor.get("userAgent")
-    if user_agent:
+    if user_agent and isinstance(user_agent, str):
         os_text, browser_text = visitor_os_and_browser(user_agent)
         if os_text is not None:
             part["os"] = os_text
@@ -144,46 +193,25 @@ def _visitor_part(visitor: JSON) -> JSON:
 
 
 def _agent_part(agent: JSON) -> JSON:
-    part: JSON = {key: agent[key] for key in ("_id", "username", "name") if key in agent}
-    emails = agent.get("emails") or []
-    first = emails[0] if emails and isinstance(emails[0], dict) else {}
-    part["email"] = first.get("address")
+    part: JSON = {}
+    _copy_present(part, agent, ("_id", "username", "name"))
+    # Seed-era servers: `email: null` until the agent's first address fills it in.
+    part["email"] = None
+    # Rocket.Chat sends only the custom fields marked for integrations, and none when none
+    # are: the chat stack sends that selection.
     if agent.get("customFields"):
         part["customFields"] = agent["customFields"]
+    emails = agent.get("emails")
+    if isinstance(emails, list) and emails:
+        first = emails[0]
+        if isinstance(first, dict) and "address" in first:
+            part["email"] = first["address"]
+        else:
+            del part["email"]  # `emails[0].address` is undefined: JSON.stringify drops it
     return part
 
 
-def build_room_part(
-    room: JSON, visitor: JSON | None, agent: JSON | None, *, crm_data: str | None
-) -> JSON:
-    """The fields every room webhook starts with."""
-    body: JSON = {"_id": room["_id"]}
-    label = room.get("fname") or room.get("label")
-    if label is not None or "fname" in room or "label" in room:
-        body["label"] = label
-    for target, source in (
-        ("topic", "topic"),
-        ("createdAt", "ts"),
-        ("lastMessageAt", "lm"),
-        ("tags", "tags"),
-        ("customFields", "livechatData"),
-    ):
-        if source in room:
-            body[target] = room[source]
-    who = visitor if visitor is not None else room.get("v")
-    if who is not None:
-        body["visitor"] = _visitor_part(who)
-    if room.get("servedBy") and agent is not None:
-        body["agent"] = _agent_part(agent)
-    if crm_data:
-        body["crmData"] = crm_data
-    return body
-
-
-def _visitor_username(visitor: JSON | None, room: JSON) -> str | None:
-    source = visitor if visitor is not None else room.get("v") or {}
-    name = source.get("username")
-    return name if isinstance(name, str) else None
+# -- whole bodies ----------------------------------------------------------------------------
 
 
 def build_session_payload(
@@ -197,17 +225,25 @@ def build_session_payload(
     send_navigation_history: bool,
     transfer: JSON | None = None,
 ) -> JSON:
-    """A room webhook: room part, type, the kept messages sorted by ts, per-type fields."""
+    """A room webhook: room part, `type`, the kept messages sorted by ts, the type's fields.
+
+    `transfer` (`oldServedBy`, `oldDepartmentId`) is merged over the room, as Rocket.Chat
+    merges it before a `LivechatSessionForwarded`. `LeadCapture` carries no messages.
+    """
     body = build_room_part(room, visitor, agent, crm_data=crm_data)
     body["type"] = payload_type
-    username = _visitor_username(visitor, room)
-    kept = [m for m in messages if keep_message(m, send_navigation_history=send_navigation_history)]
-    kept.sort(key=lambda m: str(m.get("ts", "")))
-    body["messages"] = [build_message_entry(m, username) for m in kept]
-    for name in _EXTRA_FIELDS.get(payload_type, ()):
-        source = transfer if name in _TRANSFER_FIELDS else room
-        if source is not None and name in source:
-            body[name] = source[name]
+    body["messages"] = (
+        []
+        if payload_type == "LeadCapture"
+        else _transcript(
+            messages,
+            _username_of(body.get("visitor")),
+            send_navigation_history=send_navigation_history,
+        )
+    )
+    extra_fields = _FIELDS_AFTER_MESSAGES.get(payload_type, ())
+    if extra_fields:
+        _copy_present(body, {**room, **(transfer or {})}, extra_fields)
     return body
 
 
@@ -220,7 +256,7 @@ def build_message_payload(
     crm_data: str | None,
     send_navigation_history: bool,
 ) -> JSON | None:
-    """`Message` with that one message; None when Rocket.Chat's filter drops it."""
+    """`Message` carrying that one message; None when Rocket.Chat's filter skips it."""
     if not keep_message(message, send_navigation_history=send_navigation_history):
         return None
     return build_session_payload(
@@ -235,10 +271,37 @@ def build_message_payload(
 
 
 def build_offline_payload(event: JSON) -> JSON:
-    """Exactly Rocket.Chat's offline-message body: department and host are not sent."""
-    return {
-        "type": "LivechatOfflineMessage",
-        "sentAt": event["ts"],
-        "visitor": {"name": event["name"], "email": event["email"]},
-        "message": event["message"],
-    }
+    """Rocket.Chat's offline-message body; the form's department and host are not sent."""
+    visitor: JSON = {}
+    _copy_present(visitor, event, ("name", "email"))
+    body: JSON = {"type": "LivechatOfflineMessage", "sentAt": event["ts"], "visitor": visitor}
+    _copy_present(body, event, ("message",))
+    return body
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _copy_present(target: JSON, source: Mapping[str, Any], keys: Iterable[str]) -> None:
+    """Copy the keys `source` has (null included), in order: absent stays absent."""
+    for key in keys:
+        if key in source:
+            target[key] = source[key]
+
+
+def _non_empty_list(value: Any) -> bool:
+    return isinstance(value, list) and len(value) > 0
+
+
+def _non_empty_list_or_none(value: Any) -> Any:
+    return value if _non_empty_list(value) else None
+
+
+def _username_of(visitor_part: Any) -> str | None:
+    name = visitor_part.get("username") if isinstance(visitor_part, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _json_stringify(value: Any) -> str:
+    """`JSON.stringify(value)`: compact, non-ASCII left as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

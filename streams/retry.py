@@ -13,6 +13,9 @@ from enum import Enum
 from streams.clock import iso
 from topics.records import Attempt, DeadLetter, WebhookJob
 
+# Errors no retry can fix: the URL itself is refused (OMNIHOOKS_BLOCK_PRIVATE_URLS) or broken.
+NEVER_RETRIED = ("blocked:", "invalid URL")
+
 
 class Verdict(Enum):
     DELIVERED = "delivered"
@@ -32,8 +35,11 @@ class RetryPolicy:
             return False
         return 200 <= status < 300 if self.accept_any_2xx else status == 200
 
-    def is_retriable(self, status: int | None) -> bool:
-        """Timeouts and connection errors (no status) always are; answers depend on the rule."""
+    def is_retriable(self, status: int | None, error: str | None = None) -> bool:
+        """Timeouts and connection errors always are, a refused URL never; answers depend on
+        the rule."""
+        if error is not None and error.startswith(NEVER_RETRIED):
+            return False
         if status is None or self.rule == "documented":
             return True
         return status >= 500 or status == 429 or status < 400
@@ -60,8 +66,10 @@ def next_attempt(job: WebhookJob, attempt: Attempt, policy: RetryPolicy, now: fl
         return Decision(Verdict.DELIVERED, job.with_attempt(attempt, due_at=None))
     made = len(job.attempts) + 1
     outcome = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error
-    if not policy.is_retriable(attempt.status):
-        reason = f"{outcome} is not retried under the {policy.rule} rule"
+    if not policy.is_retriable(attempt.status, attempt.error):
+        reason = f"{outcome} is not retried" + (
+            f" under the {policy.rule} rule" if attempt.status is not None else ""
+        )
         return Decision(Verdict.DEAD, job.with_attempt(attempt, due_at=None), reason)
     if made > policy.retries:
         reason = f"{made} attempts failed; the last: {outcome}"

@@ -8,10 +8,12 @@ requests in flight on these machines. Every aiohttp error is mapped here, once, 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from dataclasses import dataclass
 
 import aiohttp
+import yarl
 
 from streams.clock import iso
 from streams.settings import Settings
@@ -40,6 +42,7 @@ class WebhookClient:
         self._body_limit = max(settings.crm_data_max_bytes, settings.response_excerpt_bytes)
         self._limit = settings.delivery_concurrency
         self._verify_tls = settings.tls_verify
+        self._block_private = settings.block_private_urls
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -66,12 +69,32 @@ class WebhookClient:
             headers["webhook-signature"] = sign(self._signing_key, job.delivery_id, timestamp, body)
         return headers
 
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole answer, but never more than the limit + 1 bytes (enough to tell it was
+        over): a CRM answering with megabytes must not cost a worker megabytes. Reading to
+        the end also makes a trickling answer hit the timeout, as Rocket.Chat's would."""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= self._body_limit:
+            chunk = await response.content.read(self._body_limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
     async def post(self, job: WebhookJob, url: str | None = None) -> Answer:
         """POST the job's body once; never raises for what the network or receiver does."""
         if self._session is None:
             await self.start()
         assert self._session is not None
         body = codec.dumps(job.body)
+        target = url or job.url
+        if self._block_private:
+            blocked = await private_address(target)
+            if blocked is not None:
+                attempt = Attempt(iso(time.time()), None, f"blocked: {blocked}", 0.0)
+                return Answer(attempt, b"")
         started_wall = time.time()
         started = time.perf_counter()
         headers = self.headers(job, body, int(started_wall))
@@ -82,10 +105,10 @@ class WebhookClient:
             # Redirects are not followed: a POST turned into a GET would count as delivered
             # though the CRM never got the body. A 3xx is a failed attempt, on the record.
             async with self._session.post(
-                url or job.url, data=body, headers=headers, allow_redirects=False
+                target, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                answer = await response.content.read(self._body_limit + 1)
+                answer = await self._read_bounded(response)
         except TimeoutError:
             error = "timeout"
         except aiohttp.ClientConnectorError as exc:
@@ -107,3 +130,32 @@ class WebhookClient:
         excerpt = answer[: self._excerpt_bytes].decode("utf-8", "replace") if answer else None
         attempt = Attempt(iso(started_wall), status, error, duration_ms, excerpt)
         return Answer(attempt, answer)
+
+
+async def private_address(url: str) -> str | None:
+    """Why `url` must not be called under OMNIHOOKS_BLOCK_PRIVATE_URLS, or None.
+
+    The host is resolved here and every address checked. aiohttp resolves again when it
+    connects, so a DNS answer that changes in between (rebinding) is not caught: this guards
+    against misconfigured or user-supplied URLs, not a hostile DNS server.
+    """
+    parsed = yarl.URL(url)
+    host = parsed.host
+    if not host:
+        return "no host in URL"
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc.strerror or exc}"
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
+            return f"{host} resolves to the non-public address {address}"
+    return None

@@ -6,6 +6,11 @@ Paths choose the behaviour, so one receiver serves a whole test:
   /fail/<n>/<tag>     500 for the first n requests to that path, then 200
   /status/<code>      always that status
   /hang               never answers in time (sleeps 30 s)
+  /slow/<seconds>     200 after that many seconds
+  /reset              closes the connection before answering
+  /trickle            200 headers, then one byte every 0.5 s for 20 s
+  /redirect           302 to /ok
+  /huge               200 with a 10 MB body
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ class Receiver:
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         path = request.path
         with self._lock:
@@ -62,6 +67,25 @@ class Receiver:
         if parts[0] == "hang":
             await asyncio.sleep(30)
             return web.Response(status=200)
+        if parts[0] == "slow":
+            await asyncio.sleep(float(parts[1]))
+            return web.Response(status=200)
+        if parts[0] == "reset":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=200)
+        if parts[0] == "trickle":
+            response = web.StreamResponse(status=200)
+            response.content_length = 40
+            await response.prepare(request)
+            for _ in range(40):
+                await response.write(b"x")
+                await asyncio.sleep(0.5)
+            return response
+        if parts[0] == "redirect":
+            raise web.HTTPFound("/ok")
+        if parts[0] == "huge":
+            return web.Response(status=200, body=b"y" * 10_000_000)
         return web.Response(status=404)
 
     def start(self) -> Receiver:

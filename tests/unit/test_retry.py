@@ -62,3 +62,10 @@ def test_rocketchat_2025_rule_drops_4xx_but_429(status: int, verdict: Verdict) -
 
 def test_zero_retries_dead_letters_the_first_failure() -> None:
     assert next_attempt(job(), attempt(500), RetryPolicy(0, 10), NOW).verdict is Verdict.DEAD
+
+
+def test_a_blocked_url_is_dead_at_once() -> None:
+    blocked = Attempt("2023-02-02T10:00:00.000Z", None, "blocked: crm resolves to 10.0.0.1", 0.0)
+    decision = next_attempt(job(), blocked, RetryPolicy(10, 10), NOW)
+    assert decision.verdict is Verdict.DEAD
+    assert "not retried" in decision.reason
