@@ -8,14 +8,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Rocket.Chat's own defaults for Livechat_lead_email_regex / Livechat_lead_phone_regex.
-DEFAULT_LEAD_EMAIL_REGEX = r"\b[A-Z0-9._%+-]+@(?:[A-Z0-9-]+\.)+[A-Z]{2,4}\b"
-DEFAULT_LEAD_PHONE_REGEX = (
-    r"((?:\([0-9]{1,3}\)|[0-9]{2})[ \-]*?[0-9]{4,5}(?:[\-\s\_]{1,2})?[0-9]{4}(?:(?=[^0-9])|$)"
-    r"|[0-9]{4,5}(?:[\-\s\_]{1,2})?[0-9]{4}(?:(?=[^0-9])|$))"
-)
+# Rocket.Chat's own defaults for Livechat_lead_email_regex / Livechat_lead_phone_regex,
+# kept beside the lead-capture code that reads them.
+DEFAULT_LEAD_EMAIL_REGEX = DEFAULT_EMAIL_REGEX
+DEFAULT_LEAD_PHONE_REGEX = DEFAULT_PHONE_REGEX
 
 
 class SettingsError(ValueError):

@@ -1,0 +1,118 @@
+"""Worker and broker faults: a SIGKILL with POSTs in flight, a broker stopped for 30 s under
+load. Every job ends delivered; duplicates only for jobs in flight, with the same id."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.local_kafka import LocalKafka
+from streams.settings import Settings, load_settings
+from tests.conftest import TEST_PARTITIONS, Broker
+from tests.harness import WorkerProcess
+from tests.integration.test_delivery import make_job, send_jobs
+from tests.integration.test_scaling import ConversationStream
+from tests.receiver import Receiver
+from topics.admin import apply_catalogue
+from topics.catalogue import Topic, load_catalogue
+
+pytestmark = pytest.mark.integration
+
+FAULT_BROKER_PORT = 19292
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def unique_ids(receiver: Receiver, path: str) -> set[str]:
+    return {r.headers["webhook-id"] for r in receiver.at(path)}
+
+
+def test_sigkill_with_posts_in_flight_loses_nothing(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    report: Callable[[str], None],
+) -> None:
+    settings = settings_factory(http_timeout_ms=10_000)
+    first = start_worker(settings, "delivery")
+    jobs = [make_job(receiver.url("/slow/3"), n, room=f"room-{n}") for n in range(40)]
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], jobs)
+    receiver.wait_for("/slow/3", 20, timeout_s=90)
+    in_flight = unique_ids(receiver, "/slow/3")
+    first.stop(signal.SIGKILL)  # answers to these never reach the worker
+    start_worker(settings, "delivery")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(unique_ids(receiver, "/slow/3")) < len(jobs):
+        time.sleep(0.5)
+    time.sleep(4)
+    got = receiver.at("/slow/3")
+    ids = [r.headers["webhook-id"] for r in got]
+    assert set(ids) == {job.delivery_id for job in jobs}  # none missing
+    duplicated = {i for i in ids if ids.count(i) > 1}
+    assert duplicated <= in_flight  # only jobs in flight at the kill came twice
+    report(
+        f"worker SIGKILL: {len(jobs)} jobs, {len(in_flight)} in flight at the kill, "
+        f"{len(set(ids))} delivered, {len(duplicated)} duplicated (same webhook-id), 0 lost"
+    )
+
+
+@pytest.fixture
+def fault_broker() -> Iterator[LocalKafka]:
+    """A broker of this test's own, so stopping it disturbs no other test."""
+    broker = LocalKafka.from_settings(load_settings(kafka_port=FAULT_BROKER_PORT))
+    broker.up(timeout_s=120)
+    yield broker
+    broker.down()
+
+
+def test_broker_down_for_30s_under_load_loses_nothing(
+    fault_broker: LocalKafka,
+    tmp_path: Path,
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    report: Callable[[str], None],
+    topic_prefix: str,
+) -> None:
+    settings = load_settings(
+        kafka_bootstrap_servers=fault_broker.bootstrap, topic_prefix=topic_prefix,
+        app_id=f"omnihooks-{topic_prefix.rstrip('.')}", partitions=TEST_PARTITIONS,
+        data_dir=tmp_path / "worker", web_enabled=False, webhook_url=receiver.url("/ok"),
+        send_on_close=True, send_on_visitor_message=True,
+    )  # fmt: skip
+    apply_catalogue(fault_broker.bootstrap, load_catalogue(TEST_PARTITIONS), topic_prefix)
+    worker = start_worker(settings, "all")
+    worker.wait_for_log("Worker ready", timeout_s=90)
+    stream = ConversationStream(Broker(fault_broker.bootstrap, "fault broker"), topic_prefix)
+    stream.start()
+    try:
+        time.sleep(8)
+        fault_broker.down()
+        time.sleep(30)
+        fault_broker.up(timeout_s=120)
+        time.sleep(10)
+    finally:
+        stream.stop()
+    assert stream.producer.flush(120) == 0  # the chat stack's producer lost nothing either
+    rooms = sorted(stream.closed_at)
+    expected = 3 * len(rooms)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(unique_ids(receiver, "/ok")) < expected:
+        time.sleep(1)
+    assert worker.process is not None and worker.process.poll() is None, worker.tail()
+    got = receiver.at("/ok")
+    assert len(unique_ids(receiver, "/ok")) == expected, worker.tail()
+    report(
+        f"broker down 30 s: {len(rooms)} conversations, {expected} webhooks delivered, "
+        f"{len(got) - expected} duplicated, 0 lost; the worker reconnected by itself"
+    )
