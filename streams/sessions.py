@@ -435,10 +435,12 @@ def _keep_captured_leads(stored: JSON | None, incoming: JSON | None) -> JSON | N
         return incoming
     visitor = dict(incoming)
     for field_name, entry_key in (("visitorEmails", "address"), ("phone", "phoneNumber")):
-        saved = stored.get(field_name) or []
-        if not saved:
+        saved = stored.get(field_name)
+        if not saved or not isinstance(saved, list):
             continue
-        current = list(visitor.get(field_name) or [])
+        current = visitor.get(field_name)
+        # A chat stack may send anything in a document; only a list can take entries.
+        current = list(current) if isinstance(current, list) else []
         known = {entry.get(entry_key) for entry in current if isinstance(entry, dict)}
         current += [e for e in saved if isinstance(e, dict) and e.get(entry_key) not in known]
         visitor[field_name] = current

@@ -314,3 +314,14 @@ def test_storing_a_message_writes_one_message_record() -> None:
     assert writes == [f"m{n}" for n in range(200)]  # one write each, never the whole transcript
     state = store.load(ROOM)
     assert state is not None and len(state.to_json()) < 4096
+
+
+def test_junk_in_a_visitor_document_does_not_break_the_next_event() -> None:
+    # Found by the fuzz batch through Kafka: a non-list visitorEmails crashed the merge.
+    processor, _, _ = make(send_on_chat_taken=True)
+    feed = Feed(processor)
+    started, taken = demo.seed_conversation()[:2]
+    started.value["visitor"] = {**demo.VISITOR, "visitorEmails": 1.5}
+    feed(started)
+    [job] = feed(taken)
+    assert job.body["visitor"]["email"] == demo.VISITOR["visitorEmails"]
