@@ -46,6 +46,10 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         topic_replication_factor=settings.replication_factor or 1,
         table_standby_replicas=settings.table_standby_replicas,
         producer_acks=-1,
+        # Batch the changelog, job and retry records: Faust's default (no linger, 16 KB
+        # batches) sends one small request per record and was the session pipeline's limit.
+        producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=settings.web_enabled,

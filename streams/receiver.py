@@ -1,5 +1,8 @@
 """`omnihooks receive`: a small webhook receiver that answers 200 and prints what it gets.
 
+Paths under /fail answer 500. `GET /arrivals` lists (webhook-id, time) of what it accepted
+(`DELETE /arrivals` forgets them): the benchmark reads its latencies there.
+
 For trying omnihooks without a CRM (the compose file's demo receiver) and for the benchmark's
 ceiling. Not a CRM: it keeps nothing.
 """
@@ -7,15 +10,23 @@ ceiling. Not a CRM: it keeps nothing.
 from __future__ import annotations
 
 import sys
+import time
 
 from aiohttp import web
 
 from streams.webhook_client import TOKEN_HEADER
+from topics import codec
 
 
 def build_receiver(quiet: bool = False, answer: bytes = b"") -> web.Application:
+    # (webhook-id, arrival time) of every 2xx-answered request, for `GET /arrivals`
+    arrivals: list[tuple[str, float]] = []
+
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
+        if request.path.startswith("/fail"):
+            return web.Response(status=500)  # the benchmark's failing endpoint
+        arrivals.append((request.headers.get("webhook-id", ""), time.time()))
         if not quiet:
             token = "token ok" if request.headers.get(TOKEN_HEADER) else "no token"
             sys.stdout.write(
@@ -25,7 +36,16 @@ def build_receiver(quiet: bool = False, answer: bytes = b"") -> web.Application:
             sys.stdout.flush()
         return web.Response(status=200, body=answer)
 
+    async def report_arrivals(request: web.Request) -> web.Response:
+        return web.Response(body=codec.dumps(arrivals), content_type="application/json")
+
+    async def forget_arrivals(request: web.Request) -> web.Response:
+        arrivals.clear()
+        return web.Response(status=204)
+
     app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_route("GET", "/arrivals", report_arrivals)
+    app.router.add_route("DELETE", "/arrivals", forget_arrivals)
     app.router.add_route("POST", "/{tail:.*}", receive)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -28,8 +29,18 @@ def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
     return omnihooks
 
 
+def _use_uvloop() -> None:
+    """uvloop's event loop, where installed: the worker is all asyncio (aiokafka, aiohttp)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     """Start the worker; returns its exit code when it stops."""
+    _use_uvloop()
     omnihooks = build_worker_app(settings, role)
     if not settings.delivery_enabled:
         log.warning("OMNIHOOKS_WEBHOOK_URL is empty: no webhook will be sent (Rocket.Chat's rule)")

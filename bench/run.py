@@ -1,0 +1,496 @@
+"""omnihooks benchmark: every figure beside its target and the ceiling measured in the same run.
+
+    .venv/bin/python bench/run.py            # about 6 minutes on a 2-core machine
+
+Uses KAFKA_BOOTSTRAP_SERVERS when set, else the project's local broker on port 19392 (started
+and stopped here). A separate receiver process (`omnihooks receive`) answers the webhooks;
+each measured stage runs ONE worker process. Results: bench/results/latest.json and .md
+(and latency.png when matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streams import demo  # noqa: E402
+from streams.leads import compile_lead_patterns  # noqa: E402
+from streams.local_kafka import LocalKafka  # noqa: E402
+from streams.payloads import build_session_payload  # noqa: E402
+from streams.sessions import RoomState, SessionProcessor, Source  # noqa: E402
+from streams.settings import Settings, env_name, load_settings  # noqa: E402
+from topics import codec  # noqa: E402
+from topics.admin import apply_catalogue  # noqa: E402
+from topics.catalogue import load_catalogue  # noqa: E402
+from topics.records import WebhookJob  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+PARTITIONS = 4
+BENCH_PORT = 19392
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Bench:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.port = free_port()
+        self.receiver = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "receive", "--quiet", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.results: dict[str, Any] = {}
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                httpx.get(self.url("/arrivals"), timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def arrivals(self) -> list[tuple[str, float]]:
+        return [tuple(a) for a in httpx.get(self.url("/arrivals"), timeout=30).json()]  # type: ignore[misc]
+
+    def forget(self) -> None:
+        httpx.delete(self.url("/arrivals"), timeout=10)
+
+    def settings(self, **overrides: Any) -> Settings:
+        prefix = f"b{uuid.uuid4().hex[:8]}."
+        values: dict[str, Any] = {
+            "kafka_bootstrap_servers": self.bootstrap,
+            "topic_prefix": prefix,
+            "app_id": f"bench-{prefix.strip('.')}",
+            "partitions": PARTITIONS,
+            "data_dir": ROOT / ".cache" / "bench-worker",
+            "web_enabled": False,
+        }
+        values.update(overrides)
+        settings = load_settings(**values)
+        apply_catalogue(self.bootstrap, load_catalogue(PARTITIONS), prefix)
+        return settings
+
+    def start_worker(self, settings: Settings, role: str) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHOOKS_")}
+        for name, value in settings.model_dump().items():
+            if value is None:
+                continue
+            value = getattr(value, "get_secret_value", lambda v=value: v)()
+            env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+        log = open(ROOT / ".cache" / f"bench-{role}.log", "ab")  # noqa: SIM115
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "--loglevel", "INFO", "worker", "--role", role],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        self.workers.clear()
+
+    def close(self) -> None:
+        self.stop_workers()
+        self.receiver.terminate()
+        self.receiver.wait(10)
+
+    def producer(self) -> Producer:
+        return Producer(
+            {"bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+             "linger.ms": 5, "queue.buffering.max.messages": 1_000_000}
+        )  # fmt: skip
+
+    # -- ceilings --------------------------------------------------------------------------
+
+    def ceiling_post(self, count: int = 20_000, concurrency: int = 64) -> float:
+        async def run() -> float:
+            body = codec.dumps(job_body(0))
+            connector = aiohttp.TCPConnector(limit=concurrency)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                queue = iter(range(count))
+
+                async def one() -> None:
+                    for _ in queue:
+                        async with session.post(self.url("/ceiling"), data=body) as response:
+                            await response.read()
+
+                started = time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(concurrency)))
+                return count / (time.perf_counter() - started)
+
+        rate = asyncio.run(run())
+        self.forget()
+        return rate
+
+    def fill_jobs(self, topic: str, count: int, url: Callable[[int], str]) -> list[WebhookJob]:
+        producer = self.producer()
+        jobs = []
+        for n in range(count):
+            job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 500}", url(n), job_body(n),
+                             "2023-02-02T10:00:00.000Z")  # fmt: skip
+            jobs.append(job)
+            producer.produce(topic, key=job.key(), value=job.to_json())
+            if n % 10_000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+        return jobs
+
+    def ceiling_consume(self, topic: str, count: int) -> float:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"c-{uuid.uuid4()}",
+                             "enable.auto.commit": False})  # fmt: skip
+        meta = consumer.list_topics(topic, timeout=10)
+        consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        seen, started = 0, time.perf_counter()
+        while seen < count:
+            for message in consumer.consume(1000, 1.0):
+                if not message.error():
+                    codec.loads(message.value())
+                    seen += 1
+        rate = count / (time.perf_counter() - started)
+        consumer.close()
+        return rate
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def delivery_throughput(self, count: int = 20_000) -> tuple[float, float]:
+        settings = self.settings()
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        self.fill_jobs(topic, count, lambda n: self.url("/hook"))
+        consume = self.ceiling_consume(topic, count)
+        self.start_worker(settings, "delivery")
+        deadline = time.time() + 240
+        while time.time() < deadline and len(self.arrivals()) < count:
+            time.sleep(1)
+        times = sorted(t for _, t in self.arrivals())
+        self.stop_workers()
+        self.forget()
+        assert len(times) >= count, f"only {len(times)} of {count} delivered"
+        # first to last receipt: the worker's start-up is not part of its throughput
+        return count / (times[-1] - times[0]), consume
+
+    def session_throughput(self, rooms: int = 3000) -> tuple[float, int]:
+        """Pre-filled rooms/messages (about 70% messages), one sessions worker; events/s from
+        the first job to the last (one job per close)."""
+        settings = self.settings(webhook_url=self.url("/hook"), send_on_close=True)
+        producer = self.producer()
+        events = 0
+        for n in range(rooms):
+            room = f"r{n:06d}"
+            records = demo.seed_conversation(room, run=room)
+            extra = [demo.message_event(room, f"{room}-x{i}", f"2023-02-02T10:17:{i:02d}.000Z",
+                                        f"more {i}", i % 2 == 0, f"{room}-x{i}") for i in range(6)]  # fmt: skip
+            records[6].value["room"]["msgs"] = 10
+            for record in [*records[:6], *extra, records[6]]:
+                producer.produce(f"{settings.topic_prefix}{record.topic.value}", key=record.key,
+                                 value=record.encoded())  # fmt: skip
+                events += 1
+            producer.poll(0)
+        producer.flush(120)
+        self.start_worker(settings, "sessions")
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"s-{uuid.uuid4()}"})
+        meta = consumer.list_topics(topic, timeout=10)
+        consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        stamps: list[float] = []
+        deadline = time.time() + 300
+        while len(stamps) < rooms and time.time() < deadline:
+            for message in consumer.consume(1000, 1.0):
+                if not message.error():
+                    stamps.append(message.timestamp()[1] / 1000)
+        consumer.close()
+        self.stop_workers()
+        assert len(stamps) >= rooms, f"only {len(stamps)} of {rooms} closes"
+        stamps.sort()
+        # Events before the first close were processed before its timestamp too: count only
+        # the span, conservatively, as all events over first..last close.
+        return events / (stamps[-1] - stamps[0]), events
+
+    def latency_at(self, rate: int, seconds: float, failing_share: float = 0.0) -> dict[str, float]:
+        """Jobs produced at a fixed rate to one delivery worker; produce→receipt latency of the
+        healthy ones, while `failing_share` of the jobs hit a failing endpoint."""
+        settings = self.settings(retry_delay_s=10)
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        self.start_worker(settings, "delivery")
+        warm = self.producer()
+        warm_job = WebhookJob(str(uuid.uuid4()), "Message", "warm", self.url("/hook"), {}, "x")
+        warm.produce(topic, key=warm_job.key(), value=warm_job.to_json())
+        warm.flush(10)
+        deadline = time.time() + 60
+        while time.time() < deadline and not self.arrivals():
+            time.sleep(0.2)
+        self.forget()
+        producer = self.producer()
+        sent: dict[str, float] = {}
+        total = int(rate * seconds)
+        started = time.perf_counter()
+        for n in range(total):
+            failing = (n % 100) < failing_share * 100
+            job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 200}",
+                             self.url("/fail" if failing else "/hook"), job_body(n), "x")  # fmt: skip
+            due = started + n / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            producer.produce(topic, key=job.key(), value=job.to_json())
+            producer.poll(0)
+            if not failing:
+                sent[job.delivery_id] = time.time()
+        producer.flush(30)
+        deadline = time.time() + 60
+        while time.time() < deadline and len(self.arrivals()) < len(sent):
+            time.sleep(0.5)
+        arrivals = dict(self.arrivals())
+        self.stop_workers()
+        self.forget()
+        latencies = [(arrivals[i] - t) * 1000 for i, t in sent.items() if i in arrivals]
+        return {
+            "rate": rate,
+            "failing_share": failing_share,
+            "delivered": len(latencies),
+            "expected": len(sent),
+            "p50_ms": percentile(latencies, 0.50),
+            "p95_ms": percentile(latencies, 0.95),
+            "p99_ms": percentile(latencies, 0.99),
+        }
+
+    def recovery(self, rooms: int) -> float:
+        """Seconds from start to ready for a sessions worker whose tables hold `rooms` rooms,
+        minus the same for empty tables."""
+        settings = self.settings()
+        producer = self.producer()
+        changelog = f"{settings.app_id}-sessions-rooms-changelog"
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})  # kept alive for .result()
+        admin.create_topics(
+            [NewTopic(changelog, PARTITIONS, 1, config={"cleanup.policy": "compact"})]
+        )[changelog].result(30)
+        state = RoomState(room={"_id": "x", "fname": "James", "ts": "2023-02-02T10:16:07.230Z"},
+                          visitor=demo.VISITOR, agent=demo.AGENT, next_seq=10, present=10).to_json()  # fmt: skip
+        for n in range(rooms):
+            producer.produce(changelog, key=f"r{n:07d}".encode(), value=state,
+                             partition=n % PARTITIONS)  # fmt: skip
+            if n % 10_000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+        return self._time_to_ready(settings)
+
+    def _time_to_ready(self, settings: Settings) -> float:
+        log_path = ROOT / ".cache" / "bench-sessions.log"
+        log_path.unlink(missing_ok=True)
+        started = time.time()
+        self.start_worker(settings, "sessions")
+        while time.time() - started < 300:
+            if log_path.exists() and "Worker ready" in log_path.read_text(errors="replace"):
+                break
+            time.sleep(0.1)
+        elapsed = time.time() - started
+        self.stop_workers()
+        return elapsed
+
+
+def job_body(n: int) -> dict[str, Any]:
+    """A realistic Message body (about 1 KB), as the session pipeline builds it."""
+    room = {"_id": f"room-{n}", "fname": "James", "ts": "2023-02-02T10:16:07.230Z",
+            "lm": "2023-02-02T10:16:09.615Z", "servedBy": demo.SERVED_BY}  # fmt: skip
+    message = demo.message_event(room["_id"], f"m{n}", "2023-02-02T10:21:05.391Z",
+                                 "How can I help you today?", False, f"e{n}").value["message"]  # fmt: skip
+    return build_session_payload("Message", room, demo.VISITOR, demo.AGENT, [message],
+                                 crm_data=None, send_navigation_history=False)  # fmt: skip
+
+
+def cost_growth() -> dict[str, Any]:
+    """Pure, in this process: close-body build time and state bytes against transcript size."""
+    from tests.memory_store import MemoryStore
+
+    settings = load_settings(webhook_url="http://x/hook", send_on_close=True)
+    leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
+    out: dict[str, Any] = {"close_body_ms": {}, "message_store_us": {}}
+    for size in (10, 1_000, 10_000):
+        store = MemoryStore()
+        processor = SessionProcessor(settings, store, leads, time.time)
+        room = f"grow-{size}"
+        records = demo.seed_conversation(room, run=room)
+        from streams.events import decode_message_event, decode_room_event
+
+        for offset, record in enumerate(records[:2]):
+            processor.on_room_event(decode_room_event(record.key, record.encoded(), 1 << 20),  # type: ignore[arg-type]
+                                    Source("rooms", 0, offset))  # fmt: skip
+        started = time.perf_counter()
+        for i in range(size):
+            record = demo.message_event(room, f"m{i}", f"2023-02-02T10:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}00Z",
+                                        "a typical line of chat text", i % 2 == 0, f"e{i}")  # fmt: skip
+            processor.on_message_event(decode_message_event(record.key, record.encoded(), 1 << 20),
+                                       Source("messages", 0, i))  # fmt: skip
+        per_message_us = (time.perf_counter() - started) / size * 1e6
+        state = store.load(room)
+        assert state is not None
+        started = time.perf_counter()
+        body = build_session_payload("LivechatSession", state.room or {}, state.visitor, state.agent,
+                                     store.transcript(room, state.next_seq), crm_data=None,
+                                     send_navigation_history=False)  # fmt: skip
+        out["close_body_ms"][str(size)] = round((time.perf_counter() - started) * 1000, 2)
+        out["message_store_us"][str(size)] = round(per_message_us, 1)
+        assert len(body["messages"]) == size
+    # memory per open room (state + 10 messages), as the in-memory table holds bytes
+    tracemalloc.start()
+    store = MemoryStore()
+    processor = SessionProcessor(settings, store, leads, time.time)
+    before = tracemalloc.get_traced_memory()[0]
+    from streams.events import decode_message_event, decode_room_event
+
+    for n in range(2000):
+        room = f"mem-{n}"
+        for offset, record in enumerate(demo.seed_conversation(room, run=room)[:6]):
+            raw = record.encoded()
+            if record.topic.value == "rooms":
+                processor.on_room_event(
+                    decode_room_event(record.key, raw, 1 << 20), Source("r", 0, offset)
+                )  # type: ignore[arg-type]
+            else:
+                processor.on_message_event(
+                    decode_message_event(record.key, raw, 1 << 20), Source("m", 0, offset)
+                )
+    out["bytes_per_open_room_4_messages"] = int(
+        (tracemalloc.get_traced_memory()[0] - before) / 2000
+    )
+    tracemalloc.stop()
+    return out
+
+
+def main() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (ROOT / ".cache").mkdir(exist_ok=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None
+    if not bootstrap:
+        broker = LocalKafka.from_settings(load_settings(kafka_port=BENCH_PORT))
+        print(broker.up(timeout_s=120), flush=True)
+        bootstrap = broker.bootstrap
+    bench = Bench(bootstrap)
+    r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
+    try:
+
+        def step(name: str) -> None:
+            # partial results survive a failing later stage
+            (RESULTS / "partial.json").write_text(codec.dumps_pretty(r) + "\n")
+            print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+
+        step("ceiling: raw aiohttp POSTs")
+        r["ceiling_post_per_s"] = round(bench.ceiling_post())
+        step("delivery throughput (and raw consume ceiling)")
+        delivery, consume = bench.delivery_throughput()
+        r["delivery_per_s"], r["ceiling_consume_per_s"] = round(delivery), round(consume)
+        step("session pipeline throughput")
+        sessions, events = bench.session_throughput()
+        r["session_events_per_s"], r["session_events"] = round(sessions), events
+        r["latency"] = []
+        for rate in (250, 1000):
+            step(f"latency at {rate}/s")
+            r["latency"].append(bench.latency_at(rate, 10))
+        step("latency at 1000/s with 30% of jobs failing")
+        r["latency_isolation"] = bench.latency_at(1000, 10, failing_share=0.3)
+        step("cost growth")
+        r["cost"] = cost_growth()
+        r["recovery_s"] = {}
+        step("recovery: empty tables")
+        r["recovery_s"]["0"] = round(bench.recovery(0), 2)
+        for rooms in (10_000, 100_000):
+            step(f"recovery: {rooms} rooms")
+            r["recovery_s"][str(rooms)] = round(bench.recovery(rooms), 2)
+    finally:
+        bench.close()
+        if broker is not None:
+            broker.down()
+    (RESULTS / "latest.json").write_text(codec.dumps_pretty(r) + "\n")
+    markdown = render(r)
+    (RESULTS / "latest.md").write_text(markdown)
+    plot(r)
+    print(markdown)
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    clean = next(x for x in r["latency"] if x["rate"] == 1000)
+    iso_ = r["latency_isolation"]
+    ratio = r["delivery_per_s"] / r["ceiling_post_per_s"]
+    rows = [
+        ("raw aiohttp POST (ceiling)", f"{r['ceiling_post_per_s']:,}/s", "—"),
+        ("raw consume of the jobs topic (ceiling)", f"{r['ceiling_consume_per_s']:,}/s", "—"),
+        ("delivery throughput, 1 worker", f"{r['delivery_per_s']:,}/s ({ratio:.0%} of POST ceiling)",
+         "≥ 40% of ceiling and ≥ 5,000/s"),
+        ("session pipeline, 1 worker", f"{r['session_events_per_s']:,} events/s", "≥ 10,000 events/s"),
+        *[(f"delivery latency at {x['rate']}/s", f"p50 {x['p50_ms']:.1f} / p95 {x['p95_ms']:.1f} / p99 {x['p99_ms']:.1f} ms",
+           "p99 ≤ 50 ms at 1k/s" if x["rate"] == 1000 else "—") for x in r["latency"]],
+        ("same, 30% of jobs failing", f"healthy p99 {iso_['p99_ms']:.1f} ms ({iso_['p99_ms'] / clean['p99_ms']:.1f}× clean)",
+         "≤ 2× clean p99"),
+        *[(f"close body, {n} messages", f"{ms} ms", "—") for n, ms in r["cost"]["close_body_ms"].items()],
+        *[(f"store one message, transcript {n}", f"{us} µs", "flat (O(1))") for n, us in r["cost"]["message_store_us"].items()],
+        ("memory per open room (4 messages, core state)", f"{r['cost']['bytes_per_open_room_4_messages']:,} B", "—"),
+        *[(f"table recovery, {n} rooms (start → ready)", f"{s} s", "—") for n, s in r["recovery_s"].items()],
+    ]  # fmt: skip
+    lines = [f"# omnihooks benchmark — {r['date']}", "", f"Machine: {r['machine']}.", "",
+             "| figure | measured | target |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict[str, Any]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rates = [x["rate"] for x in r["latency"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        ax.plot(rates, [x[key] for x in r["latency"]], marker="o", label=key.replace("_ms", ""))
+    ax.set_xlabel("jobs/s offered")
+    ax.set_ylabel("produce → receipt (ms)")
+    ax.set_title("omnihooks delivery latency, 1 worker")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "latency.png", dpi=100)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
