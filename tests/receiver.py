@@ -41,13 +41,15 @@ class Received:
 class Receiver:
     host: str = "127.0.0.1"
     port: int = 0
+    ssl_context: Any = None  # an ssl.SSLContext to serve HTTPS
     requests: list[Received] = field(default_factory=list)
     crm_answer: bytes = b'{"contactId": "crm-42"}'
     _counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -97,7 +99,7 @@ class Receiver:
             app.router.add_route("POST", "/{tail:.*}", self._handle)
             self._runner = web.AppRunner(app, handle_signals=False)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, self.port)
+            site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
             self._loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()

@@ -4,7 +4,10 @@ ends as the rules say, with the right attempt record; nothing is lost."""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +121,41 @@ def test_private_urls_are_refused_when_blocking_is_on(
     [attempt] = letter["attempts"]  # not retried: no retry can fix the address
     assert attempt["error"].startswith("blocked: 127.0.0.1 resolves to the non-public address")
     assert receiver.at("/ok") == []
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Iterator[Receiver]:
+    """An HTTPS receiver with a self-signed certificate no CA vouches for."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = Receiver(ssl_context=context).start()
+    yield server
+    server.stop()
+
+
+def test_tls_is_verified_unless_turned_off(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    tls_receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    verifying = settings_factory(retry_attempts=0)
+    start_worker(verifying, "delivery")
+    job = make_job(tls_receiver.url("/ok"), room="room-tls")
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [job])
+    [letter] = read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).wait_for(1, timeout_s=90)
+    assert letter["attempts"][0]["error"] == "connection error: SSLCertVerificationError"
+    assert tls_receiver.at("/ok") == []  # the handshake failed: no request reached it
+
+    lenient = settings_factory(tls_verify=False, app_id=verifying.app_id + "-insecure")
+    start_worker(lenient, "delivery")
+    [request] = tls_receiver.wait_for("/ok", 1, timeout_s=90)
+    assert request.headers["webhook-id"] == job.delivery_id
