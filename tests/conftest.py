@@ -21,6 +21,7 @@ import pytest
 from streams.local_kafka import LocalKafka, metadata_answers
 from streams.settings import REPO_ROOT, Settings, load_settings
 from tests.harness import TopicReader, WorkerProcess
+from tests.receiver import Receiver
 from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
@@ -129,6 +130,14 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         worker.stop()
         # Shown by pytest only when the test failed.
         print(f"--- {worker.log_path.name} ---\n{worker.tail(40)}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 (see tests/receiver.py for its paths)."""
+    server = Receiver().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

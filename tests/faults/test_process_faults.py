@@ -25,13 +25,6 @@ pytestmark = pytest.mark.integration
 FAULT_BROKER_PORT = 19292
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
 def unique_ids(receiver: Receiver, path: str) -> set[str]:
     return {r.headers["webhook-id"] for r in receiver.at(path)}
 

@@ -21,13 +21,6 @@ from topics.catalogue import Topic
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
