@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,8 @@ from streams.leads import compile_lead_patterns  # noqa: E402
 from streams.local_kafka import LocalKafka  # noqa: E402
 from streams.payloads import build_session_payload  # noqa: E402
 from streams.sessions import RoomState, SessionProcessor, Source  # noqa: E402
-from streams.settings import Settings, env_name, load_settings  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+from tests.harness import free_port, settings_env  # noqa: E402
 from topics import codec  # noqa: E402
 from topics.admin import apply_catalogue  # noqa: E402
 from topics.catalogue import load_catalogue  # noqa: E402
@@ -44,12 +44,6 @@ from topics.records import WebhookJob  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 4
 BENCH_PORT = 19392
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,12 +95,7 @@ class Bench:
         return settings
 
     def start_worker(self, settings: Settings, role: str) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHOOKS_")}
-        for name, value in settings.model_dump().items():
-            if value is None:
-                continue
-            value = getattr(value, "get_secret_value", lambda v=value: v)()
-            env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+        env = settings_env(settings)
         log = open(ROOT / ".cache" / f"bench-{role}.log", "ab")  # noqa: SIM115
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "--loglevel", "INFO", "worker", "--role", role],

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 import faust
 
+from streams.clock import now_iso
 from streams.settings import Settings
 from topics.catalogue import Catalogue, Topic, load_catalogue
+from topics.records import RejectedRecord
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,15 @@ class Omnihooks:
     catalogue: Catalogue
     topics: dict[Topic, Any]
     role: Role
+
+
+async def send_rejected(rejected_topic: Any, message: Any, reason: str) -> None:
+    """Keep an input record that could not be used: its bytes, where it was, and why."""
+    record = RejectedRecord.of(
+        reason, message.topic, message.partition, message.offset, message.key, message.value,
+        now_iso(),
+    )  # fmt: skip
+    await rejected_topic.send(key=message.key, value=record.to_json())
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:

@@ -20,13 +20,13 @@ import mode
 from faust.types import StreamT
 
 from streams import metrics
-from streams.app import Omnihooks
+from streams.app import Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
 from streams.retry import RetryPolicy, Verdict, next_attempt
 from streams.webhook_client import WebhookClient
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import RejectedRecord, WebhookJob
+from topics.records import WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         await crm_topic.send(key=job.key(), value=codec.dumps(record))
 
     async def reject(event: Any, reason: str) -> None:
-        message = event.message
-        record = RejectedRecord.of(
-            reason, message.topic, message.partition, message.offset, message.key,
-            message.value, iso(time.time()),
-        )  # fmt: skip
-        await rejected_topic.send(key=message.key, value=record.to_json())
+        await send_rejected(rejected_topic, event.message, reason)
 
     def pipeline(name: str, wait_until_due: bool, pending_limit: int) -> Any:
         acks = InOrderAcks()

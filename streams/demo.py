@@ -6,6 +6,7 @@ agent-message webhooks on, the jobs it yields carry exactly those bodies.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -143,8 +144,8 @@ def seed_conversation(room_id: str = ROOM_ID, run: str | None = None) -> list[In
     ]
 
 
-def produce(bootstrap: str, prefix: str, records: list[InputRecord]) -> int:
-    """Publish records in order (acks=all, idempotent); returns how many were written."""
+def produce(bootstrap: str, prefix: str, records: list[InputRecord], gap_s: float = 0.0) -> int:
+    """Publish records in order (acks=all, idempotent), `gap_s` apart; returns the count."""
     from confluent_kafka import Producer
 
     producer = Producer(
@@ -155,6 +156,7 @@ def produce(bootstrap: str, prefix: str, records: list[InputRecord]) -> int:
         # One record at a time: the demo's order across the rooms and messages topics is
         # the conversation's order.
         producer.flush(30)
+        time.sleep(gap_s)
     remaining = producer.flush(30)
     if remaining:
         raise RuntimeError(f"{remaining} records were not acknowledged by Kafka")

@@ -14,8 +14,7 @@ from typing import Any
 
 from faust.types import StreamT
 
-from streams.app import Omnihooks
-from streams.clock import now_iso
+from streams.app import Omnihooks, send_rejected
 from streams.events import (
     InvalidEvent,
     RoomEvent,
@@ -28,7 +27,7 @@ from streams.leads import LeadPatterns
 from streams.sessions import JSON, RoomState, SessionProcessor, Source
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import RejectedRecord, WebhookJob
+from topics.records import WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
         _bytes_table(oh, "message-order", "message ids by room and arrival sequence"),
     )
     processor = SessionProcessor(settings, store, leads, clock=time.time)
-    names = {topic: spec.name(settings.topic_prefix) for topic, spec in _specs(oh)}
+    names = oh.catalogue.names(settings.topic_prefix)
     inputs = app.topic(
         names[Topic.ROOMS],
         names[Topic.MESSAGES],
@@ -126,16 +125,7 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
     max_bytes = settings.max_event_bytes
 
     async def reject(message: Any, reason: str) -> None:
-        record = RejectedRecord.of(
-            reason,
-            message.topic,
-            message.partition,
-            message.offset,
-            message.key,
-            message.value,
-            now_iso(),
-        )
-        await rejected_topic.send(key=message.key, value=record.to_json())
+        await send_rejected(rejected_topic, message, reason)
 
     async def send_jobs(jobs: list[WebhookJob]) -> None:
         for job in jobs:
@@ -211,7 +201,3 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
 
     app.timer(interval=1.0, name="session-due-events")(publish_due_events)
     return processor
-
-
-def _specs(oh: Omnihooks) -> Iterable[tuple[Topic, Any]]:
-    return ((spec.topic, spec) for spec in oh.catalogue.specs)

@@ -24,6 +24,7 @@ from streams.events import (
 )
 from streams.leads import LeadPatterns, capture_leads, is_lead_candidate
 from streams.payloads import (
+    NAVIGATION_MESSAGE,
     PayloadType,
     build_message_payload,
     build_offline_payload,
@@ -41,7 +42,6 @@ JSON = dict[str, Any]
 # same id, so a receiver can drop the copy.
 DELIVERY_NAMESPACE = uuid.UUID("6f0d6c1e-2b7e-4d7a-9a57-6f6d6e69686f")
 SEEN_EVENTS_KEPT = 64
-NAVIGATION = "livechat_navigation_history"
 
 ROOM_TRIGGERS: dict[str, tuple[PayloadType, str]] = {
     "started": ("LivechatSessionStart", "send_on_start"),
@@ -257,7 +257,9 @@ class SessionProcessor:
             else self.settings.send_on_agent_message
         )
         kind = message.get("t")
-        if kind is not None and not (kind == NAVIGATION and self.settings.send_navigation_history):
+        if kind is not None and not (
+            kind == NAVIGATION_MESSAGE and self.settings.send_navigation_history
+        ):
             return False  # system messages (the closing message too) send no Message webhook
         return wanted
 

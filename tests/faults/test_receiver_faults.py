@@ -3,7 +3,6 @@ ends as the rules say, with the right attempt record; nothing is lost."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -13,18 +12,12 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess
+from tests.harness import TopicReader, WorkerProcess, free_port
 from tests.integration.test_delivery import make_job, send_jobs
 from tests.receiver import Receiver
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed when we return: connections are refused
 
 
 # path -> (expected attempt outcome: status or error prefix)
@@ -56,7 +49,7 @@ def test_receiver_faults_end_as_the_rules_say(
     jobs = {
         path: make_job(receiver.url(path), room=f"room{path.replace('/', '-')}") for path in FAULTS
     }
-    refused = make_job(f"http://127.0.0.1:{closed_port()}/hook", room="room-refused")
+    refused = make_job(f"http://127.0.0.1:{free_port()}/hook", room="room-refused")
     huge = make_job(receiver.url("/huge"), room="room-huge")
     send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [*jobs.values(), refused, huge])
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import itertools
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from streams import demo
 from streams.settings import Settings
 from streams.signing import signing_key, verify
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess
+from tests.harness import TopicReader, WorkerProcess, free_port
 from tests.integration.test_session_pipeline import produce as produce_events
 from tests.receiver import Receiver
 from topics import codec
@@ -29,12 +28,6 @@ from topics.records import WebhookJob
 pytestmark = pytest.mark.integration
 
 SIGNING_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_job(url: str, n: int = 0, room: str = "room-1") -> WebhookJob:

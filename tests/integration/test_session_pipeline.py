@@ -33,13 +33,7 @@ def produce(
     kafka: Broker, prefix: str, records: list[demo.InputRecord], gap_s: float = 0.3
 ) -> None:
     """Publish in order; the gap keeps the conversation's order across the two topics."""
-    producer = Producer(
-        {"bootstrap.servers": kafka.bootstrap, "acks": "all", "enable.idempotence": True}
-    )
-    for record in records:
-        producer.produce(f"{prefix}{record.topic.value}", key=record.key, value=record.encoded())
-        producer.flush(30)
-        time.sleep(gap_s)
+    demo.produce(kafka.bootstrap, prefix, records, gap_s)
 
 
 def expected_jobs(settings: Settings, records: list[demo.InputRecord]) -> list[dict[str, Any]]:
