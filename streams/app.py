@@ -88,6 +88,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
 
 
 def _add_web_pages(app: faust.App) -> None:
+    from streams import recovery_watch
     from streams.metrics import exposition
 
     async def metrics_page(view: Any, request: Any) -> Any:
@@ -99,7 +100,14 @@ def _add_web_pages(app: faust.App) -> None:
     app.page("/metrics")(metrics_page)
 
     async def health_page(view: Any, request: Any) -> Any:
-        # Liveness: the event loop answers. Kubernetes restarts a worker that stops answering.
+        # Liveness: the event loop answers and table recovery is not stuck. Kubernetes
+        # restarts a worker that fails it.
+        tables: Any = app.tables  # TableManagerT does not declare its Recovery service
+        if recovery_watch.stalled_for(tables.recovery):
+            log.warning(
+                "table recovery has read nothing for %.0f s", recovery_watch.RECOVERY_STALL_S
+            )
+            return view.json({"status": "recovery stalled"}, status=503)
         return view.json({"status": "ok"})
 
     async def ready_page(view: Any, request: Any) -> Any:

@@ -76,6 +76,9 @@ def test_each_job_arrives_once_with_exact_body_and_headers(
     assert 'omnihooks_delivered_total{type="Message"} 6.0' in metrics
     assert "omnihooks_post_seconds_count 6.0" in metrics
     assert "omnihooks_in_flight 0.0" in metrics
+    for page, status in (("/health", "ok"), ("/ready", "ready")):
+        answer = httpx.get(f"http://127.0.0.1:{web_port}{page}", timeout=10)
+        assert (answer.status_code, answer.json()) == (200, {"status": status})
     assert "tok-123" not in worker.log() and SIGNING_SECRET not in worker.log()
 
 
