@@ -128,7 +128,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             "delivery_id": job.delivery_id,
             "received_at": iso(time.time()),
         }
-        await crm_topic.send(key=job.key(), value=codec.dumps(record))
+        await crm_topic.send(key=job.key(), value=codec.dumps(record), partition=job.room_partition)
 
     async def reject(event: Any, reason: str) -> None:
         await send_rejected(rejected_topic, event.message, reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from faust.types import StreamT
@@ -167,7 +168,8 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
                 )
                 await reject(message, f"internal error: {type(exc).__name__}: {exc}")
                 continue
-            await send_jobs(jobs)
+            # The record's partition is the room's: crm-data from the answer goes back there.
+            await send_jobs([replace(job, room_partition=message.partition) for job in jobs])
 
     app.agent(inputs, name="sessions")(sessions)
 
@@ -197,7 +199,9 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
             schedule["rescan_at"] = now + RESCAN_INTERVAL_S
             processor.rebuild_schedule()
         for due in processor.due_events():
-            await rooms_topic.send(key=due.room_id.encode(), value=due.to_json(now))
+            await rooms_topic.send(
+                key=due.room_id.encode(), value=due.to_json(now), partition=due.partition
+            )
 
     app.timer(interval=1.0, name="session-due-events")(publish_due_events)
     return processor

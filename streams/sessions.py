@@ -81,6 +81,10 @@ class RoomState:
     closed_at: float | None = None
     pending_close: PendingClose | None = None
     seen: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # The input partition the chat stack's partitioner gave this room. Everything omnihooks
+    # writes back for the room (due events, crm-data) goes there, whatever hash it would
+    # pick itself: the room's state lives in that partition's changelog.
+    partition: int | None = None
 
     def to_json(self) -> bytes:
         return codec.dumps(self)
@@ -99,6 +103,7 @@ class RoomState:
             closed_at=data.get("closed_at"),
             pending_close=PendingClose(**pending) if pending else None,
             seen=[tuple(entry) for entry in data.get("seen", [])],
+            partition=data.get("partition"),
         )
 
     @property
@@ -128,6 +133,7 @@ class DueEvent:
     room_id: str
     event: str
     ref: str | None
+    partition: int | None = None  # the room's input partition; None: key hash
 
     def to_json(self, now: float) -> bytes:
         return codec.dumps(
@@ -166,6 +172,7 @@ class SessionProcessor:
         state = self.store.load(room_id) or RoomState()
         if self._is_duplicate(state, event.id, source):
             return []
+        state.partition = source.partition
         state.room = _merge_room(state.room, event.room)
         if event.has_visitor:
             state.visitor = _keep_captured_leads(state.visitor, event.visitor)
@@ -206,6 +213,7 @@ class SessionProcessor:
         state = self.store.load(room_id) or RoomState()
         if self._is_duplicate(state, event.id, source):
             return []
+        state.partition = source.partition
         if event.event == "deleted":
             if self.store.message(room_id, message_id) is not None:
                 self.store.delete_message(room_id, message_id)
@@ -326,12 +334,17 @@ class SessionProcessor:
                 if state is None or state.pending_close is None:
                     del self._close_due[room_id]
                     continue
-                due.append(DueEvent(room_id, "omnihooks.close-due", state.pending_close.event_id))
+                ref = state.pending_close.event_id
+                due.append(DueEvent(room_id, "omnihooks.close-due", ref, state.partition))
                 # ask again later if the event is lost or the partition moved
                 self._close_due[room_id] = now + max(self.settings.close_grace_s, 5.0)
         for room_id, at in list(self._expire_due.items()):
             if at <= now:
-                due.append(DueEvent(room_id, "omnihooks.expire", None))
+                state = self.store.load(room_id)
+                if state is None:
+                    del self._expire_due[room_id]
+                    continue
+                due.append(DueEvent(room_id, "omnihooks.expire", None, state.partition))
                 self._expire_due[room_id] = now + max(self.settings.closed_room_retention_s, 5.0)
         return due
 

@@ -52,6 +52,9 @@ class WebhookJob:
     attempts: tuple[Attempt, ...] = ()
     due_at: str | None = None  # set while the job waits in the retries topic
     replay_id: str | None = None  # set when an operator replayed it from the dead letters
+    # The partition of the room's input records: its crm-data must land there too, even when
+    # the chat stack's partitioner hashes keys differently from ours.
+    room_partition: int | None = None
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()
@@ -76,6 +79,7 @@ class WebhookJob:
             attempts=tuple(Attempt.from_json(a) for a in data.get("attempts") or ()),
             due_at=data.get("due_at"),
             replay_id=data.get("replay_id"),
+            room_partition=data.get("room_partition"),
         )
 
     @classmethod

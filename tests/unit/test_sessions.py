@@ -41,15 +41,16 @@ def make(**overrides: Any) -> tuple[SessionProcessor, MemoryStore, Clock]:
 class Feed:
     """Feeds InputRecords through the processor with increasing offsets per topic."""
 
-    def __init__(self, processor: SessionProcessor) -> None:
+    def __init__(self, processor: SessionProcessor, partition: int = 0) -> None:
         self.processor = processor
+        self.partition = partition
         self.offsets: dict[Topic, int] = {}
 
     def __call__(self, record: demo.InputRecord, offset: int | None = None) -> list[WebhookJob]:
         if offset is None:
             offset = self.offsets.get(record.topic, -1) + 1
             self.offsets[record.topic] = offset
-        source = Source(record.topic.value, 0, offset)
+        source = Source(record.topic.value, self.partition, offset)
         raw = record.encoded()
         if record.topic is Topic.ROOMS:
             event = decode_room_event(record.key, raw, 1 << 20)
@@ -264,6 +265,19 @@ def test_forward_carries_the_transfer() -> None:
     assert job.body["oldServedBy"] == demo.SERVED_BY
     assert job.body["oldDepartmentId"] is None
     assert job.body["departmentId"] == "dep-2"
+
+
+def test_due_events_go_to_the_partition_the_chat_stack_chose_for_the_room() -> None:
+    # Not our key hash: the room's state lives in its records' partition's changelog.
+    processor, _, clock = make(send_on_close=True, close_grace_s=30, closed_room_retention_s=60)
+    feed = Feed(processor, partition=7)
+    records = demo.seed_conversation()
+    feed.all(records[:5])
+    feed(records[6])
+    clock.now += 31
+    assert [(d.event, d.partition) for d in processor.due_events()] == [("omnihooks.close-due", 7)]
+    clock.now += 60
+    assert ("omnihooks.expire", 7) in [(d.event, d.partition) for d in processor.due_events()]
 
 
 def test_closed_rooms_are_dropped_after_retention() -> None:
