@@ -12,14 +12,14 @@ from collections.abc import Callable
 
 import pytest
 from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from streams import demo
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import WorkerProcess
+from tests.harness import TopicReader, WorkerProcess
 from tests.receiver import Receiver
-from topics.catalogue import Topic
+from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +32,10 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions  # Kafka's Java client, aiokafka, Faust
 
 
-def partitions_of(kafka: Broker, topic: str, key: bytes) -> set[int]:
-    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"p-{topic}"})
-    try:
-        count = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        found: set[int] = set()
-        for partition in range(count):
-            consumer.assign([TopicPartition(topic, partition, 0)])
-            while (message := consumer.poll(1.0)) is not None:
-                if not message.error() and message.key() == key:
-                    found.add(partition)
-        return found
-    finally:
-        consumer.close()
+def partitions_of(reader: TopicReader, key: bytes) -> set[int]:
+    """The partitions holding records with `key`, once nothing new has arrived."""
+    reader.settle()
+    return {record.partition() for record in reader.records if record.key() == key}
 
 
 def test_grace_events_and_crm_data_follow_the_rooms_partition(
@@ -52,6 +43,7 @@ def test_grace_events_and_crm_data_follow_the_rooms_partition(
     settings_factory: Callable[..., Settings],
     applied_topics: dict[Topic, str],
     start_worker: Callable[..., WorkerProcess],
+    read_topic: Callable[[str], TopicReader],
     receiver: Receiver,
 ) -> None:
     settings = settings_factory(
@@ -60,10 +52,7 @@ def test_grace_events_and_crm_data_follow_the_rooms_partition(
         send_on_close=True,
         close_grace_s=2.0,
     )
-    rooms_topic = applied_topics[Topic.ROOMS]
-    admin = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "count"})
-    count = len(admin.list_topics(rooms_topic, timeout=10).topics[rooms_topic].partitions)
-    admin.close()
+    count = load_catalogue(settings.partitions)[Topic.ROOMS].partitions  # as applied_topics
     room = next(
         f"room-crc-{n}"
         for n in range(1000)
@@ -88,5 +77,7 @@ def test_grace_events_and_crm_data_follow_the_rooms_partition(
     close = next(r.json() for r in got if r.json()["type"] == "LivechatSession")
     assert len(close["messages"]) == 3
     assert close["crmData"] == receiver.crm_answer.decode()
-    assert partitions_of(kafka, rooms_topic, key) == {partition}  # the grace event too
-    assert partitions_of(kafka, applied_topics[Topic.CRM_DATA], key) == {partition}
+    rooms = read_topic(applied_topics[Topic.ROOMS])
+    assert partitions_of(rooms, key) == {partition}  # the grace event too
+    crm_data = read_topic(applied_topics[Topic.CRM_DATA])
+    assert partitions_of(crm_data, key) == {partition}
