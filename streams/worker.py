@@ -29,6 +29,19 @@ def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
     return omnihooks
 
 
+class Worker(faust.Worker):
+    """Faust's worker without its terminal spinner.
+
+    At --loglevel WARNING or above Faust installs the spinner by setting the root logger to
+    DEBUG, so every debug call in aiokafka and Faust builds a log record only for the handler
+    to drop it: 14% of the worker's time in the benchmark's table-writing agent. The root
+    logger keeps the operator's level instead.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+
+
 def _use_uvloop() -> None:
     """uvloop's event loop, where installed: the worker is all asyncio (aiokafka, aiohttp)."""
     try:
@@ -44,6 +57,6 @@ def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     omnihooks = build_worker_app(settings, role)
     if not settings.delivery_enabled:
         log.warning("OMNIHOOKS_WEBHOOK_URL is empty: no webhook will be sent (Rocket.Chat's rule)")
-    worker = faust.Worker(omnihooks.app, loglevel=loglevel.lower(), quiet=True)
+    worker = Worker(omnihooks.app, loglevel=loglevel.lower(), quiet=True)
     worker.execute_from_commandline()  # returns only via SystemExit on shutdown
     return 0
