@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 
 
 def iso(epoch_s: float) -> str:
-    moment = datetime.fromtimestamp(epoch_s, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Every POST stamps its attempt: gmtime + strftime costs a third of building a datetime.
+    # Rounded to the microsecond first, as datetime.fromtimestamp does.
+    fraction, whole = math.modf(epoch_s)
+    seconds, micros = int(whole), round(fraction * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros // 1000:03d}Z"
 
 
 def now_iso() -> str:
