@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py            # about 4 minutes on a 2-core machine
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else the project's local broker on port 19392 (started
-and stopped here). A separate receiver process (`omnihooks receive`) answers the webhooks;
+and stopped here). A separate receiver process (bench/receiver.py) answers the webhooks;
 each measured stage runs ONE worker process. Results: bench/results/latest.json and .md
 (and latency.png when matplotlib is installed).
 """
@@ -47,6 +47,18 @@ PARTITIONS = 4
 BENCH_PORT = 19392
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 where it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -83,11 +95,17 @@ class KafkaArrivals(threading.Thread):
 
 
 class Bench:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, broker_pid: int | None = None) -> None:
         self.bootstrap = bootstrap
+        self.broker_pid = broker_pid
         self.port = free_port()
         self.receiver = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "receive", "--quiet", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                os.environ.get("BENCH_RECEIVER", "bench.receiver"),
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             cwd=ROOT,
         )
@@ -206,6 +224,27 @@ class Bench:
         consumer.close()
         return rate
 
+    def faust_floor(self, writes: int, count: int = 30_000) -> float:
+        """Events/s of a Faust agent that does nothing with each event but write `writes`
+        table keys (bench/faust_floor.py): what Faust itself costs here, in this run."""
+        settings = self.settings()
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        self.fill_jobs(topic, count, lambda n: self.url("/hook"))
+        out = ROOT / ".cache" / "bench-floor.out"
+        out.unlink(missing_ok=True)
+        log = open(ROOT / ".cache" / "bench-floor.log", "ab")  # noqa: SIM115
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "bench.faust_floor", topic, str(count), str(writes), str(out)],
+            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        self.workers.append(worker)
+        deadline = time.time() + 180
+        while time.time() < deadline and not out.exists():
+            time.sleep(0.5)
+        self.stop_workers()
+        assert out.exists(), f"the Faust floor with {writes} writes did not finish"
+        return float(out.read_text())
+
     # -- stages ----------------------------------------------------------------------------
 
     def delivery_throughput(self, count: int = 20_000) -> tuple[float, float]:
@@ -282,6 +321,7 @@ class Bench:
         floor.start()
         sent: dict[str, float] = {}
         total = int(rate * seconds)
+        cpu = self.cpu_use()
         started = time.perf_counter()
         for n in range(total):
             failing = (n % 100) < failing_share * 100
@@ -296,6 +336,8 @@ class Bench:
             if not failing:
                 sent[job.delivery_id] = time.time()
         producer.flush(30)
+        cores = {name: round((used - cpu[name]) / (time.perf_counter() - started), 2)
+                 for name, used in self.cpu_use().items()}  # fmt: skip
         deadline = time.time() + 60
         while time.time() < deadline and len(self.arrivals()) < len(sent):
             time.sleep(0.5)
@@ -315,7 +357,18 @@ class Bench:
             "p99_ms": percentile(latencies, 0.99),
             "kafka_p50_ms": percentile(kafka, 0.50),
             "kafka_p99_ms": percentile(kafka, 0.99),
+            "cpu_cores": cores,
         }
+
+    def cpu_use(self) -> dict[str, float]:
+        """CPU seconds used so far by each process of the benchmark, this one included."""
+        this = os.times()
+        use = {"worker": sum(cpu_seconds(w.pid) for w in self.workers),
+               "load generator": this.user + this.system,
+               "receiver": cpu_seconds(self.receiver.pid)}  # fmt: skip
+        if self.broker_pid is not None:
+            use["broker"] = cpu_seconds(self.broker_pid)
+        return use
 
     def recovery(self, rooms: int) -> float:
         """Seconds from start to ready for a sessions worker whose tables hold `rooms` rooms,
@@ -426,12 +479,12 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (ROOT / ".cache").mkdir(exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
+    broker, broker_pid = None, None
     if not bootstrap:
         broker = LocalKafka.from_settings(load_settings(kafka_port=BENCH_PORT))
         print(broker.up(timeout_s=120), flush=True)
-        bootstrap = broker.bootstrap
-    bench = Bench(bootstrap)
+        bootstrap, broker_pid = broker.bootstrap, broker.running_pid()
+    bench = Bench(bootstrap, broker_pid)
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
     try:
@@ -446,6 +499,10 @@ def main() -> int:
         step("delivery throughput (and raw consume ceiling)")
         delivery, consume = bench.delivery_throughput()
         r["delivery_per_s"], r["ceiling_consume_per_s"] = round(delivery), round(consume)
+        r["faust_floor_per_s"] = {}
+        for writes in (0, 1, 3):
+            step(f"Faust alone: an agent writing {writes} table keys per event")
+            r["faust_floor_per_s"][str(writes)] = round(bench.faust_floor(writes))
         step("session pipeline throughput")
         sessions, events = bench.session_throughput()
         r["session_events_per_s"], r["session_events"] = round(sessions), events
@@ -479,18 +536,31 @@ def render(r: dict[str, Any]) -> str:
     clean = next(x for x in r["latency"] if x["rate"] == 1000)
     iso_ = r["latency_isolation"]
     ratio = r["delivery_per_s"] / r["ceiling_post_per_s"]
+    floor = r["faust_floor_per_s"]
+    # One process does both, one after the other: a job costs Faust's time plus the POST's.
+    serial = 1 / (1 / r["ceiling_post_per_s"] + 1 / floor["0"])
     rows = [
-        ("raw aiohttp POST (ceiling)", f"{r['ceiling_post_per_s']:,}/s", "—"),
+        ("raw aiohttp POST to the bench receiver (ceiling)", f"{r['ceiling_post_per_s']:,}/s", "—"),
         ("raw consume of the jobs topic (ceiling)", f"{r['ceiling_consume_per_s']:,}/s", "—"),
-        ("delivery throughput, 1 worker", f"{r['delivery_per_s']:,}/s ({ratio:.0%} of POST ceiling)",
+        ("Faust alone: agent doing nothing (ceiling)", f"{floor['0']:,} events/s", "—"),
+        ("Faust alone: agent writing 1 table key per event", f"{floor['1']:,} events/s", "—"),
+        ("Faust alone: agent writing 3 table keys per event", f"{floor['3']:,} events/s", "—"),
+        ("Faust alone then one POST, serially (ceiling of one process)", f"{serial:,.0f}/s", "—"),
+        ("delivery throughput, 1 worker",
+         f"{r['delivery_per_s']:,}/s ({ratio:.0%} of POST ceiling, {r['delivery_per_s'] / serial:.0%} of Faust+POST)",
          "≥ 40% of ceiling and ≥ 5,000/s"),
-        ("session pipeline, 1 worker", f"{r['session_events_per_s']:,} events/s", "≥ 10,000 events/s"),
+        ("session pipeline, 1 worker (3 table writes per message)",
+         f"{r['session_events_per_s']:,} events/s ({r['session_events_per_s'] / floor['3']:.0%} of Faust with 3 writes)",
+         "≥ 10,000 events/s"),
         *[(f"delivery latency at {x['rate']}/s", f"p50 {x['p50_ms']:.1f} / p95 {x['p95_ms']:.1f} / p99 {x['p99_ms']:.1f} ms",
            "p99 ≤ 50 ms at 1k/s" if x["rate"] == 1000 else "—") for x in r["latency"]],
         *[(f"Kafka alone at {x['rate']}/s (produce → plain consumer, ceiling)",
            f"p50 {x['kafka_p50_ms']:.1f} / p99 {x['kafka_p99_ms']:.1f} ms", "—") for x in r["latency"]],
+        *[(f"CPU in use at {x['rate']}/s (cores, of {os.cpu_count()})", cores(x["cpu_cores"]), "—")
+          for x in r["latency"]],
         ("same, 30% of jobs failing", f"healthy p99 {iso_['p99_ms']:.1f} ms ({iso_['p99_ms'] / clean['p99_ms']:.1f}× clean)",
          "≤ 2× clean p99"),
+        ("CPU in use, 30% of jobs failing (cores)", cores(iso_["cpu_cores"]), "—"),
         *[(f"close body, {n} messages", f"{ms} ms", "—") for n, ms in r["cost"]["close_body_ms"].items()],
         *[(f"store one message, transcript {n}", f"{us} µs", "flat (O(1))") for n, us in r["cost"]["message_store_us"].items()],
         ("memory per open room (4 messages, core state)", f"{r['cost']['bytes_per_open_room_4_messages']:,} B", "—"),
@@ -500,6 +570,13 @@ def render(r: dict[str, Any]) -> str:
              "| figure | measured | target |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines) + "\n"
+
+
+def cores(use: dict[str, float]) -> str:
+    return (
+        ", ".join(f"{name} {n:.2f}" for name, n in use.items())
+        + f"; {sum(use.values()):.2f} in all"
+    )
 
 
 def plot(r: dict[str, Any]) -> None:

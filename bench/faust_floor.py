@@ -1,0 +1,56 @@
+"""What Faust itself costs on this machine: a worker whose agent does nothing with each event
+but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
+
+    python -m bench.faust_floor TOPIC COUNT WRITES OUT     (settings from the environment)
+
+Same app factory, transport and producer settings as the real worker. Writes events/s from
+its first to its COUNT-th event to OUT, and keeps running until it is stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streams.app import create_app
+from streams.settings import load_settings
+from streams.worker import Worker, _use_uvloop
+
+
+def main(topic_name: str, count: int, writes: int, out: Path) -> None:
+    _use_uvloop()
+    omnihooks = create_app(load_settings(), role="delivery")
+    app = omnihooks.app
+    tables = [
+        app.Table(
+            f"floor-{n}", key_type=bytes, value_type=bytes, partitions=omnihooks.settings.partitions
+        )
+        for n in range(writes)
+    ]
+    for table in tables:
+        table.key_serializer = "raw"
+        table.value_serializer = "raw"
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw")  # fmt: skip
+    value = b"x" * 400  # about a message's size in the messages table
+
+    async def floor(stream: Any) -> None:
+        seen, started = 0, 0.0
+        async for event in stream.events():
+            if seen == 0:
+                started = time.perf_counter()
+            for n, table in enumerate(tables):
+                table[event.key + str(n).encode()] = value
+            seen += 1
+            if seen == count:
+                rate = (count - 1) / (time.perf_counter() - started)
+                out.write_text(f"{rate:.1f}\n")  # noqa: ASYNC240 - once, at the end
+
+    app.agent(topic, name="floor")(floor)
+    Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
