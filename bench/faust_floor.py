@@ -3,8 +3,9 @@ but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
 
     python -m bench.faust_floor TOPIC COUNT WRITES OUT     (settings from the environment)
 
-Same app factory, transport and producer settings as the real worker. Writes events/s from
-its first to its COUNT-th event to OUT, and keeps running until it is stopped.
+Same app factory, transport, worker class and producer settings as the real worker. Creates
+OUT.ready at its first event, writes events/s from its first to its COUNT-th event to OUT,
+and keeps running until it is stopped.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main(topic_name: str, count: int, writes: int, out: Path) -> None:
         table.value_serializer = "raw"
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")  # fmt: skip
+    ready = out.with_suffix(".ready")
     value = b"x" * 400  # about a message's size in the messages table
 
     async def floor(stream: Any) -> None:
@@ -41,6 +43,7 @@ def main(topic_name: str, count: int, writes: int, out: Path) -> None:
         async for event in stream.events():
             if seen == 0:
                 started = time.perf_counter()
+                ready.touch()
             for n, table in enumerate(tables):
                 table[event.key + str(n).encode()] = value
             seen += 1

@@ -176,7 +176,7 @@ class Bench:
 
     # -- ceilings --------------------------------------------------------------------------
 
-    def ceiling_post(self, count: int = 20_000, concurrency: int = 64) -> float:
+    def ceiling_post(self, count: int = 40_000, concurrency: int = 64) -> float:
         async def run() -> float:
             body = codec.dumps(job_body(0))
             connector = aiohttp.TCPConnector(limit=concurrency)
@@ -224,26 +224,61 @@ class Bench:
         consumer.close()
         return rate
 
-    def faust_floor(self, writes: int, count: int = 30_000) -> float:
-        """Events/s of a Faust agent that does nothing with each event but write `writes`
-        table keys (bench/faust_floor.py): what Faust itself costs here, in this run."""
-        settings = self.settings()
-        topic = f"{settings.topic_prefix}webhook-jobs"
-        self.fill_jobs(topic, count, lambda n: self.url("/hook"))
+    def start_floor(self, settings: Settings, count: int, writes: int) -> tuple[int, Path]:
         out = ROOT / ".cache" / "bench-floor.out"
         out.unlink(missing_ok=True)
+        out.with_suffix(".ready").unlink(missing_ok=True)
+        topic = f"{settings.topic_prefix}webhook-jobs"
         log = open(ROOT / ".cache" / "bench-floor.log", "ab")  # noqa: SIM115
         worker = subprocess.Popen(
             [sys.executable, "-m", "bench.faust_floor", topic, str(count), str(writes), str(out)],
             env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         self.workers.append(worker)
+        return worker.pid, out
+
+    def faust_floor(self, writes: int, count: int = 30_000) -> float:
+        """Events/s of a Faust agent that does nothing with each event but write `writes`
+        table keys (bench/faust_floor.py): what Faust itself costs here, in this run."""
+        settings = self.settings()
+        self.fill_jobs(f"{settings.topic_prefix}webhook-jobs", count, lambda n: self.url("/hook"))
+        _, out = self.start_floor(settings, count, writes)
         deadline = time.time() + 180
         while time.time() < deadline and not out.exists():
             time.sleep(0.5)
         self.stop_workers()
         assert out.exists(), f"the Faust floor with {writes} writes did not finish"
         return float(out.read_text())
+
+    def faust_floor_cpu(self, rate: int, seconds: float) -> float:
+        """CPU cores a Faust agent doing nothing uses while events arrive at `rate`/s: the
+        share of this machine Faust's consumer takes before a worker does any work."""
+        settings = self.settings()
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        total = int(rate * seconds)
+        pid, out = self.start_floor(settings, total + 1, 0)
+        producer = self.producer()
+        body = codec.dumps(job_body(0))
+        producer.produce(topic, key=b"warm", value=body)
+        producer.flush(10)
+        deadline = time.time() + 60
+        while time.time() < deadline and not out.with_suffix(".ready").exists():
+            time.sleep(0.2)
+        used, started = cpu_seconds(pid), time.perf_counter()
+        for n in range(total):
+            pause = started + n / rate - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            producer.produce(topic, key=f"room-{n % 200}".encode(), value=body)
+            producer.poll(0)
+        producer.flush(30)
+        cores = (cpu_seconds(pid) - used) / (time.perf_counter() - started)
+        deadline = time.time() + 60
+        while time.time() < deadline and not out.exists():
+            time.sleep(0.2)
+        self.stop_workers()
+        assert out.exists(), "the idle Faust agent did not read every event"
+        return round(cores, 2)
 
     # -- stages ----------------------------------------------------------------------------
 
@@ -510,6 +545,8 @@ def main() -> int:
         for rate in (250, 500, 1000):
             step(f"latency at {rate}/s")
             r["latency"].append(bench.latency_at(rate, 10))
+        step("Faust alone: CPU of an agent doing nothing at 1000 events/s")
+        r["faust_floor_cores_at_1000"] = bench.faust_floor_cpu(1000, 10)
         step("latency at 1000/s with 30% of jobs failing")
         r["latency_isolation"] = bench.latency_at(1000, 10, failing_share=0.3)
         step("cost growth")
@@ -558,6 +595,8 @@ def render(r: dict[str, Any]) -> str:
            f"p50 {x['kafka_p50_ms']:.1f} / p99 {x['kafka_p99_ms']:.1f} ms", "—") for x in r["latency"]],
         *[(f"CPU in use at {x['rate']}/s (cores, of {os.cpu_count()})", cores(x["cpu_cores"]), "—")
           for x in r["latency"]],
+        ("Faust alone: CPU of an agent doing nothing at 1000 events/s",
+         f"{r['faust_floor_cores_at_1000']:.2f} cores", "—"),
         ("same, 30% of jobs failing", f"healthy p99 {iso_['p99_ms']:.1f} ms ({iso_['p99_ms'] / clean['p99_ms']:.1f}× clean)",
          "≤ 2× clean p99"),
         ("CPU in use, 30% of jobs failing (cores)", cores(iso_["cpu_cores"]), "—"),
