@@ -1,26 +1,31 @@
 """What Faust itself costs on this machine: a worker whose agent does nothing with each event
 but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
 
-    python -m bench.faust_floor TOPIC COUNT WRITES OUT     (settings from the environment)
+    python -m bench.faust_floor TOPIC COUNT WRITES OUT [URL]   (settings from the environment)
 
 Same app factory, transport, worker class and producer settings as the real worker. Creates
 OUT.ready at its first event, writes events/s from its first to its COUNT-th event to OUT,
-and keeps running until it is stopped.
+and keeps running until it is stopped. With URL, each event's value is also POSTed there
+(aiohttp, 64 at a time, one task per event: the worker's pattern without its retry, ack and
+metrics work), and the rate counts answered POSTs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from streams.app import create_app
 from streams.settings import load_settings
 from streams.worker import Worker, _use_uvloop
 
 
-def main(topic_name: str, count: int, writes: int, out: Path) -> None:
+def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -> None:
     _use_uvloop()
     omnihooks = create_app(load_settings(), role="delivery")
     app = omnihooks.app
@@ -38,22 +43,48 @@ def main(topic_name: str, count: int, writes: int, out: Path) -> None:
     ready = out.with_suffix(".ready")
     value = b"x" * 400  # about a message's size in the messages table
 
+    clock = {"started": 0.0, "done": 0}
+
+    def finish(done: int) -> None:
+        if done == count:
+            rate = (count - 1) / (time.perf_counter() - clock["started"])
+            out.write_text(f"{rate:.1f}\n")
+
     async def floor(stream: Any) -> None:
-        seen, started = 0, 0.0
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) if url else None
+        pending = asyncio.Semaphore(256)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def post(body: bytes) -> None:
+            assert session is not None and url is not None
+            try:
+                async with session.post(url, data=body) as response:
+                    await response.read()
+            finally:
+                pending.release()
+            clock["done"] += 1
+            finish(int(clock["done"]))
+
+        seen = 0
         async for event in stream.events():
             if seen == 0:
-                started = time.perf_counter()
+                clock["started"] = time.perf_counter()
                 ready.touch()
             for n, table in enumerate(tables):
                 table[event.key + str(n).encode()] = value
             seen += 1
-            if seen == count:
-                rate = (count - 1) / (time.perf_counter() - started)
-                out.write_text(f"{rate:.1f}\n")  # noqa: ASYNC240 - once, at the end
+            if session is None:
+                finish(seen)
+                continue
+            await pending.acquire()
+            task = asyncio.create_task(post(event.value))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     app.agent(topic, name="floor")(floor)
     Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]),
+         sys.argv[5] if len(sys.argv) > 5 else None)  # fmt: skip

@@ -224,25 +224,28 @@ class Bench:
         consumer.close()
         return rate
 
-    def start_floor(self, settings: Settings, count: int, writes: int) -> tuple[int, Path]:
+    def start_floor(
+        self, settings: Settings, count: int, writes: int, url: str | None = None
+    ) -> tuple[int, Path]:
         out = ROOT / ".cache" / "bench-floor.out"
         out.unlink(missing_ok=True)
         out.with_suffix(".ready").unlink(missing_ok=True)
         topic = f"{settings.topic_prefix}webhook-jobs"
         log = open(ROOT / ".cache" / "bench-floor.log", "ab")  # noqa: SIM115
         worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.faust_floor", topic, str(count), str(writes), str(out)],
+            [sys.executable, "-m", "bench.faust_floor", topic, str(count), str(writes), str(out),
+             *([url] if url else [])],
             env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         self.workers.append(worker)
         return worker.pid, out
 
-    def faust_floor(self, writes: int, count: int = 30_000) -> float:
+    def faust_floor(self, writes: int, count: int = 30_000, post: bool = False) -> float:
         """Events/s of a Faust agent that does nothing with each event but write `writes`
-        table keys (bench/faust_floor.py): what Faust itself costs here, in this run."""
+        table keys, or POST it (bench/faust_floor.py): what Faust itself costs here."""
         settings = self.settings()
         self.fill_jobs(f"{settings.topic_prefix}webhook-jobs", count, lambda n: self.url("/hook"))
-        _, out = self.start_floor(settings, count, writes)
+        _, out = self.start_floor(settings, count, writes, self.url("/floor") if post else None)
         deadline = time.time() + 180
         while time.time() < deadline and not out.exists():
             time.sleep(0.5)
@@ -538,6 +541,9 @@ def main() -> int:
         for writes in (0, 1, 3):
             step(f"Faust alone: an agent writing {writes} table keys per event")
             r["faust_floor_per_s"][str(writes)] = round(bench.faust_floor(writes))
+        step("Faust alone: an agent POSTing each event, nothing else")
+        r["faust_post_floor_per_s"] = round(bench.faust_floor(0, post=True))
+        bench.forget()
         step("session pipeline throughput")
         sessions, events = bench.session_throughput()
         r["session_events_per_s"], r["session_events"] = round(sessions), events
@@ -576,15 +582,18 @@ def render(r: dict[str, Any]) -> str:
     floor = r["faust_floor_per_s"]
     # One process does both, one after the other: a job costs Faust's time plus the POST's.
     serial = 1 / (1 / r["ceiling_post_per_s"] + 1 / floor["0"])
+    post_floor = r["faust_post_floor_per_s"]
     rows = [
         ("raw aiohttp POST to the bench receiver (ceiling)", f"{r['ceiling_post_per_s']:,}/s", "—"),
         ("raw consume of the jobs topic (ceiling)", f"{r['ceiling_consume_per_s']:,}/s", "—"),
         ("Faust alone: agent doing nothing (ceiling)", f"{floor['0']:,} events/s", "—"),
         ("Faust alone: agent writing 1 table key per event", f"{floor['1']:,} events/s", "—"),
         ("Faust alone: agent writing 3 table keys per event", f"{floor['3']:,} events/s", "—"),
-        ("Faust alone then one POST, serially (ceiling of one process)", f"{serial:,.0f}/s", "—"),
+        ("Faust alone then one POST, serially (computed ceiling of one process)", f"{serial:,.0f}/s", "—"),
+        ("Faust alone: agent POSTing each event, nothing else (ceiling of one process)",
+         f"{post_floor:,}/s ({post_floor / r['ceiling_post_per_s']:.0%} of POST ceiling)", "—"),
         ("delivery throughput, 1 worker",
-         f"{r['delivery_per_s']:,}/s ({ratio:.0%} of POST ceiling, {r['delivery_per_s'] / serial:.0%} of Faust+POST)",
+         f"{r['delivery_per_s']:,}/s ({ratio:.0%} of POST ceiling, {r['delivery_per_s'] / post_floor:.0%} of Faust+POST)",
          "≥ 40% of ceiling and ≥ 5,000/s"),
         ("session pipeline, 1 worker (3 table writes per message)",
          f"{r['session_events_per_s']:,} events/s ({r['session_events_per_s'] / floor['3']:.0%} of Faust with 3 writes)",
