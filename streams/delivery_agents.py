@@ -22,6 +22,7 @@ from faust.types import StreamT
 from streams import metrics
 from streams.app import Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
+from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt
 from streams.webhook_client import WebhookClient
 from topics import codec
@@ -72,6 +73,13 @@ def policy_from(omnihooks: Omnihooks) -> RetryPolicy:
     )
 
 
+def _flush(failures: FailureLog) -> Any:
+    async def summarize_failed_attempts() -> None:
+        failures.flush()
+
+    return summarize_failed_attempts
+
+
 def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     """Add the deliver and retry agents to the app; returns its HTTP client."""
     app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
@@ -82,6 +90,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     crm_topic = topics[Topic.CRM_DATA]
     rejected_topic = topics[Topic.REJECTED]
     posts = asyncio.Semaphore(settings.delivery_concurrency)
+    failures = FailureLog(log, time.time)
 
     async def settle(job: WebhookJob) -> None:
         async with posts:
@@ -103,10 +112,11 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         if decision.verdict is Verdict.RETRY:
             metrics.RETRIED.labels(job.type).inc()
             await retries_topic.send(key=job.key(), value=decision.job.to_json())
-            log.info(
-                "job %s (%s, room %s) attempt %d failed: %s; retry at %s",
-                job.delivery_id, job.type, job.room_id, len(decision.job.attempts),
-                attempt.error or f"HTTP {attempt.status}", decision.job.due_at,
+            outcome = attempt.error or f"HTTP {attempt.status}"
+            failures.failed(
+                job.url, "job %s (%s, room %s) attempt %d failed: %s; retry at %s",
+                job.delivery_id, job.type, job.room_id, len(decision.job.attempts), outcome,
+                decision.job.due_at, reason=outcome,
             )  # fmt: skip
             return
         metrics.DEAD_LETTERED.labels(job.type).inc()
@@ -192,4 +202,5 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             await client.close()
 
     app.service(HttpClientService)
+    app.timer(interval=1.0, name="failed-attempts-summary")(_flush(failures))
     return client

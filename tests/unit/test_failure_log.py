@@ -1,0 +1,71 @@
+"""Failed attempts in the log: one full line per endpoint and window, then a count."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from streams.failure_log import FailureLog, endpoint_of
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def failures(clock: Clock) -> FailureLog:
+    return FailureLog(logging.getLogger("omnihooks.test.failures"), clock, window_s=10)
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_the_endpoint_is_scheme_host_and_port() -> None:
+    assert (
+        endpoint_of("https://crm.example.com:8443/hooks/rc?x=1") == "https://crm.example.com:8443"
+    )
+
+
+def test_first_failure_in_full_then_a_count_when_the_window_ends(
+    failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "omnihooks.test.failures")
+    for n in range(5):
+        failures.failed("http://crm/a", "job %d failed: %s", n, "HTTP 500", reason="HTTP 500")
+    failures.failed("http://crm/b", "job %d failed: %s", 9, "HTTP 503", reason="HTTP 503")
+    failures.failed("http://other/x", "job %d failed: %s", 7, "timeout", reason="timeout")
+    assert lines(caplog) == ["job 0 failed: HTTP 500", "job 7 failed: timeout"]
+    clock.now += 9.9
+    failures.flush()
+    assert len(lines(caplog)) == 2  # the window is still open
+    clock.now += 0.1
+    failures.flush()
+    assert lines(caplog)[2:] == ["http://crm: 5 more failed attempts in 10 s; the last: HTTP 503"]
+    failures.failed("http://crm/a", "job %d failed: %s", 11, "HTTP 500", reason="HTTP 500")
+    assert lines(caplog)[-1] == "job 11 failed: HTTP 500"  # a new window, in full again
+
+
+def test_a_failure_after_the_window_summarizes_it_without_the_timer(
+    failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "omnihooks.test.failures")
+    failures.failed("http://crm/a", "job %d", 1, reason="HTTP 500")
+    failures.failed("http://crm/a", "job %d", 2, reason="timeout")
+    clock.now += 30
+    failures.failed("http://crm/a", "job %d", 3, reason="HTTP 500")
+    assert lines(caplog) == [
+        "job 1",
+        "http://crm: 1 more failed attempts in 10 s; the last: timeout",
+        "job 3",
+    ]
