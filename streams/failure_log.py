@@ -25,8 +25,13 @@ class _Window:
 
 
 def endpoint_of(url: str) -> str:
+    """Scheme, host and port: never the path, query or user info, which may hold secrets."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a malformed port: the attempt failed on it; keep it out of the key
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 class FailureLog:

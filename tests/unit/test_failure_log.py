@@ -37,6 +37,12 @@ def test_the_endpoint_is_scheme_host_and_port() -> None:
     )
 
 
+def test_the_endpoint_keeps_credentials_and_query_out_of_the_log() -> None:
+    endpoint = endpoint_of("https://rc:s3cret@CRM.example.com/hook?token=t0k3n")
+    assert endpoint == "https://crm.example.com"
+    assert endpoint_of("http://crm:notaport/hook") == "http://crm"
+
+
 def test_first_failure_in_full_then_a_count_when_the_window_ends(
     failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
