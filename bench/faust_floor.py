@@ -61,9 +61,10 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
                 async with session.post(url, data=body) as response:
                     await response.read()
             finally:
+                # a failed POST counts too: the stage must end, and the receiver never fails
                 pending.release()
-            clock["done"] += 1
-            finish(int(clock["done"]))
+                clock["done"] += 1
+                finish(int(clock["done"]))
 
         seen = 0
         async for event in stream.events():

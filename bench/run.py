@@ -100,12 +100,7 @@ class Bench:
         self.broker_pid = broker_pid
         self.port = free_port()
         self.receiver = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                os.environ.get("BENCH_RECEIVER", "bench.receiver"),
-                str(self.port),
-            ],
+            [sys.executable, "-m", "bench.receiver", str(self.port)],
             stdout=subprocess.DEVNULL,
             cwd=ROOT,
         )
@@ -145,11 +140,11 @@ class Bench:
 
     def start_worker(self, settings: Settings, role: str) -> subprocess.Popen[bytes]:
         env = settings_env(settings)
-        log = open(ROOT / ".cache" / f"bench-{role}.log", "ab")  # noqa: SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "--loglevel", "INFO", "worker", "--role", role],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+        with open(ROOT / ".cache" / f"bench-{role}.log", "ab") as log:  # the child keeps its copy
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "--loglevel", "INFO", "worker", "--role", role],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
         self.workers.append(worker)
         return worker
 
@@ -231,12 +226,12 @@ class Bench:
         out.unlink(missing_ok=True)
         out.with_suffix(".ready").unlink(missing_ok=True)
         topic = f"{settings.topic_prefix}webhook-jobs"
-        log = open(ROOT / ".cache" / "bench-floor.log", "ab")  # noqa: SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.faust_floor", topic, str(count), str(writes), str(out),
-             *([url] if url else [])],
-            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )  # fmt: skip
+        with open(ROOT / ".cache" / "bench-floor.log", "ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.faust_floor", topic, str(count), str(writes),
+                 str(out), *([url] if url else [])],
+                env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
         self.workers.append(worker)
         return worker.pid, out
 

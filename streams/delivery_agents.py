@@ -90,7 +90,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     crm_topic = topics[Topic.CRM_DATA]
     rejected_topic = topics[Topic.REJECTED]
     posts = asyncio.Semaphore(settings.delivery_concurrency)
-    failures = FailureLog(log, time.time)
+    failures = FailureLog(log, time.monotonic)
 
     async def settle(job: WebhookJob) -> None:
         async with posts:
@@ -200,6 +200,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
 
         async def on_stop(self) -> None:
             await client.close()
+            failures.flush(everything=True)
 
     app.service(HttpClientService)
     app.timer(interval=1.0, name="failed-attempts-summary")(_flush(failures))

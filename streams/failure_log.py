@@ -26,12 +26,18 @@ class _Window:
 
 def endpoint_of(url: str) -> str:
     """Scheme, host and port: never the path, query or user info, which may hold secrets."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # not a URL at all: such an attempt failed as "invalid URL"
+        return "(invalid URL)"
     try:
         port = f":{parts.port}" if parts.port is not None else ""
     except ValueError:  # a malformed port: the attempt failed on it; keep it out of the key
         port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    return f"{parts.scheme}://{host}{port}"
 
 
 class FailureLog:
@@ -54,16 +60,17 @@ class FailureLog:
             window = None
         if window is None:
             self._windows[endpoint] = _Window(opened_at=now)
-            self._log.info(line, *args)
+            self._log.info("%s: " + line, endpoint, *args)
             return
         window.more += 1
         window.last_reason = reason
 
-    def flush(self) -> None:
-        """Summarize the windows that have ended (called by a timer)."""
+    def flush(self, everything: bool = False) -> None:
+        """Summarize the windows that have ended (called by a timer), or all of them (at
+        shutdown, so no count is lost)."""
         now = self._clock()
         for endpoint, window in list(self._windows.items()):
-            if now - window.opened_at >= self._window_s:
+            if everything or now - window.opened_at >= self._window_s:
                 self._summarize(endpoint, window)
                 del self._windows[endpoint]
 
@@ -71,5 +78,6 @@ class FailureLog:
         if window.more:
             self._log.info(
                 "%s: %d more failed attempts in %.0f s; the last: %s",
-                endpoint, window.more, self._window_s, window.last_reason,
+                endpoint, window.more, min(self._window_s, self._clock() - window.opened_at),
+                window.last_reason,
             )  # fmt: skip

@@ -41,6 +41,8 @@ def test_the_endpoint_keeps_credentials_and_query_out_of_the_log() -> None:
     endpoint = endpoint_of("https://rc:s3cret@CRM.example.com/hook?token=t0k3n")
     assert endpoint == "https://crm.example.com"
     assert endpoint_of("http://crm:notaport/hook") == "http://crm"
+    assert endpoint_of("http://[::1]:8080/hook") == "http://[::1]:8080"
+    assert endpoint_of("http://a]b/") == "(invalid URL)"
 
 
 def test_first_failure_in_full_then_a_count_when_the_window_ends(
@@ -51,7 +53,10 @@ def test_first_failure_in_full_then_a_count_when_the_window_ends(
         failures.failed("http://crm/a", "job %d failed: %s", n, "HTTP 500", reason="HTTP 500")
     failures.failed("http://crm/b", "job %d failed: %s", 9, "HTTP 503", reason="HTTP 503")
     failures.failed("http://other/x", "job %d failed: %s", 7, "timeout", reason="timeout")
-    assert lines(caplog) == ["job 0 failed: HTTP 500", "job 7 failed: timeout"]
+    assert lines(caplog) == [
+        "http://crm: job 0 failed: HTTP 500",
+        "http://other: job 7 failed: timeout",
+    ]
     clock.now += 9.9
     failures.flush()
     assert len(lines(caplog)) == 2  # the window is still open
@@ -59,7 +64,7 @@ def test_first_failure_in_full_then_a_count_when_the_window_ends(
     failures.flush()
     assert lines(caplog)[2:] == ["http://crm: 5 more failed attempts in 10 s; the last: HTTP 503"]
     failures.failed("http://crm/a", "job %d failed: %s", 11, "HTTP 500", reason="HTTP 500")
-    assert lines(caplog)[-1] == "job 11 failed: HTTP 500"  # a new window, in full again
+    assert lines(caplog)[-1] == "http://crm: job 11 failed: HTTP 500"  # a new window, in full
 
 
 def test_a_failure_after_the_window_summarizes_it_without_the_timer(
@@ -71,7 +76,21 @@ def test_a_failure_after_the_window_summarizes_it_without_the_timer(
     clock.now += 30
     failures.failed("http://crm/a", "job %d", 3, reason="HTTP 500")
     assert lines(caplog) == [
-        "job 1",
+        "http://crm: job 1",
         "http://crm: 1 more failed attempts in 10 s; the last: timeout",
-        "job 3",
+        "http://crm: job 3",
     ]
+
+
+def test_shutdown_writes_the_counts_of_open_windows(
+    failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "omnihooks.test.failures")
+    failures.failed("http://crm/a", "job %d", 1, reason="HTTP 500")
+    failures.failed("http://crm/a", "job %d", 2, reason="HTTP 502")
+    failures.failed("http://quiet/a", "job %d", 3, reason="HTTP 500")
+    clock.now += 4
+    failures.flush()
+    assert len(lines(caplog)) == 2
+    failures.flush(everything=True)
+    assert lines(caplog)[2:] == ["http://crm: 1 more failed attempts in 4 s; the last: HTTP 502"]
