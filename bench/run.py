@@ -59,6 +59,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def wait_until(done: Callable[[], object], timeout_s: float, step_s: float) -> None:
+    """Poll `done` every `step_s` until it is true or `timeout_s` has passed; the caller
+    checks the outcome, so a stage fails with its own message."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and not done():
+        time.sleep(step_s)
+
+
+def sleep_until(due: float) -> None:
+    """Pace a load generator: sleep until `due` (perf_counter seconds), if it is ahead."""
+    pause = due - time.perf_counter()
+    if pause > 0:
+        time.sleep(pause)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -241,9 +256,7 @@ class Bench:
         settings = self.settings()
         self.fill_jobs(f"{settings.topic_prefix}webhook-jobs", count, lambda n: self.url("/hook"))
         _, out = self.start_floor(settings, count, writes, self.url("/floor") if post else None)
-        deadline = time.time() + 180
-        while time.time() < deadline and not out.exists():
-            time.sleep(0.5)
+        wait_until(out.exists, 180, 0.5)
         self.stop_workers()
         assert out.exists(), f"the Faust floor with {writes} writes did not finish"
         return float(out.read_text())
@@ -259,21 +272,15 @@ class Bench:
         body = codec.dumps(job_body(0))
         producer.produce(topic, key=b"warm", value=body)
         producer.flush(10)
-        deadline = time.time() + 60
-        while time.time() < deadline and not out.with_suffix(".ready").exists():
-            time.sleep(0.2)
+        wait_until(out.with_suffix(".ready").exists, 60, 0.2)
         used, started = cpu_seconds(pid), time.perf_counter()
         for n in range(total):
-            pause = started + n / rate - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
+            sleep_until(started + n / rate)
             producer.produce(topic, key=f"room-{n % 200}".encode(), value=body)
             producer.poll(0)
         producer.flush(30)
         cores = (cpu_seconds(pid) - used) / (time.perf_counter() - started)
-        deadline = time.time() + 60
-        while time.time() < deadline and not out.exists():
-            time.sleep(0.2)
+        wait_until(out.exists, 60, 0.2)
         self.stop_workers()
         assert out.exists(), "the idle Faust agent did not read every event"
         return round(cores, 2)
@@ -286,9 +293,7 @@ class Bench:
         self.fill_jobs(topic, count, lambda n: self.url("/hook"))
         consume = self.ceiling_consume(topic, count)
         self.start_worker(settings, "delivery")
-        deadline = time.time() + 240
-        while time.time() < deadline and len(self.arrivals()) < count:
-            time.sleep(1)
+        wait_until(lambda: len(self.arrivals()) >= count, 240, 1)
         times = sorted(t for _, t in self.arrivals())
         self.stop_workers()
         self.forget()
@@ -346,9 +351,7 @@ class Bench:
         warm_job = WebhookJob(str(uuid.uuid4()), "Message", "warm", self.url("/hook"), {}, "x")
         producer.produce(topic, key=warm_job.key(), value=warm_job.to_json())
         producer.flush(10)
-        deadline = time.time() + 60
-        while time.time() < deadline and not self.arrivals():
-            time.sleep(0.2)
+        wait_until(self.arrivals, 60, 0.2)
         self.forget()
         floor = KafkaArrivals(self.bootstrap, topic)
         floor.start()
@@ -360,10 +363,7 @@ class Bench:
             failing = (n % 100) < failing_share * 100
             job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 200}",
                              self.url("/fail" if failing else "/hook"), job_body(n), "x")  # fmt: skip
-            due = started + n / rate
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
+            sleep_until(started + n / rate)
             producer.produce(topic, key=job.key(), value=job.to_json())
             producer.poll(0)
             if not failing:
@@ -371,9 +371,7 @@ class Bench:
         producer.flush(30)
         cores = {name: round((used - cpu[name]) / (time.perf_counter() - started), 2)
                  for name, used in self.cpu_use().items()}  # fmt: skip
-        deadline = time.time() + 60
-        while time.time() < deadline and len(self.arrivals()) < len(sent):
-            time.sleep(0.5)
+        wait_until(lambda: len(self.arrivals()) >= len(sent), 60, 0.5)
         arrivals = dict(self.arrivals())
         floor.stop()
         self.stop_workers()
