@@ -73,13 +73,6 @@ def policy_from(omnihooks: Omnihooks) -> RetryPolicy:
     )
 
 
-def _flush(failures: FailureLog) -> Any:
-    async def summarize_failed_attempts() -> None:
-        failures.flush()
-
-    return summarize_failed_attempts
-
-
 def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     """Add the deliver and retry agents to the app; returns its HTTP client."""
     app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
@@ -203,5 +196,9 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             failures.flush(everything=True)
 
     app.service(HttpClientService)
-    app.timer(interval=1.0, name="failed-attempts-summary")(_flush(failures))
+
+    async def summarize_failed_attempts() -> None:
+        failures.flush()
+
+    app.timer(interval=1.0, name="failed-attempts-summary")(summarize_failed_attempts)
     return client
