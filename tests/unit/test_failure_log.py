@@ -23,7 +23,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def failures(clock: Clock) -> FailureLog:
+def failures(clock: Clock, caplog: pytest.LogCaptureFixture) -> FailureLog:
+    caplog.set_level(logging.INFO, "omnihooks.test.failures")
     return FailureLog(logging.getLogger("omnihooks.test.failures"), clock, window_s=10)
 
 
@@ -48,7 +49,6 @@ def test_the_endpoint_keeps_credentials_and_query_out_of_the_log() -> None:
 def test_first_failure_in_full_then_a_count_when_the_window_ends(
     failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "omnihooks.test.failures")
     for n in range(5):
         failures.failed("http://crm/a", "job %d failed: %s", n, "HTTP 500", reason="HTTP 500")
     failures.failed("http://crm/b", "job %d failed: %s", 9, "HTTP 503", reason="HTTP 503")
@@ -70,7 +70,6 @@ def test_first_failure_in_full_then_a_count_when_the_window_ends(
 def test_a_failure_after_the_window_summarizes_it_without_the_timer(
     failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "omnihooks.test.failures")
     failures.failed("http://crm/a", "job %d", 1, reason="HTTP 500")
     failures.failed("http://crm/a", "job %d", 2, reason="timeout")
     clock.now += 30
@@ -85,7 +84,6 @@ def test_a_failure_after_the_window_summarizes_it_without_the_timer(
 def test_shutdown_writes_the_counts_of_open_windows(
     failures: FailureLog, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "omnihooks.test.failures")
     failures.failed("http://crm/a", "job %d", 1, reason="HTTP 500")
     failures.failed("http://crm/a", "job %d", 2, reason="HTTP 502")
     failures.failed("http://quiet/a", "job %d", 3, reason="HTTP 500")
