@@ -28,6 +28,15 @@ POM = REPO_ROOT / "deploy" / "local" / "pom.xml"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "local" / "log4j2.properties"
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka's `Uuid.randomUuid()` makes it: 22 base64url characters,
+    never starting with `-` (the storage tool would read such an id as a flag; 1 id in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafkaError(RuntimeError):
     """The local broker could not be resolved, formatted, started or stopped."""
 
@@ -198,10 +207,9 @@ class LocalKafka:
         """Format KRaft storage once; a formatted directory is left alone."""
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         cmd = [
             *self._java(), "kafka.tools.StorageTool", "format", "--standalone",
-            "-t", cluster_id, "-c", str(self.config_file),
+            f"--cluster-id={new_cluster_id()}", "-c", str(self.config_file),
         ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
