@@ -39,7 +39,7 @@ async def send_rejected(rejected_topic: Any, message: Any, reason: str) -> None:
 
 
 def faust_broker_urls(bootstrap: str) -> list[str]:
-    # omnihooks:// is Faust's aiokafka transport with an idempotent producer (kafka_transport)
+    # omnihooks:// is Faust's aiokafka transport with omnihooks' consumer (streams.engine)
     return [f"omnihooks://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 

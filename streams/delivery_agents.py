@@ -22,6 +22,7 @@ from faust.types import StreamT
 from streams import metrics
 from streams.app import Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
+from streams.engine import finish
 from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt
 from streams.webhook_client import WebhookClient
@@ -56,7 +57,7 @@ class InOrderAcks:
         entry.done = True
         queue = self._queues[entry.event.message.tp]
         while queue and queue[0].done:
-            queue.popleft().event.ack()
+            finish(queue.popleft().event)
 
     @property
     def in_flight(self) -> int:
@@ -142,6 +143,17 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
 
         async def handle(event: Any, entry: _Pending) -> None:
             try:
+                await deliver_one(event)
+            except asyncio.CancelledError:
+                # Shutting down: never finished, so neither this offset nor any after it in
+                # the partition is committed; the job is read again after the restart.
+                slots.release()
+                raise
+            acks.finish(entry)
+            slots.release()
+
+        async def deliver_one(event: Any) -> None:
+            try:
                 try:
                     job = WebhookJob.from_json(event.value)
                 except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -153,16 +165,13 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
                         await asyncio.sleep(delay)
                 await settle(job)
             except asyncio.CancelledError:
-                raise  # shutting down: not acked, so the job is read again after restart
+                raise
             except Exception:
                 # A bug, not a delivery failure. Leave the event unacked? That would stall
                 # the partition's commits forever; log it loudly and keep the job instead.
                 log.exception("delivering %s[%d]@%d failed", event.message.topic,
                               event.message.partition, event.message.offset)  # fmt: skip
                 await reject(event, "internal error while delivering; see the worker log")
-            finally:
-                acks.finish(entry)
-                slots.release()
 
         async def agent(stream: StreamT[Any]) -> None:
             tasks: set[asyncio.Task[None]] = set()

@@ -160,10 +160,15 @@ def _check_key(key: bytes | None, room_id: str) -> None:
 
 def decode_room_event(
     key: bytes | None, raw: bytes, max_bytes: int
-) -> RoomEvent | InternalRoomEvent:
-    """A record of the rooms topic."""
+) -> RoomEvent | InternalRoomEvent | MessageEvent:
+    """A record of the rooms topic. Message events may share it: one topic per room keeps a
+    producer's order without any merging (the README's single-topic layout)."""
     data = _object(raw, max_bytes)
-    event_id, event, ts, workspace = _envelope(data, ROOM_EVENTS | INTERNAL_ROOM_EVENTS)
+    event_id, event, ts, workspace = _envelope(
+        data, ROOM_EVENTS | INTERNAL_ROOM_EVENTS | MESSAGE_EVENTS
+    )
+    if event in MESSAGE_EVENTS:
+        return _message_event(key, data, event_id, event, ts, workspace)
     if event in INTERNAL_ROOM_EVENTS:
         room_id = _text(data, "room_id")
         _check_key(key, room_id)
@@ -198,6 +203,12 @@ def decode_message_event(key: bytes | None, raw: bytes, max_bytes: int) -> Messa
     """A record of the messages topic."""
     data = _object(raw, max_bytes)
     event_id, event, ts, workspace = _envelope(data, MESSAGE_EVENTS)
+    return _message_event(key, data, event_id, event, ts, workspace)
+
+
+def _message_event(
+    key: bytes | None, data: JSON, event_id: str, event: str, ts: str, workspace: str | None
+) -> MessageEvent:
     message = data.get("message", _ABSENT)
     if not isinstance(message, dict):
         raise InvalidEvent(f"message must be an object, got {_shown(message)}")

@@ -16,8 +16,10 @@ from typing import Any
 from faust.types import StreamT
 
 from streams.app import Omnihooks, send_rejected
+from streams.engine import finish, order_by_timestamp
 from streams.events import (
     InvalidEvent,
+    MessageEvent,
     RoomEvent,
     decode_crm_data,
     decode_message_event,
@@ -112,10 +114,12 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
     )
     processor = SessionProcessor(settings, store, leads, clock=time.time)
     names = oh.catalogue.names(settings.topic_prefix)
+    # Tie-break order for equal timestamps: a room event before a message of the same
+    # millisecond (a `taken` and the agent's first message), crm-data last.
+    ordered = [names[Topic.ROOMS], names[Topic.MESSAGES], names[Topic.CRM_DATA]]
+    order_by_timestamp(app, ordered, settings.order_idle_ms / 1000, settings.order_grace_ms / 1000)
     inputs = app.topic(
-        names[Topic.ROOMS],
-        names[Topic.MESSAGES],
-        names[Topic.CRM_DATA],
+        *ordered,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -142,12 +146,14 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
             event = decode_room_event(message.key, message.value, max_bytes)
             if isinstance(event, RoomEvent):
                 return processor.on_room_event(event, source)
+            if isinstance(event, MessageEvent):
+                return processor.on_message_event(event, source)
             return processor.on_internal_event(event)
         processor.on_crm_data(decode_crm_data(message.value, max_bytes))
         return []
 
     async def sessions(stream: StreamT[Any]) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
             message = event.message
             try:
                 jobs = apply(message)
@@ -160,21 +166,21 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
                     exc.reason,
                 )
                 await reject(message, exc.reason)
-                continue
             except Exception as exc:
                 # A bug, not bad input: keep the record (rejected, with the error) and go on.
                 log.exception(
                     "failed on %s[%d]@%d", message.topic, message.partition, message.offset
                 )
                 await reject(message, f"internal error: {type(exc).__name__}: {exc}")
-                continue
-            # The record's partition is the room's: crm-data from the answer goes back there.
-            await send_jobs([replace(job, room_partition=message.partition) for job in jobs])
+            else:
+                # The record's partition is the room's: crm-data from the answer goes back.
+                await send_jobs([replace(job, room_partition=message.partition) for job in jobs])
+            finish(event)
 
     app.agent(inputs, name="sessions")(sessions)
 
     async def offline(stream: StreamT[Any]) -> None:
-        async for event in stream.events():
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
             message = event.message
             try:
                 jobs = processor.on_offline_message(
@@ -182,8 +188,9 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
                 )
             except InvalidEvent as exc:
                 await reject(message, exc.reason)
-                continue
-            await send_jobs(jobs)
+            else:
+                await send_jobs(jobs)
+            finish(event)
 
     app.agent(topics[Topic.OFFLINE_MESSAGES], name="offline-messages")(offline)
 

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     close_grace_s: float = Field(30.0, ge=0)
     closed_room_retention_s: float = Field(3600.0, ge=0)
     max_event_bytes: int = Field(1_048_576, gt=0)
+    # How long a partition group waits for a co-partitioned input the broker reports behind
+    # before it goes on without it (Kafka Streams' max.task.idle.ms): see README, "Order".
+    order_idle_ms: int = Field(2000, ge=0)
+    # How old (by record timestamp) a record must be before it goes ahead of a quiet
+    # co-partitioned input: one producer's appends to two topics became visible 0.6 s apart
+    # (a fresh producer). 0: the broker's end offsets decide alone (README, "Order").
+    order_grace_ms: int = Field(1000, ge=0)
 
     # Kafka and Faust
     kafka_bootstrap_servers: str = Field(

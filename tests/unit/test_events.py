@@ -4,6 +4,7 @@ import pytest
 
 from streams.events import (
     InvalidEvent,
+    MessageEvent,
     RoomEvent,
     decode_message_event,
     decode_offline_message,
@@ -87,3 +88,25 @@ def test_offline_message_needs_its_form_fields() -> None:
     assert event.email == "ana@example.com" and event.department is None
     with pytest.raises(InvalidEvent, match="email must be a non-empty string"):
         decode_offline_message(codec.dumps({**good, "email": ""}), 1 << 20)
+
+
+def test_the_rooms_topic_also_carries_message_events_for_the_single_topic_layout() -> None:
+    raw = codec.dumps(
+        {
+            "id": "e1",
+            "event": "message",
+            "ts": "2024-01-01T00:00:00.000Z",
+            "message": {
+                "_id": "m1",
+                "rid": "r1",
+                "msg": "hi",
+                "ts": "2024-01-01T00:00:00.000Z",
+                "u": {"_id": "u1"},
+            },
+        }
+    )
+    event = decode_room_event(b"r1", raw, 1 << 20)
+    assert isinstance(event, MessageEvent)
+    assert (event.room_id, event.message_id) == ("r1", "m1")
+    with pytest.raises(InvalidEvent, match="must be keyed by the room _id"):
+        decode_room_event(b"other", raw, 1 << 20)

@@ -1,0 +1,12 @@
+"""The one package that touches Faust's and aiokafka's internals.
+
+Everything else in omnihooks uses Faust's public API (apps, agents, tables, timers) and this
+package's functions: `order_by_timestamp` for co-partitioned inputs, `finish` to acknowledge
+an event an agent processed. faust-streaming and aiokafka are pinned to exact versions, and
+`tests/unit/test_engine_hooks.py` checks that every hook used here still has its shape.
+"""
+
+from streams.engine.acks import finish
+from streams.engine.consumer import order_by_timestamp
+
+__all__ = ["finish", "order_by_timestamp"]

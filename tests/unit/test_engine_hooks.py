@@ -1,0 +1,92 @@
+"""Every Faust and aiokafka internal that `streams.engine` relies on still has the shape it
+expects. An upgrade that moves one fails here, loudly, instead of silently turning off an
+order or acknowledgement rule in production."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import aiokafka
+import pytest
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as driver
+from faust.types import tuples
+
+from streams.engine.consumer import OrderedConsumer, ShortFetchConsumerThread
+from streams.engine.transport import IdempotentProducer, Transport
+
+# The versions this engine was written and verified against (pyproject.toml pins them).
+assert version("faust-streaming") == "0.15.3"
+assert version("aiokafka") == "0.14.0"
+
+
+def params(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "parameters"),
+    [
+        (driver.Consumer, "_getmany", ["self", "active_partitions", "timeout"]),
+        (driver.Consumer, "getmany", ["self", "timeout"]),
+        (driver.Consumer, "seek_to_committed", ["self"]),
+        (driver.Consumer, "_seek", ["self", "partition", "offset"]),
+        (driver.Consumer, "seek_wait", ["self", "partitions"]),
+        (driver.Consumer, "ack", ["self", "message"]),
+        (driver.Consumer, "position", ["self", "tp"]),
+        (driver.Consumer, "highwaters", ["self", "partitions"]),
+        (driver.Consumer, "highwater", ["self", "tp"]),
+        (driver.Consumer, "assignment", ["self"]),
+        (driver.Consumer, "_get_active_partitions", ["self"]),
+        (driver.Consumer, "_to_message", ["self", "tp", "record"]),
+        (driver.Consumer, "_new_consumer_thread", ["self"]),
+        (driver.AIOKafkaConsumerThread, "_create_worker_consumer", ["self", "transport"]),
+        (driver.Producer, "_settings_extra", ["self"]),
+    ],
+)
+def test_each_overridden_or_called_method_keeps_its_signature(
+    owner: type, name: str, parameters: list[str]
+) -> None:
+    method = getattr(owner, name, None)
+    assert method is not None, f"{owner.__name__}.{name} is gone"
+    assert params(method) == parameters
+
+
+def test_faust_still_calls_getmany_from_its_drain_loop_and_gaps_from_read_offsets() -> None:
+    # The drain loop is what hands our held, merged records to the conductor.
+    source = inspect.getsource(faust_consumer.Consumer._drain_messages)
+    assert "getmany = self.getmany" in source
+    assert "get_read_offset" in source and "_add_gap" in source
+
+
+def test_faust_streams_still_ack_skipped_events_which_our_consumer_refuses() -> None:
+    # If Faust stopped acknowledging skipped events, `finish` would still be right; if the
+    # skip moved elsewhere the refusal might be needed in a new place: look again.
+    from faust import streams
+
+    source = inspect.getsource(streams.Stream._py_aiter)
+    assert "value = skipped_value" in source
+    assert "do_ack or value is skipped_value" in source
+
+
+def test_the_consumer_attributes_the_engine_reads_exist_after_construction() -> None:
+    init = inspect.getsource(faust_consumer.Consumer.__init__)
+    for attribute in ("_unacked_messages", "_buffered_partitions", "_read_offset",
+                      "can_resume_flow", "not_waiting_next_records"):  # fmt: skip
+        assert f"self.{attribute}" in init, attribute
+    assert isinstance(faust_consumer.Consumer.__dict__.get("flow_active"), bool)
+
+
+def test_messages_can_be_tracked_weakly_as_finished() -> None:
+    assert "__weakref__" in tuples.Message.__slots__
+
+
+def test_aiokafka_still_reads_the_fetch_wait_from_the_private_attribute() -> None:
+    assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+
+
+def test_the_transport_uses_the_engine_classes() -> None:
+    assert Transport.Consumer is OrderedConsumer
+    assert Transport.Producer is IdempotentProducer
+    assert issubclass(ShortFetchConsumerThread, driver.AIOKafkaConsumerThread)
