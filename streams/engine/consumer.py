@@ -10,10 +10,14 @@ fails when a hook below moves):
   concerned, since those are read again from their new position. Faust's own `getmany` drops
   the rest of a batch when the flow stops and relies on a later seek to read it again.
 - `ack`: only an event an agent finished (`streams.engine.acks.finish`) moves a committed
-  offset. Faust's stream acknowledges events it skipped (flow stopped at the start of a
-  rebalance, or a stale generation) whether or not the agent used `noack()`; the commit made
-  while partitions are revoked then passes records no agent ever saw: the scaling test's
-  lost message (issue 13).
+  offset. Faust's pure-Python stream iterator acknowledges events it skips (a stale
+  generation: fetched before a rebalance, queued after it), `noack()` or not; when the
+  partition came back to the same worker that acknowledgement is committed with the new
+  generation's, past a record no agent saw (`tests/integration/test_honest_acks.py` shows
+  stock Faust committing it). The compiled (Cython) iterator skips without acknowledging,
+  and acknowledges auto-acked events inline, past `Consumer.ack`: every omnihooks agent
+  therefore reads with `noack()` and acknowledges through `finish`, so each acknowledgement
+  passes here whichever iterator runs.
 """
 
 from __future__ import annotations

@@ -90,3 +90,16 @@ def test_the_transport_uses_the_engine_classes() -> None:
     assert Transport.Consumer is OrderedConsumer
     assert Transport.Producer is IdempotentProducer
     assert issubclass(ShortFetchConsumerThread, driver.AIOKafkaConsumerThread)
+
+
+def test_the_cython_stream_iterator_still_acks_inline_so_agents_must_use_finish() -> None:
+    # The compiled iterator writes `consumer._acked` itself for auto-acked events, past
+    # `Consumer.ack`: omnihooks' agents read with noack() and acknowledge through `finish`.
+    from pathlib import Path
+
+    from faust import _cython, streams
+
+    assert streams._CStreamIterator is not None
+    source = (Path(_cython.__file__).parent / "streams.pyx").read_text()
+    assert "consumer._acked[tp]" in source
+    assert "return None, self._skipped_value, stream_state" in source
