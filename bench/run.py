@@ -39,7 +39,7 @@ from streams.settings import Settings, load_settings  # noqa: E402
 from tests.harness import free_port, settings_env  # noqa: E402
 from topics import codec  # noqa: E402
 from topics.admin import apply_catalogue  # noqa: E402
-from topics.catalogue import load_catalogue  # noqa: E402
+from topics.catalogue import Topic, load_catalogue  # noqa: E402
 from topics.records import WebhookJob  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -301,10 +301,12 @@ class Bench:
         # first to last receipt: the worker's start-up is not part of its throughput
         return count / (times[-1] - times[0]), consume
 
-    def session_throughput(self, rooms: int = 3000) -> tuple[float, int]:
+    def session_throughput(self, rooms: int = 3000, merge: bool = True) -> tuple[float, int]:
         """Pre-filled rooms/messages (about 70% messages), one sessions worker; events/s from
-        the first job to the last (one job per close)."""
-        settings = self.settings(webhook_url=self.url("/hook"), send_on_close=True)
+        the first job to the last (one job per close). `merge`: the per-room order merge."""
+        settings = self.settings(
+            webhook_url=self.url("/hook"), send_on_close=True, order_merge=merge
+        )
         producer = self.producer()
         events = 0
         for n in range(rooms):
@@ -337,6 +339,59 @@ class Bench:
         # Events before the first close were processed before its timestamp too: count only
         # the span, conservatively, as all events over first..last close.
         return events / (stamps[-1] - stamps[0]), events
+
+    def session_latency_at(self, rate: int, seconds: float, **order: Any) -> dict[str, float]:
+        """Conversations produced at `rate` events/s to one sessions worker: the time from a
+        message's produce to its Message job on the jobs topic (its Kafka timestamp)."""
+        settings = self.settings(webhook_url=self.url("/hook"), send_on_visitor_message=True,
+                                 send_on_agent_message=True, **order)  # fmt: skip
+        self.start_worker(settings, "sessions")
+        producer = self.producer()
+        records: list[demo.InputRecord] = []
+        for n in range(int(rate * seconds / 7) + 1):
+            records += demo.seed_conversation(f"lat{n:06d}", run=f"lat{n:06d}")
+        names = {t: f"{settings.topic_prefix}{t.value}" for t in (Topic.ROOMS, Topic.MESSAGES)}
+        warm = demo.seed_conversation("warm-up", run="warm-up")
+        for record in warm:  # the worker is ready once the warm-up's jobs are out
+            producer.produce(names[record.topic], key=record.key, value=record.encoded())
+        producer.flush(30)
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"s-{uuid.uuid4()}"})
+        meta = consumer.list_topics(topic, timeout=10)
+        consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        warmed: list[Any] = []
+        wait_until(lambda: warmed.extend(consumer.consume(100, 0.5)) or len(warmed) >= 3, 90, 0)
+        sent: dict[str, float] = {}
+        start = time.time()
+        for i, record in enumerate(records):
+            sleep_until(start + i / rate)
+            producer.produce(names[record.topic], key=record.key, value=record.encoded())
+            if record.topic is Topic.MESSAGES:
+                sent[record.key.decode() + record.value["message"]["_id"]] = time.time()
+            producer.poll(0)
+        producer.flush(30)
+        wanted = sum(
+            1 for r in records if r.topic is Topic.MESSAGES and "t" not in r.value["message"]
+        )
+        latencies: list[float] = []
+        deadline = time.time() + 60
+        while len(latencies) < wanted and time.time() < deadline:
+            for message in consumer.consume(1000, 1.0):
+                if message.error():
+                    continue
+                job = codec.loads(message.value())
+                key = str(job["room_id"]) + job["body"]["messages"][0]["_id"]
+                if key in sent:
+                    latencies.append(message.timestamp()[1] / 1000 - sent.pop(key))
+        consumer.close()
+        self.stop_workers()
+        assert len(latencies) >= wanted, f"only {len(latencies)} of {wanted} Message jobs"
+        ms = [x * 1000 for x in latencies]
+        return {
+            "rate": rate,
+            "p50_ms": round(percentile(ms, 50), 1),
+            "p99_ms": round(percentile(ms, 99), 1),
+        }
 
     def latency_at(self, rate: int, seconds: float, failing_share: float = 0.0) -> dict[str, float]:
         """Jobs produced at a fixed rate to one delivery worker; produce→receipt latency of the
@@ -540,6 +595,17 @@ def main() -> int:
         step("session pipeline throughput")
         sessions, events = bench.session_throughput()
         r["session_events_per_s"], r["session_events"] = round(sessions), events
+        step("session pipeline throughput without the order merge (Faust's fetch order)")
+        r["session_events_per_s_no_merge"] = round(bench.session_throughput(merge=False)[0])
+        r["session_latency"] = {}
+        for name, order in (("merge, grace 1 s (default)", {}),
+                            ("merge, grace 0", {"order_grace_ms": 0}),
+                            ("no merge", {"order_merge": False})):  # fmt: skip
+            for rate in (250, 1000):
+                step(f"session latency at {rate} events/s: {name}")
+                r["session_latency"].setdefault(name, []).append(
+                    bench.session_latency_at(rate, 10, **order)
+                )
         r["latency"] = []
         for rate in (250, 500, 1000):
             step(f"latency at {rate}/s")
@@ -616,6 +682,10 @@ def render(r: dict[str, Any]) -> str:
         ("Faust alone: CPU of an agent doing nothing at 1000 events/s", f"{r['faust_floor_cores_at_1000']:.2f} cores"),
         ("1000/s with 30% of jobs failing", f"healthy p50 {iso_['p50_ms']:.1f} / p95 {iso_['p95_ms']:.1f} / p99 {iso_['p99_ms']:.1f} ms"),
         ("CPU in use, 30% of jobs failing (cores)", cores(iso_["cpu_cores"])),
+        ("session pipeline without the order merge (Faust's fetch order)", f"{r['session_events_per_s_no_merge']:,} events/s"),
+        *[(f"session latency at {x['rate']} events/s, {name} (message produced → its Message job)",
+           f"p50 {x['p50_ms']:.0f} / p99 {x['p99_ms']:.0f} ms")
+          for name, runs in r["session_latency"].items() for x in runs],
         *[(f"close body, {n} messages", f"{ms} ms") for n, ms in r["cost"]["close_body_ms"].items()],
         *[(f"store one message, transcript {n}", f"{us} µs") for n, us in r["cost"]["message_store_us"].items()],
         ("memory per open room (4 messages, core state)", f"{r['cost']['bytes_per_open_room_4_messages']:,} B"),

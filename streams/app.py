@@ -88,7 +88,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
 
 
 def _add_web_pages(app: faust.App) -> None:
-    from streams import recovery_watch
+    from streams.engine import recovery
     from streams.metrics import exposition
 
     async def metrics_page(view: Any, request: Any) -> Any:
@@ -103,12 +103,10 @@ def _add_web_pages(app: faust.App) -> None:
         # Liveness: the event loop answers and table recovery is not stuck. Kubernetes
         # restarts a worker that fails it.
         tables: Any = app.tables  # TableManagerT does not declare its Recovery service
-        if recovery_watch.stalled_for(tables.recovery):
-            log.warning(
-                "table recovery has read nothing for %.0f s", recovery_watch.RECOVERY_STALL_S
-            )
-            return view.json({"status": "recovery stalled"}, status=503)
-        return view.json({"status": "ok"})
+        status, body = recovery.health(tables.recovery)
+        if status != 200:
+            log.warning("unhealthy: %s", body)
+        return view.json(body, status=status)
 
     async def ready_page(view: Any, request: Any) -> Any:
         # Readiness: not in the middle of a rebalance (its partitions are being recovered).

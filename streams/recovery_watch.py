@@ -7,10 +7,7 @@ restart it, which gives its partitions to a fresh consumer instead of leaving th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from time import monotonic
-from typing import Any
 
 # Recovery of 100k rooms took 20 s in the benchmark while reading records the whole time; no
 # healthy recovery goes two minutes without reading a single changelog record.
@@ -31,19 +28,3 @@ def recovery_stalled(progress: RecoveryProgress, now: float, stall_s: float) -> 
         return False
     last = progress.last_record_at if progress.last_record_at is not None else 0.0
     return now - max(progress.started_at, last) >= stall_s
-
-
-def progress_of(recovery: Any) -> RecoveryProgress:
-    """Read the progress of Faust's `Recovery` service (attributes of faust-streaming 0.15)."""
-    received: Mapping[Any, float] = getattr(recovery, "_active_events_received_at", {})
-    remaining: Iterable[int] = recovery.active_remaining().values()
-    return RecoveryProgress(
-        in_recovery=bool(recovery.in_recovery),
-        started_at=getattr(recovery, "_recovery_started_at", None),
-        last_record_at=max(received.values(), default=None),
-        records_left=sum(max(0, left) for left in remaining),
-    )
-
-
-def stalled_for(recovery: Any, stall_s: float = RECOVERY_STALL_S) -> bool:
-    return recovery_stalled(progress_of(recovery), monotonic(), stall_s)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,65 +26,14 @@ from streams.events import (
     decode_room_event,
 )
 from streams.leads import LeadPatterns
-from streams.sessions import JSON, RoomState, SessionProcessor, Source
-from topics import codec
+from streams.sessions import SessionProcessor, Source
+from streams.table_store import TableStore
 from topics.catalogue import Topic
 from topics.records import WebhookJob
 
 log = logging.getLogger(__name__)
 
-SEP = "\x1f"  # between room id and message id/sequence in table keys; never in Rocket.Chat ids
 RESCAN_INTERVAL_S = 30.0
-
-
-class TableStore:
-    """`SessionStore` over three Faust tables (room state, messages by id, arrival order)."""
-
-    def __init__(self, rooms: Any, messages: Any, order: Any) -> None:
-        self._rooms = rooms
-        self._messages = messages
-        self._order = order
-
-    def load(self, room_id: str) -> RoomState | None:
-        raw = self._rooms.get(room_id.encode())
-        return None if raw is None else RoomState.from_json(raw)
-
-    def save(self, room_id: str, state: RoomState) -> None:
-        self._rooms[room_id.encode()] = state.to_json()
-
-    def drop(self, room_id: str, state: RoomState) -> None:
-        for seq in range(state.next_seq):
-            message_id = self._order.pop(f"{room_id}{SEP}{seq}".encode(), None)
-            if message_id is not None:
-                self._messages.pop(f"{room_id}{SEP}".encode() + message_id, None)
-        self._rooms.pop(room_id.encode(), None)
-
-    def message(self, room_id: str, message_id: str) -> JSON | None:
-        raw = self._messages.get(f"{room_id}{SEP}{message_id}".encode())
-        return None if raw is None else codec.loads(raw)
-
-    def put_message(self, room_id: str, message_id: str, message: JSON, seq: int | None) -> None:
-        self._messages[f"{room_id}{SEP}{message_id}".encode()] = codec.dumps(message)
-        if seq is not None:
-            self._order[f"{room_id}{SEP}{seq}".encode()] = message_id.encode()
-
-    def delete_message(self, room_id: str, message_id: str) -> None:
-        self._messages.pop(f"{room_id}{SEP}{message_id}".encode(), None)
-
-    def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
-        prefix = f"{room_id}{SEP}".encode()
-        for seq in range(next_seq):
-            message_id = self._order.get(prefix + str(seq).encode())
-            if message_id is None:
-                continue
-            raw = self._messages.get(prefix + message_id)
-            if raw is not None:
-                yield codec.loads(raw)
-
-    def rooms(self) -> Iterable[tuple[str, RoomState]]:
-        for key, raw in list(self._rooms.items()):
-            if raw is not None:
-                yield key.decode(), RoomState.from_json(raw)
 
 
 def _bytes_table(oh: Omnihooks, name: str, help_: str) -> Any:
@@ -117,7 +65,9 @@ def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProces
     # Tie-break order for equal timestamps: a room event before a message of the same
     # millisecond (a `taken` and the agent's first message), crm-data last.
     ordered = [names[Topic.ROOMS], names[Topic.MESSAGES], names[Topic.CRM_DATA]]
-    order_by_timestamp(app, ordered, settings.order_idle_ms / 1000, settings.order_grace_ms / 1000)
+    if settings.order_merge:
+        idle_s, grace_s = settings.order_idle_ms / 1000, settings.order_grace_ms / 1000
+        order_by_timestamp(app, ordered, idle_s, grace_s)
     inputs = app.topic(
         *ordered,
         key_type=bytes,

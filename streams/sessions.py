@@ -60,6 +60,19 @@ class Source:
     offset: int
 
 
+@dataclass(frozen=True)
+class StoredMessage:
+    """A transcript message as stored, with its place and the record that first stored it."""
+
+    message: JSON
+    seq: int | None  # its place in the transcript (None: never placed)
+    source: str | None  # "topic:partition:offset" of the input record that first stored it
+
+
+def source_id(source: Source) -> str:
+    return f"{source.topic}:{source.partition}:{source.offset}"
+
+
 @dataclass
 class PendingClose:
     """A close that waits for the messages the close event says the room holds."""
@@ -117,10 +130,8 @@ class SessionStore(Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
     def save(self, room_id: str, state: RoomState) -> None: ...
     def drop(self, room_id: str, state: RoomState) -> None: ...
-    def message(self, room_id: str, message_id: str) -> JSON | None: ...
-    def put_message(
-        self, room_id: str, message_id: str, message: JSON, seq: int | None
-    ) -> None: ...
+    def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
+    def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
     def delete_message(self, room_id: str, message_id: str) -> None: ...
     def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]: ...
     def rooms(self) -> Iterable[tuple[str, RoomState]]: ...
@@ -211,23 +222,35 @@ class SessionProcessor:
     def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
         room_id, message_id = event.room_id, event.message_id
         state = self.store.load(room_id) or RoomState()
+        # A record is written as message, order entry, room state: a crash can stop between
+        # them, and the record is then read again. `seen` tells whether its state was saved;
+        # a stored message whose source is this record was stored by it, not edited since.
+        saved = (event.id, source.topic, source.partition, source.offset) in state.seen
         if self._is_duplicate(state, event.id, source):
             return []
         state.partition = source.partition
+        stored = self.store.message(room_id, message_id)
         if event.event == "deleted":
-            if self.store.message(room_id, message_id) is not None:
+            if stored is not None:
                 self.store.delete_message(room_id, message_id)
                 state.present -= 1
             self.store.save(room_id, state)
             return []
         message = event.message
-        is_new = self.store.message(room_id, message_id) is None
+        here = source_id(source)
+        is_new = stored is None or stored.source == here
         if is_new:
-            self.store.put_message(room_id, message_id, message, state.next_seq)
-            state.next_seq += 1
-            state.present += 1
+            seq = stored.seq if stored is not None and stored.seq is not None else state.next_seq
+            self.store.put_message(room_id, message_id, StoredMessage(message, seq, here))
+            if not saved:
+                state.next_seq = max(state.next_seq, seq + 1)
+                state.present += 1
         else:
-            self.store.put_message(room_id, message_id, message, None)
+            assert stored is not None
+            # An edit keeps the message's place and first source.
+            self.store.put_message(
+                room_id, message_id, StoredMessage(message, stored.seq, stored.source)
+            )
         if state.room is None:
             state.room = {"_id": room_id}
         jobs: list[WebhookJob] = []
@@ -245,7 +268,7 @@ class SessionProcessor:
                 jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
         if captured and self.settings.send_on_lead_capture:
             jobs.append(self._session_job("LeadCapture", room_id, state, event))
-        if is_new and "t" not in message:
+        if is_new and not saved and "t" not in message:
             # The seed's Message sample shows the previous message's time: lm moves after
             # the message's own webhook is built. System messages leave it (the seed's close
             # body has the closing message but the last visitor message's time).

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # How long a partition group waits for a co-partitioned input the broker reports behind
     # before it goes on without it (Kafka Streams' max.task.idle.ms): see README, "Order".
     order_idle_ms: int = Field(2000, ge=0)
+    # false: Faust's fetch order across rooms/messages/crm-data (no merge); for measuring the
+    # merge's cost, never for production (README, "Order").
+    order_merge: bool = True
     # How old (by record timestamp) a record must be before it goes ahead of a quiet
     # co-partitioned input: one producer's appends to two topics became visible 0.6 s apart
     # (a fresh producer). 0: the broker's end offsets decide alone (README, "Order").

@@ -103,3 +103,13 @@ def test_the_cython_stream_iterator_still_acks_inline_so_agents_must_use_finish(
     source = (Path(_cython.__file__).parent / "streams.pyx").read_text()
     assert "consumer._acked[tp]" in source
     assert "return None, self._skipped_value, stream_state" in source
+
+
+def test_the_recovery_attributes_the_liveness_page_reads_exist() -> None:
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery)
+    for attribute in ("self._active_events_received_at", "self._recovery_started_at",
+                      "self.in_recovery"):  # fmt: skip
+        assert attribute in source, attribute
+    assert params(Recovery.active_remaining) == ["self"]

@@ -307,25 +307,30 @@ def test_schedule_is_rebuilt_from_the_store() -> None:
     assert [d.event for d in restarted.due_events()] == ["omnihooks.close-due"]
 
 
-def test_storing_a_message_writes_one_message_record() -> None:
+class CountingTable(dict[bytes, bytes]):
+    """A table that counts writes (each one a changelog record in the worker)."""
+
+    writes = 0
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def test_storing_a_message_writes_one_message_and_one_order_record() -> None:
     processor, store, _ = make()
+    messages, order = CountingTable(), CountingTable()
+    store._messages, store._order = messages, order  # the same store, counting its writes
     feed = Feed(processor)
     feed.all(demo.seed_conversation()[:2])
-    writes: list[str] = []
-    original = store.put_message
-
-    def counting(room_id: str, message_id: str, message: dict[str, Any], seq: int | None) -> None:
-        writes.append(message_id)
-        original(room_id, message_id, message, seq)
-
-    store.put_message = counting  # type: ignore[method-assign]
     for n in range(200):
         feed(
             demo.message_event(
                 ROOM, f"m{n}", f"2023-02-02T10:17:{n % 60:02d}.000Z", "x", True, f"e{n}"
             )
         )
-    assert writes == [f"m{n}" for n in range(200)]  # one write each, never the whole transcript
+    # one record each, never the whole transcript
+    assert (messages.writes, order.writes) == (200, 200)
     state = store.load(ROOM)
     assert state is not None and len(state.to_json()) < 4096
 

@@ -1,0 +1,36 @@
+"""What the liveness page reads from Faust's table recovery (private attributes of
+faust-streaming 0.15.3's `Recovery` service, checked by `tests/unit/test_engine_hooks.py`).
+
+Read strictly: a moved attribute raises instead of reading as "no progress to judge", so
+`/health` reports a broken hook as unhealthy, never as healthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from time import monotonic
+from typing import Any
+
+from streams.recovery_watch import RECOVERY_STALL_S, RecoveryProgress, recovery_stalled
+
+
+def progress_of(recovery: Any) -> RecoveryProgress:
+    received: Mapping[Any, float] = recovery._active_events_received_at
+    remaining: Iterable[int] = recovery.active_remaining().values()
+    return RecoveryProgress(
+        in_recovery=bool(recovery.in_recovery),
+        started_at=recovery._recovery_started_at,
+        last_record_at=max(received.values(), default=None),
+        records_left=sum(max(0, left) for left in remaining),
+    )
+
+
+def health(recovery: Any, stall_s: float = RECOVERY_STALL_S) -> tuple[int, dict[str, str]]:
+    """The liveness answer: 200, or 503 when recovery is stuck or a Faust hook is gone."""
+    try:
+        progress = progress_of(recovery)
+    except (AttributeError, TypeError) as exc:
+        return 503, {"status": "engine hook broken", "detail": f"{type(exc).__name__}: {exc}"}
+    if recovery_stalled(progress, monotonic(), stall_s):
+        return 503, {"status": "recovery stalled"}
+    return 200, {"status": "ok"}

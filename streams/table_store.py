@@ -1,0 +1,94 @@
+"""Room state and transcripts in three key-value tables, with the keys the worker's Faust
+tables (and their changelogs) hold. No Faust here: any `MutableMapping[bytes, bytes]` is a
+table, so tests run this very class over dicts.
+
+- `rooms`: room id -> `RoomState` (JSON);
+- `messages`: room id, SEP, message id -> the stored message (JSON: `{"m": message,
+  "seq": n, "src": "topic:partition:offset"}`; a bare message from before `seq`/`src` were
+  kept reads as a message with neither);
+- `message-order`: room id, SEP, sequence -> message id.
+
+One input record writes at most these three keys, in the order messages, message-order,
+rooms. The writes are not one atomic step (three changelog records), so a crash can stop
+between them; the record is then read again (its offset was not committed), and
+`SessionProcessor` redoes it from what got written: a message whose `src` is this very
+record is its own first application, not an edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Any
+
+from streams.sessions import JSON, RoomState, StoredMessage
+from topics import codec
+
+SEP = "\x1f"  # between room id and message id/sequence in keys; never in Rocket.Chat ids
+
+Table = MutableMapping[bytes, bytes]
+
+
+def _decode_message(raw: bytes) -> StoredMessage:
+    data: Any = codec.loads(raw)
+    if isinstance(data, dict) and "m" in data and "_id" not in data:
+        return StoredMessage(data["m"], data.get("seq"), data.get("src"))
+    return StoredMessage(data, None, None)
+
+
+class TableStore:
+    """`SessionStore` over the three tables."""
+
+    def __init__(self, rooms: Table, messages: Table, order: Table) -> None:
+        self._rooms = rooms
+        self._messages = messages
+        self._order = order
+
+    def load(self, room_id: str) -> RoomState | None:
+        raw = self._rooms.get(room_id.encode())
+        return None if raw is None else RoomState.from_json(raw)
+
+    def save(self, room_id: str, state: RoomState) -> None:
+        self._rooms[room_id.encode()] = state.to_json()
+
+    def drop(self, room_id: str, state: RoomState) -> None:
+        for seq in range(state.next_seq):
+            message_id = self._order.pop(self._order_key(room_id, seq), None)
+            if message_id is not None:
+                self._messages.pop(f"{room_id}{SEP}".encode() + message_id, None)
+        self._rooms.pop(room_id.encode(), None)
+
+    def message(self, room_id: str, message_id: str) -> StoredMessage | None:
+        raw = self._messages.get(self._message_key(room_id, message_id))
+        return None if raw is None else _decode_message(raw)
+
+    def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None:
+        value = {"m": stored.message, "seq": stored.seq, "src": stored.source}
+        self._messages[self._message_key(room_id, message_id)] = codec.dumps(value)
+        if stored.seq is not None:
+            self._order[self._order_key(room_id, stored.seq)] = message_id.encode()
+
+    def delete_message(self, room_id: str, message_id: str) -> None:
+        self._messages.pop(self._message_key(room_id, message_id), None)
+
+    def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
+        prefix = f"{room_id}{SEP}".encode()
+        for seq in range(next_seq):
+            message_id = self._order.get(prefix + str(seq).encode())
+            if message_id is None:
+                continue
+            raw = self._messages.get(prefix + message_id)
+            if raw is not None:
+                yield _decode_message(raw).message
+
+    def rooms(self) -> Iterable[tuple[str, RoomState]]:
+        for key, raw in list(self._rooms.items()):
+            if raw is not None:
+                yield key.decode(), RoomState.from_json(raw)
+
+    @staticmethod
+    def _message_key(room_id: str, message_id: str) -> bytes:
+        return f"{room_id}{SEP}{message_id}".encode()
+
+    @staticmethod
+    def _order_key(room_id: str, seq: int) -> bytes:
+        return f"{room_id}{SEP}{seq}".encode()
