@@ -28,7 +28,7 @@ from streams.retry import RetryPolicy, Verdict, next_attempt
 from streams.webhook_client import WebhookClient
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import WebhookJob
+from topics.records import CrmDataRecord, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,10 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
                 len(body),
             )
             return
-        record = {
-            "room_id": job.room_id,
-            # Rocket.Chat keeps the answer as raw text and echoes it as crmData.
-            "body": body.decode("utf-8", "replace"),
-            "delivery_id": job.delivery_id,
-            "received_at": iso(time.time()),
-        }
-        await crm_topic.send(key=job.key(), value=codec.dumps(record), partition=job.room_partition)
+        # Rocket.Chat keeps the answer as raw text and echoes it as crmData.
+        text = body.decode("utf-8", "replace")
+        record = CrmDataRecord(job.room_id or "", text, job.delivery_id, iso(time.time()))
+        await crm_topic.send(key=job.key(), value=record.to_json(), partition=job.room_partition)
 
     async def reject(event: Any, reason: str) -> None:
         await send_rejected(rejected_topic, event.message, reason)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from topics import codec
+from topics.records import INTERNAL_EVENTS, CrmDataRecord
 
 JSON = dict[str, Any]
 
@@ -19,7 +20,7 @@ ROOM_EVENTS = frozenset({"started", "queued", "taken", "forwarded", "closed", "u
 MESSAGE_EVENTS = frozenset({"message", "deleted"})
 # Written by omnihooks itself onto the rooms topic (keyed by room id, so they reach the
 # worker that owns the room's state): Faust tables can only change inside stream iteration.
-INTERNAL_ROOM_EVENTS = frozenset({"omnihooks.close-due", "omnihooks.expire"})
+INTERNAL_ROOM_EVENTS = frozenset(INTERNAL_EVENTS)
 
 
 class InvalidEvent(ValueError):
@@ -86,14 +87,7 @@ class InternalRoomEvent:
     ref: str | None  # e.g. the close event a close-due event is for
 
 
-@dataclass(frozen=True)
-class CrmData:
-    """A CRM's 200 answer for a room, as the delivery agent recorded it."""
-
-    room_id: str
-    body: str
-    delivery_id: str
-    received_at: str
+CrmData = CrmDataRecord  # what the sessions agent reads back from crm-data
 
 
 def _object(raw: bytes, max_bytes: int) -> JSON:

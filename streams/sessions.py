@@ -32,7 +32,7 @@ from streams.payloads import (
 )
 from streams.settings import Settings
 from topics import codec
-from topics.records import WebhookJob
+from topics.records import InternalRoomRecord, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +147,8 @@ class DueEvent:
     partition: int | None = None  # the room's input partition; None: key hash
 
     def to_json(self, now: float) -> bytes:
-        return codec.dumps(
-            {
-                "id": f"{self.event}:{self.room_id}:{self.ref or ''}:{now:.3f}",
-                "event": self.event,
-                "ts": iso(now),
-                "room_id": self.room_id,
-                "ref": self.ref,
-            }
-        )
+        event_id = f"{self.event}:{self.room_id}:{self.ref or ''}:{now:.3f}"
+        return InternalRoomRecord(event_id, self.event, iso(now), self.room_id, self.ref).to_json()
 
 
 class SessionProcessor:

@@ -1,4 +1,5 @@
-"""The records omnihooks writes: webhook jobs, attempts, dead letters, rejected input.
+"""The records omnihooks writes: webhook jobs, attempts, dead letters, rejected input, the
+CRM's answers (crm-data) and the internal events it writes onto the rooms topic.
 
 Frozen dataclasses, encoded with orjson in field order (`topics.codec`). Each has a
 `from_json` that accepts what `to_json` wrote; fields added later get defaults so old
@@ -170,3 +171,35 @@ class RejectedRecord:
 
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True)
+class CrmDataRecord:
+    """A CRM's 200 answer for a room (`crm-data`), fed back into its state as `crmData`."""
+
+    room_id: str
+    body: str  # raw text, as Rocket.Chat keeps it
+    delivery_id: str
+    received_at: str
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+
+INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire")
+
+
+@dataclass(frozen=True)
+class InternalRoomRecord:
+    """What omnihooks' timer writes onto the rooms topic, in the room's partition: a close
+    past its grace (`omnihooks.close-due`, `ref` the close event) or a room past retention
+    (`omnihooks.expire`). Timers cannot change Faust tables; the sessions agent can."""
+
+    id: str
+    event: str
+    ts: str
+    room_id: str
+    ref: str | None
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
