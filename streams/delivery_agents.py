@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import mode
@@ -22,7 +20,7 @@ from faust.types import StreamT
 from streams import metrics
 from streams.app import Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
-from streams.engine import finish
+from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt
 from streams.webhook_client import WebhookClient
@@ -34,34 +32,6 @@ log = logging.getLogger(__name__)
 
 # Rocket.Chat ignores the offline-message webhook's answer: it never becomes crmData.
 NO_CRM_DATA = frozenset({"LivechatOfflineMessage"})
-
-
-@dataclass
-class _Pending:
-    event: Any
-    done: bool = False
-
-
-@dataclass
-class InOrderAcks:
-    """Acks events per partition in offset order, whatever order their jobs finish in."""
-
-    _queues: dict[Any, deque[_Pending]] = field(default_factory=dict)
-
-    def track(self, event: Any) -> _Pending:
-        entry = _Pending(event)
-        self._queues.setdefault(event.message.tp, deque()).append(entry)
-        return entry
-
-    def finish(self, entry: _Pending) -> None:
-        entry.done = True
-        queue = self._queues[entry.event.message.tp]
-        while queue and queue[0].done:
-            finish(queue.popleft().event)
-
-    @property
-    def in_flight(self) -> int:
-        return sum(len(queue) for queue in self._queues.values())
 
 
 def policy_from(omnihooks: Omnihooks) -> RetryPolicy:
@@ -134,19 +104,17 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         await send_rejected(rejected_topic, event.message, reason)
 
     def pipeline(name: str, wait_until_due: bool, pending_limit: int) -> Any:
-        acks = InOrderAcks()
-        slots = asyncio.Semaphore(pending_limit)
+        sink = InOrderSink(pending_limit)
 
-        async def handle(event: Any, entry: _Pending) -> None:
+        async def handle(event: Any, entry: Entry) -> None:
             try:
                 await deliver_one(event)
             except asyncio.CancelledError:
                 # Shutting down: never finished, so neither this offset nor any after it in
                 # the partition is committed; the job is read again after the restart.
-                slots.release()
+                sink.abandon(entry)
                 raise
-            acks.finish(entry)
-            slots.release()
+            sink.finish(entry)
 
         async def deliver_one(event: Any) -> None:
             try:
@@ -172,8 +140,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         async def agent(stream: StreamT[Any]) -> None:
             tasks: set[asyncio.Task[None]] = set()
             async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
-                await slots.acquire()
-                entry = acks.track(event)
+                entry = await sink.track(event)
                 task = asyncio.create_task(
                     handle(event, entry), name=f"{name}-{event.message.offset}"
                 )
