@@ -30,9 +30,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streams import demo  # noqa: E402
+from devtools import demo  # noqa: E402
+from devtools.local_kafka import LocalKafka  # noqa: E402
 from streams.leads import compile_lead_patterns  # noqa: E402
-from streams.local_kafka import LocalKafka  # noqa: E402
 from streams.payloads import build_session_payload  # noqa: E402
 from streams.sessions import RoomState, SessionProcessor, Source  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402

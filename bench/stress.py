@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streams.local_kafka import LocalKafka  # noqa: E402
+from devtools.local_kafka import LocalKafka  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tests.harness import WorkerProcess  # noqa: E402
 from tests.integration.test_scaling import ConversationStream  # noqa: E402

@@ -43,6 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_FAILURE
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("devtools"):
+            raise
+        print(
+            "omnihooks: this command is a developer tool (kafka, demo, receive): run it from "
+            "a source checkout; the container image ships the worker only",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     except Exception as exc:  # every other failure: say it plainly, exit 1
         if getattr(args, "loglevel", "INFO").upper() == "DEBUG":
             raise
@@ -132,21 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _kafka_up(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.local_kafka import LocalKafka
+    from devtools.local_kafka import LocalKafka
 
     print(LocalKafka.from_settings(settings).up(timeout_s=args.timeout))
     return EXIT_OK
 
 
 def _kafka_down(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.local_kafka import LocalKafka
+    from devtools.local_kafka import LocalKafka
 
     print(LocalKafka.from_settings(settings).down())
     return EXIT_OK
 
 
 def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.local_kafka import LocalKafka
+    from devtools.local_kafka import LocalKafka
 
     running, line = LocalKafka.from_settings(settings).status()
     print(line)
@@ -189,7 +198,7 @@ def _topics_render(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     import uuid
 
-    from streams import demo
+    from devtools import demo
 
     room = args.room or f"demo-{uuid.uuid4().hex[:12]}"
     records = demo.seed_conversation(room)
@@ -322,7 +331,7 @@ def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _receive(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.receiver import run_receiver
+    from devtools.receiver import run_receiver
 
     print(f"receiving webhooks on http://{args.host}:{args.port}/", flush=True)
     run_receiver(args.host, args.port, args.quiet)

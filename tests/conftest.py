@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from streams.local_kafka import LocalKafka, metadata_answers
+from devtools.local_kafka import LocalKafka, metadata_answers
 from streams.settings import REPO_ROOT, Settings, load_settings
 from tests.harness import TopicReader, WorkerProcess
 from tests.receiver import Receiver

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams import demo
+from devtools import demo
 from streams.events import (
     InvalidEvent,
     decode_message_event,

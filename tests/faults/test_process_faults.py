@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.local_kafka import LocalKafka
+from devtools.local_kafka import LocalKafka
 from streams.settings import Settings, load_settings
 from tests.conftest import TEST_PARTITIONS, Broker
 from tests.harness import WorkerProcess

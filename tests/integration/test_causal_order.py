@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams import demo
+from devtools import demo
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.harness import WorkerProcess

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from streams import demo
+from devtools import demo
 from streams.settings import Settings
 from streams.signing import signing_key, verify
 from tests.conftest import Broker

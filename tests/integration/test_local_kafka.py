@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from streams.local_kafka import metadata_answers, pid_alive, port_in_use
+from devtools.local_kafka import metadata_answers, pid_alive, port_in_use
 from tests.conftest import local_kafka_for_tests
 
 pytestmark = pytest.mark.integration

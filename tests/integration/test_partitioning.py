@@ -14,7 +14,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
 
-from streams import demo
+from devtools import demo
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.harness import TopicReader, WorkerProcess

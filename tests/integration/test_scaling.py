@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Producer
 
-from streams import demo
+from devtools import demo
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.harness import WorkerProcess

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streams import demo
+from devtools import demo
 from streams.events import decode_message_event, decode_room_event
 from streams.leads import compile_lead_patterns
 from streams.sessions import SessionProcessor, Source

@@ -35,3 +35,14 @@ def test_unreachable_broker_is_exit_1(
     monkeypatch.setattr("topics.admin.DEFAULT_TIMEOUT_S", 2.0)
     assert main(["topics", "apply"]) == 1
     assert "cannot reach Kafka" in capsys.readouterr().err
+
+
+def test_a_dev_tool_missing_from_the_image_says_so_with_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The container image ships streams/ and topics/ only (deploy/Dockerfile).
+    import sys
+
+    monkeypatch.setitem(sys.modules, "devtools.local_kafka", None)
+    assert main(["kafka", "status"]) == 1
+    assert "developer tool" in capsys.readouterr().err

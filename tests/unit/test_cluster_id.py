@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from streams.local_kafka import new_cluster_id
+from devtools.local_kafka import new_cluster_id
 
 
 def test_cluster_ids_never_start_with_a_dash_and_have_kafkas_form() -> None:

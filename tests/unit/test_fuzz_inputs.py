@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams import demo
+from devtools import demo
 from streams.events import (
     InvalidEvent,
     RoomEvent,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams import demo
+from devtools import demo
 from streams.events import decode_message_event, decode_room_event
 from streams.leads import compile_lead_patterns
 from streams.sessions import SessionProcessor, Source
