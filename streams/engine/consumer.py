@@ -32,6 +32,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as driver
 
 from streams.engine.acks import is_finished
+from streams.engine.commits import committable
 from streams.engine.partition_groups import PartitionGroups
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,14 @@ class OrderedConsumer(driver.Consumer):
     _plain: dict[Any, deque[Any]]
     _held_generation: int = -1
     _fetch_lock: asyncio.Lock  # a seek waits for the fetch in flight to be held first
+    _first_handed_on: dict[Any, int]  # per partition, this generation / since its last seek
     refused_acks: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._plain = {}
         self._fetch_lock = asyncio.Lock()
+        self._first_handed_on = {}
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ShortFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -99,17 +102,44 @@ class OrderedConsumer(driver.Consumer):
                   message.topic, message.partition, message.offset)  # fmt: skip
         return False
 
+    # -- commits only through finished records --------------------------------------------------
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        base = self._committed_offset[tp]
+        if base is None:
+            base = self._first_handed_on.get(tp)
+        gaps = self._gap.get(tp)
+        known_gaps = [n for gap in gaps for n in range(gap.begin, gap.end)] if gaps else []
+        offset = committable(base, acked, known_gaps)
+        if offset is None:
+            return None
+        self._acked[tp] = [n for n in acked if n >= offset]
+        self._acked_index[tp].difference_update(range(base or 0, offset))
+        if gaps:
+            gaps.chop(0, offset)
+        return offset
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # Faust records offset_from..offset_to inclusive, the record being handed on (at
+        # offset_to) too, so its gap counted it as finished before any agent saw it.
+        await super()._add_gap(tp, offset_from, offset_to - 1)
+
     # -- seeks make held records stale ----------------------------------------------------------
 
     def _forget(self, tps: Collection[Any] | None) -> None:
         groups = self.partition_groups
         if tps is None:
             self._plain.clear()
+            self._first_handed_on.clear()
             if groups is not None:
                 groups.forget()
             return
         for tp in tps:
             self._plain.pop(tp, None)
+            self._first_handed_on.pop(tp, None)
         if groups is not None:
             groups.forget(tps)
 
@@ -163,19 +193,23 @@ class OrderedConsumer(driver.Consumer):
         def proceed() -> bool:
             return self.flow_active and self.app.consumer_generation_id == generation
 
+        def streams_proceed() -> bool:
+            # Faust clears its channel queues when the app's flow control resumes after a
+            # rebalance: a stream record handed on before then would be dropped unseen.
+            return proceed() and self.app.flow_control.is_active()
+
         releasable = None if active is None else active | self._buffered_partitions
-        to_message = self._to_message
-        for tp, record in self._release_plain(releasable, proceed):
-            yield tp, to_message(tp, record)
-        if groups is None or not proceed():
+        for tp, record in self._release_plain(releasable, proceed, streams_proceed):
+            yield tp, self._handed_on(tp, record)
+        if groups is None or not streams_proceed():
             return
         members = [tp for tp in self.assignment() if groups.is_grouped(tp)]
         paused = set() if active is None else {tp for tp in members if tp not in active}
         lagging = await self._lagging(members, groups)
         now, wall_ms = time.monotonic(), int(time.time() * 1000)
         went_on_without = groups.went_on_without
-        for tp, record in groups.release(members, lagging, paused, now, wall_ms, proceed):
-            yield tp, to_message(tp, record)
+        for tp, record in groups.release(members, lagging, paused, now, wall_ms, streams_proceed):
+            yield tp, self._handed_on(tp, record)
         if groups.went_on_without > went_on_without:
             log.warning(
                 "went on without an input that stayed behind or quiet for %.1f s "
@@ -235,21 +269,30 @@ class OrderedConsumer(driver.Consumer):
             else:
                 self._plain.setdefault(tp, deque()).extend(batch)
 
+    def _handed_on(self, tp: Any, record: Any) -> Any:
+        self._first_handed_on.setdefault(tp, record.offset)
+        return self._to_message(tp, record)
+
     def _release_plain(
-        self, releasable: set[Any] | None, proceed: Any
+        self, releasable: set[Any] | None, proceed: Any, streams_proceed: Any
     ) -> Iterator[tuple[Any, Any]]:
         # Round-robin across partitions, as Faust's scheduler does, so one partition's large
-        # batch does not starve the others.
+        # batch does not starve the others. Changelog records go on while a rebalance's
+        # recovery reads them; stream records wait for the app's flow control.
+        is_changelog = self._is_changelog_tp
         while True:
+            streams_ok = streams_proceed()
             ready = [
                 tp
                 for tp, queue in self._plain.items()
-                if queue and (releasable is None or tp in releasable)
+                if queue
+                and (releasable is None or tp in releasable)
+                and (streams_ok or is_changelog(tp))
             ]
             if not ready:
                 return
             for tp in ready:
-                if not proceed():
+                if not (streams_proceed() if not is_changelog(tp) else proceed()):
                     return
                 queue = self._plain.get(tp)
                 if queue:

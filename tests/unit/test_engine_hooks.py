@@ -41,6 +41,9 @@ def params(function: object) -> list[str]:
         (driver.Consumer, "_get_active_partitions", ["self"]),
         (driver.Consumer, "_to_message", ["self", "tp", "record"]),
         (driver.Consumer, "_new_consumer_thread", ["self"]),
+        (driver.Consumer, "_new_offset", ["self", "tp"]),
+        (driver.Consumer, "_add_gap", ["self", "tp", "offset_from", "offset_to"]),
+        (driver.Consumer, "_is_changelog_tp", ["self", "tp"]),
         (driver.AIOKafkaConsumerThread, "_create_worker_consumer", ["self", "transport"]),
         (driver.Producer, "_settings_extra", ["self"]),
     ],
@@ -72,7 +75,8 @@ def test_faust_streams_still_ack_skipped_events_which_our_consumer_refuses() -> 
 
 def test_the_consumer_attributes_the_engine_reads_exist_after_construction() -> None:
     init = inspect.getsource(faust_consumer.Consumer.__init__)
-    for attribute in ("_unacked_messages", "_buffered_partitions", "_read_offset",
+    for attribute in ("_acked", "_acked_index", "_committed_offset", "_gap",
+                      "_unacked_messages", "_buffered_partitions", "_read_offset",
                       "can_resume_flow", "not_waiting_next_records"):  # fmt: skip
         assert f"self.{attribute}" in init, attribute
     assert isinstance(faust_consumer.Consumer.__dict__.get("flow_active"), bool)
@@ -113,3 +117,10 @@ def test_the_recovery_attributes_the_liveness_page_reads_exist() -> None:
                       "self.in_recovery"):  # fmt: skip
         assert attribute in source, attribute
     assert params(Recovery.active_remaining) == ["self"]
+
+
+def test_faust_still_clears_channel_queues_when_flow_control_resumes() -> None:
+    # Why the consumer holds stream records while the app's flow control is suspended.
+    from faust import channels
+
+    assert "clear_on_resume=True" in inspect.getsource(channels.Channel)
