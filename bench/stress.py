@@ -84,13 +84,18 @@ class Stress:
         log = self.workdir / f"{settings.topic_prefix}worker-{n}.log"
         return WorkerProcess(settings, "all", log).start()
 
-    def scaling(self, run: int) -> Outcome:
+    def start(self, pause_s: float) -> tuple[Receiver, Settings, WorkerProcess, ConversationStream]:
+        """A receiver, one ready worker, and conversations flowing `pause_s` apart."""
         receiver = Receiver().start()
         settings = self.settings(receiver)
-        first = self.worker(settings, 0)
-        first.wait_for_log("Worker ready", timeout_s=90)
-        stream = ConversationStream(_Broker(self.bootstrap), settings.topic_prefix, pause_s=0.2)
+        worker = self.worker(settings, 0)
+        worker.wait_for_log("Worker ready", timeout_s=90)
+        stream = ConversationStream(_Broker(self.bootstrap), settings.topic_prefix, pause_s)
         stream.start()
+        return receiver, settings, worker, stream
+
+    def scaling(self, run: int) -> Outcome:
+        receiver, settings, first, stream = self.start(pause_s=0.2)
         workers = [first]
         try:
             time.sleep(6)
@@ -110,12 +115,7 @@ class Stress:
 
     def kills(self, count: int, seed: int) -> Outcome:
         rng = random.Random(seed)
-        receiver = Receiver().start()
-        settings = self.settings(receiver)
-        worker = self.worker(settings, 0)
-        worker.wait_for_log("Worker ready", timeout_s=90)
-        stream = ConversationStream(_Broker(self.bootstrap), settings.topic_prefix, pause_s=0.1)
-        stream.start()
+        receiver, settings, worker, stream = self.start(pause_s=0.1)
         try:
             for n in range(count):
                 time.sleep(rng.uniform(1.0, 5.0))
