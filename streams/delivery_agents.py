@@ -128,9 +128,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
                     if delay > 0:
                         await asyncio.sleep(delay)
                 await settle(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
+            except Exception:  # not CancelledError (a BaseException): handle() sees that
                 # A bug, not a delivery failure. Leave the event unacked? That would stall
                 # the partition's commits forever; log it loudly and keep the job instead.
                 log.exception("delivering %s[%d]@%d failed", event.message.topic,

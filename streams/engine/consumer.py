@@ -292,7 +292,8 @@ class OrderedConsumer(driver.Consumer):
             if not ready:
                 return
             for tp in ready:
-                if not (streams_proceed() if not is_changelog(tp) else proceed()):
+                may_go = proceed if is_changelog(tp) else streams_proceed
+                if not may_go():
                     return
                 queue = self._plain.get(tp)
                 if queue:

@@ -146,31 +146,26 @@ def assert_applied_in_order(by_room: dict[str, list[dict[str, Any]]]) -> None:
     assert not problems, f"{len(problems)} of {len(by_room)} rooms out of order: {list(problems.items())[:5]}"  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("layout", "rooms", "one_topic"),
+    [("rooms and messages", 200, False), ("one topic", 100, True)],
+)
 def test_a_backlog_read_at_start_applies_each_room_in_producer_order(
     kafka: Broker,
     settings_factory: Callable[..., Settings],
     applied_topics: dict[Topic, str],
     start_worker: Callable[..., WorkerProcess],
     receiver: Receiver,
+    layout: str,
+    rooms: int,
+    one_topic: bool,
 ) -> None:
-    settings = order_settings(settings_factory, receiver)
-    rooms = Publisher(kafka, settings.topic_prefix).publish("backlog", range(200))
-    start_worker(settings).wait_for_log("Worker ready", timeout_s=90)
-    assert_applied_in_order(wait_for_webhooks(receiver, rooms, timeout_s=120))
-
-
-def test_the_single_topic_layout_keeps_producer_order(
-    kafka: Broker,
-    settings_factory: Callable[..., Settings],
-    applied_topics: dict[Topic, str],
-    start_worker: Callable[..., WorkerProcess],
-    receiver: Receiver,
-) -> None:
+    # "one topic": message events on the rooms topic too, the README's recommended layout.
     settings = order_settings(settings_factory, receiver)
     publisher = Publisher(kafka, settings.topic_prefix)
-    rooms = publisher.publish("one-topic", range(100), one_topic=True)
+    published = publisher.publish("backlog", range(rooms), one_topic=one_topic)
     start_worker(settings).wait_for_log("Worker ready", timeout_s=90)
-    assert_applied_in_order(wait_for_webhooks(receiver, rooms, timeout_s=120))
+    assert_applied_in_order(wait_for_webhooks(receiver, published, timeout_s=120))
 
 
 def _publish_in_background(kafka: Broker, prefix: str, run: str, rooms: range) -> tuple[threading.Thread, list[str]]:  # fmt: skip
