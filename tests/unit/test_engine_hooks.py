@@ -46,6 +46,8 @@ def params(function: object) -> list[str]:
         (driver.Consumer, "_is_changelog_tp", ["self", "tp"]),
         (driver.AIOKafkaConsumerThread, "_create_worker_consumer", ["self", "transport"]),
         (driver.Producer, "_settings_extra", ["self"]),
+        (driver.Producer, "send_soon", ["self", "fut"]),
+        (driver.Producer, "flush", ["self"]),
     ],
 )
 def test_each_overridden_or_called_method_keeps_its_signature(
@@ -124,3 +126,18 @@ def test_faust_still_clears_channel_queues_when_flow_control_resumes() -> None:
     from faust import channels
 
     assert "clear_on_resume=True" in inspect.getsource(channels.Channel)
+
+
+def test_faust_still_commits_after_a_producer_flush_that_may_leave_changelog_writes_behind() -> (
+    None
+):
+    # Why `IdempotentProducer.flush` waits for every record handed to `send_soon`: Faust's
+    # commit trusts the flush, and the buffer's flush gives up after 0.1 s without progress.
+    from faust.tables import base
+    from faust.transport import producer
+
+    assert "await self.app.producer.flush()" in inspect.getsource(
+        faust_consumer.Consumer._commit_offsets
+    )
+    assert "timeout=0.1" in inspect.getsource(producer.ProducerBuffer.flush_atmost)
+    assert ".send_soon(" in inspect.getsource(base.Collection.send_changelog)

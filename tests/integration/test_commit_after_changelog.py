@@ -1,0 +1,94 @@
+"""A commit never passes an input record whose table write is not yet on the changelog.
+
+Faust commits input offsets after `producer.flush()`, which gives up after 0.1 s without a
+record leaving its buffer. Here the buffer sends slowly (0.3 s a record, as a loaded worker or
+a slow broker would); an agent writes one table key per record and finishes five records;
+the consumer commits. The committed offset is then compared with the changelog records the
+brokers acknowledged: a worker killed at that moment recovers only what the changelog holds
+and reads again only what was not committed, so a committed record without its changelog
+write is a state change lost for good. Stock Faust commits all five with writes still in the
+buffer; omnihooks' transport (`streams.engine.transport`) waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from faust.transport import producer as faust_producer
+
+from streams import engine
+from streams.app import create_app
+from streams.settings import Settings
+from tests.conftest import Broker
+from tests.integration.test_honest_acks import committed_offset, omnihooks_producer, wait_until
+from topics.catalogue import Topic
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 5
+SEND_DELAY_S = 0.3
+
+
+def end_offset(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "omnihooks-test-ends"})
+    try:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        return int(high)
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize(("transport", "all_written"), [("omnihooks", True), ("aiokafka", False)])
+async def test_a_commit_waits_for_the_changelog_writes_of_the_records_it_passes(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    monkeypatch: pytest.MonkeyPatch,
+    transport: str,
+    all_written: bool,
+) -> None:
+    send_pending = faust_producer.ProducerBuffer._send_pending
+
+    async def slow_send_pending(self: Any, fut: Any) -> None:
+        await asyncio.sleep(SEND_DELAY_S)
+        await send_pending(self, fut)
+
+    monkeypatch.setattr(faust_producer.ProducerBuffer, "_send_pending", slow_send_pending)
+    omnihooks = create_app(settings_factory(), "sessions")
+    app = omnihooks.app
+    if transport == "aiokafka":  # Faust's own transport: the behaviour the engine corrects
+        app.conf.broker = [f"aiokafka://{kafka.bootstrap}"]
+    partitions = omnihooks.catalogue[Topic.OFFLINE_MESSAGES].partitions
+    table = app.Table("commit-test", key_type=bytes, value_type=bytes, partitions=partitions)
+    topic = applied_topics[Topic.OFFLINE_MESSAGES]
+    finished: list[int] = []
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.noack().events():
+            table[b"k%d" % event.message.offset] = event.message.value
+            finished.append(event.message.offset)
+            engine.finish(event)
+
+    app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="writer")(agent)
+    producer = omnihooks_producer(kafka.bootstrap)
+    for n in range(RECORDS):
+        producer.produce(topic, key=b"k", value=b'{"n": %d}' % n, partition=0)
+    assert producer.flush(30) == 0
+
+    await app.start()
+    try:
+        await wait_until(lambda: len(finished) == RECORDS, "the agent to finish every record",
+                         lambda: f"finished {finished}", timeout_s=90)  # fmt: skip
+        await app.consumer.commit()
+        committed = committed_offset(kafka.bootstrap, app.conf.id, topic)
+        written = end_offset(kafka.bootstrap, table.changelog_topic.get_topic_name())
+        assert committed == RECORDS
+        assert (written == RECORDS) is all_written, (
+            f"committed {committed} records, {written} of their changelog writes acknowledged"
+        )
+    finally:
+        await app.stop()
