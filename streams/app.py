@@ -61,6 +61,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         # batches) sends one small request per record and was the session pipeline's limit.
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
+        broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=settings.web_enabled,

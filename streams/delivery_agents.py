@@ -20,9 +20,11 @@ from faust.types import StreamT
 from streams import metrics
 from streams.app import Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
+from streams.engine import bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt
+from streams.settled import SettledJobs
 from streams.webhook_client import WebhookClient
 from topics import codec
 from topics.catalogue import Topic
@@ -55,8 +57,27 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     rejected_topic = topics[Topic.REJECTED]
     posts = asyncio.Semaphore(settings.delivery_concurrency)
     failures = FailureLog(log, time.monotonic)
+    retention_ms = str(int(settings.settled_retention_s * 1000))
+    settled_table = bytes_table(
+        app,
+        "settled-jobs",
+        omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
+        "outcome per delivery id, so a job read twice is POSTed once",
+        {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
+    )
+    settled = SettledJobs(settled_table)
 
     async def settle(job: WebhookJob) -> None:
+        if not settled.begin(job):
+            metrics.ALREADY_SETTLED.labels(job.type).inc()
+            log.debug("job %s (%s) settled already: not sent again", job.delivery_id, job.type)
+            return
+        try:
+            await attempt_once(job)
+        finally:
+            settled.end(job)
+
+    async def attempt_once(job: WebhookJob) -> None:
         async with posts:
             metrics.IN_FLIGHT.inc()
             try:
@@ -67,15 +88,20 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         metrics.LATENCY.observe(attempt.duration_ms / 1000)
         now = time.time()
         decision = next_attempt(job, attempt, policy, now)
+        attempts = len(job.attempts) + 1
+        # Each outcome is written once what it sent is on the brokers: a crash in between
+        # then repeats the attempt rather than losing the retry, dead letter or crm-data.
         if decision.verdict is Verdict.DELIVERED:
             metrics.DELIVERED.labels(job.type).inc()
             if answer.body.strip() and job.room_id and job.type not in NO_CRM_DATA:
                 await publish_crm_data(job, answer.body)
+            settled.settle(job, attempts, final=True, now=now)
             return
         metrics.FAILED_ATTEMPTS.labels(job.type).inc()
         if decision.verdict is Verdict.RETRY:
             metrics.RETRIED.labels(job.type).inc()
-            await retries_topic.send(key=job.key(), value=decision.job.to_json())
+            await (await retries_topic.send(key=job.key(), value=decision.job.to_json()))
+            settled.settle(job, attempts, final=False, now=now)
             outcome = attempt.error or f"HTTP {attempt.status}"
             failures.failed(
                 job.url, "job %s (%s, room %s) attempt %d failed: %s; retry at %s",
@@ -84,7 +110,8 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             )  # fmt: skip
             return
         metrics.DEAD_LETTERED.labels(job.type).inc()
-        await dead_topic.send(key=job.key(), value=decision.dead_letter(now).to_json())
+        await (await dead_topic.send(key=job.key(), value=decision.dead_letter(now).to_json()))
+        settled.settle(job, attempts, final=True, now=now)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
 
     async def publish_crm_data(job: WebhookJob, body: bytes) -> None:
@@ -98,7 +125,10 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         # Rocket.Chat keeps the answer as raw text and echoes it as crmData.
         text = body.decode("utf-8", "replace")
         record = CrmDataRecord(job.room_id or "", text, job.delivery_id, iso(time.time()))
-        await crm_topic.send(key=job.key(), value=record.to_json(), partition=job.room_partition)
+        sent = await crm_topic.send(
+            key=job.key(), value=record.to_json(), partition=job.room_partition
+        )
+        await sent
 
     async def reject(event: Any, reason: str) -> None:
         await send_rejected(rejected_topic, event.message, reason)
@@ -169,6 +199,17 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
 
     async def summarize_failed_attempts() -> None:
         failures.flush()
+
+    watched: dict[str, frozenset[Any]] = {"assigned": frozenset()}
+
+    async def forget_expired_outcomes() -> None:
+        assigned = frozenset(app.consumer.assignment()) if app.consumer else frozenset()
+        if assigned != watched["assigned"]:
+            watched["assigned"] = assigned
+            settled.reread()  # recovery brought the outcomes of newly assigned partitions
+        forget_locally(settled_table, settled.expired(time.time(), settings.settled_retention_s))
+
+    app.timer(interval=30.0, name="settled-jobs-expiry")(forget_expired_outcomes)
 
     app.timer(interval=1.0, name="failed-attempts-summary")(summarize_failed_attempts)
     return client

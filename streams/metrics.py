@@ -8,6 +8,9 @@ DELIVERED = Counter("omnihooks_delivered", "Webhooks delivered (success answer)"
 FAILED_ATTEMPTS = Counter("omnihooks_failed_attempts", "POSTs that did not succeed", ["type"])
 RETRIED = Counter("omnihooks_retried", "Jobs sent to the retries topic", ["type"])
 DEAD_LETTERED = Counter("omnihooks_dead_lettered", "Jobs sent to the dead-letter topic", ["type"])
+ALREADY_SETTLED = Counter(
+    "omnihooks_already_settled", "Jobs read again after a crash and not POSTed again", ["type"]
+)
 IN_FLIGHT = Gauge("omnihooks_in_flight", "POSTs waiting for an answer")
 LATENCY = Histogram(
     "omnihooks_post_seconds",

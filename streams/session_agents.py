@@ -15,7 +15,7 @@ from typing import Any
 from faust.types import StreamT
 
 from streams.app import Omnihooks, send_rejected
-from streams.engine import finish, order_by_timestamp
+from streams.engine import bytes_table, finish, order_by_timestamp
 from streams.events import (
     InvalidEvent,
     MessageEvent,
@@ -36,29 +36,14 @@ log = logging.getLogger(__name__)
 RESCAN_INTERVAL_S = 30.0
 
 
-def _bytes_table(oh: Omnihooks, name: str, help_: str) -> Any:
-    table = oh.app.Table(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=oh.catalogue[Topic.ROOMS].partitions,
-        help=help_,
-    )
-    # Faust derives the changelog's serializers from the types ("json" for bytes) and ignores
-    # a schema's; set them before the changelog topic and store are made, so what we wrote
-    # (orjson bytes) is read back byte for byte on recovery.
-    table.key_serializer = "raw"  # type: ignore[attr-defined]
-    table.value_serializer = "raw"  # type: ignore[attr-defined]
-    return table
-
-
 def register_session_agents(oh: Omnihooks, leads: LeadPatterns) -> SessionProcessor:
     """Add the session tables, agents and timer to the app; returns the processor."""
     app, settings, topics = oh.app, oh.settings, oh.topics
+    partitions = oh.catalogue[Topic.ROOMS].partitions
     store = TableStore(
-        _bytes_table(oh, "rooms", "room, visitor, agent, crmData and counters per room"),
-        _bytes_table(oh, "messages", "transcript messages by room and message id"),
-        _bytes_table(oh, "message-order", "message ids by room and arrival sequence"),
+        bytes_table(app, "rooms", partitions, "room, visitor, agent, crmData and counters"),
+        bytes_table(app, "messages", partitions, "transcript messages by room and message id"),
+        bytes_table(app, "message-order", partitions, "message ids by room and arrival sequence"),
     )
     processor = SessionProcessor(settings, store, leads, clock=time.time)
     names = oh.catalogue.names(settings.topic_prefix)

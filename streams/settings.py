@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     block_private_urls: bool = False
     response_excerpt_bytes: int = Field(2048, ge=0)
     crm_data_max_bytes: int = Field(65536, ge=0)
+    # How long a settled job's outcome is kept, so the same job read again (after a crash)
+    # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
+    settled_retention_s: float = Field(600.0, gt=0)
+    # How often finished input offsets are committed (Faust's broker_commit_interval): what
+    # a killed worker reads again is what it finished since the last commit.
+    commit_interval_ms: int = Field(1000, gt=0)
 
     # Session pipeline
     close_grace_s: float = Field(30.0, ge=0)

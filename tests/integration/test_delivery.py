@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from devtools import demo
 from streams.settings import Settings
@@ -208,3 +208,67 @@ def test_crm_answer_becomes_crm_data_in_later_webhooks(
     close = next(r.json() for r in got if r.json()["type"] == "LivechatSession")
     assert close["crmData"] == receiver.crm_answer.decode()
     assert list(close)[-1] == "closer" and len(close["messages"]) == 4
+
+
+def already_settled(web_port: int) -> float:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{web_port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("omnihooks_already_settled_total{")
+    )
+
+
+def uncommitted(kafka: Broker, group: str, topic: str) -> int:
+    """Records past the group's committed offsets, summed over the topic's partitions."""
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        total = 0
+        for tp in committed:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            total += high - max(tp.offset, 0)
+        return total
+    finally:
+        consumer.close()
+
+
+def test_jobs_read_again_after_a_kill_are_not_posted_again(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    # No commit before the kill: the new worker reads every job again from offset 0, as a
+    # worker killed within a commit interval of its last POSTs reads those again.
+    web_port = free_port()
+    settings = settings_factory(commit_interval_ms=600_000, web_enabled=True, web_port=web_port)
+    first = start_worker(settings, "delivery")
+    jobs = [make_job(receiver.url("/ok"), n, room=f"room-{n}") for n in range(30)]
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], jobs)
+    receiver.wait_for("/ok", len(jobs), timeout_s=90)
+    changelog = f"{settings.app_id}-delivery-settled-jobs-changelog"
+    read_topic(changelog).wait_for(len(jobs), timeout_s=30)  # every outcome is on the brokers
+    first.stop(signal.SIGKILL)
+    # A rebalance while the first worker started may have committed some: those are not read
+    # again. The rest are, and each must be known as settled.
+    read_again = uncommitted(
+        kafka, f"{settings.app_id}-delivery", applied_topics[Topic.WEBHOOK_JOBS]
+    )
+    assert read_again >= len(jobs) // 2, f"only {read_again} jobs left uncommitted: nothing to test"
+    start_worker(settings, "delivery")
+    deadline = time.monotonic() + 120
+    while already_settled(web_port) < read_again:
+        assert time.monotonic() < deadline, (
+            f"{already_settled(web_port)} of {read_again} jobs read again were known as settled; "
+            f"{len(receiver.at('/ok'))} POSTs"
+        )
+        time.sleep(0.5)
+    posts = [r.headers["webhook-id"] for r in receiver.at("/ok")]
+    assert sorted(posts) == sorted(job.delivery_id for job in jobs)  # each once
