@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from streams.clock import iso
@@ -67,6 +67,9 @@ class StoredMessage:
     message: JSON
     seq: int | None  # its place in the transcript (None: never placed)
     source: str | None  # "topic:partition:offset" of the input record that first stored it
+    # The record that deleted it: out of transcripts, kept as a marker so a delete (or an
+    # earlier edit) read again after a crash knows what happened.
+    deleted_by: str | None = None
 
 
 def source_id(source: Source) -> str:
@@ -93,7 +96,9 @@ class RoomState:
     present: int = 0  # messages in the transcript now (deletes take them out)
     closed_at: float | None = None
     pending_close: PendingClose | None = None
-    seen: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # (event id, topic, partition, offset[, seq]) of the last records applied; a message's
+    # entry keeps the place it was given, so a redo after a lost message write reuses it.
+    seen: list[tuple[Any, ...]] = field(default_factory=list)
     # The input partition the chat stack's partitioner gave this room. Everything omnihooks
     # writes back for the room (due events, crm-data) goes there, whatever hash it would
     # pick itself: the room's state lives in that partition's changelog.
@@ -132,7 +137,6 @@ class SessionStore(Protocol):
     def drop(self, room_id: str, state: RoomState) -> None: ...
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
-    def delete_message(self, room_id: str, message_id: str) -> None: ...
     def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]: ...
     def rooms(self) -> Iterable[tuple[str, RoomState]]: ...
 
@@ -215,34 +219,54 @@ class SessionProcessor:
     def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
         room_id, message_id = event.room_id, event.message_id
         state = self.store.load(room_id) or RoomState()
-        # A record is written as message, order entry, room state: a crash can stop between
-        # them, and the record is then read again. `seen` tells whether its state was saved;
-        # a stored message whose source is this record was stored by it, not edited since.
-        saved = (event.id, source.topic, source.partition, source.offset) in state.seen
+        # A record writes the message, its order entry and the room state: three changelog
+        # records, and a crash can keep any of them and lose the others. The record is then
+        # read again (its offset was not committed) and redone from what survived: `seen`
+        # (in the room state) tells whether the counts were taken and which place the
+        # message got; a stored message (or delete marker) naming this record was written by
+        # it, not by an earlier one.
+        saved = _seen_entry(state, event.id, source)
         if self._is_duplicate(state, event.id, source):
             return []
         state.partition = source.partition
         stored = self.store.message(room_id, message_id)
+        here = source_id(source)
         if event.event == "deleted":
-            if stored is not None:
-                self.store.delete_message(room_id, message_id)
-                state.present -= 1
+            if stored is not None and stored.deleted_by is None:
+                self.store.put_message(room_id, message_id, replace(stored, deleted_by=here))
+                if saved is None:
+                    state.present -= 1
+            elif stored is not None and stored.deleted_by == here and saved is None:
+                state.present -= 1  # the marker was written, the counts were not
             self.store.save(room_id, state)
             return []
         message = event.message
-        here = source_id(source)
+        # Deleted by a later record: this one is being read again after a crash, and the
+        # delete (read again next) still stands.
+        deleted_by = stored.deleted_by if stored is not None else None
+        if deleted_by is not None and not _is_later(deleted_by, source):
+            self.store.save(room_id, state)  # an edit of a deleted message: it stays deleted
+            return []
         is_new = stored is None or stored.source == here
         if is_new:
-            seq = stored.seq if stored is not None and stored.seq is not None else state.next_seq
-            self.store.put_message(room_id, message_id, StoredMessage(message, seq, here))
-            if not saved:
+            if stored is not None and stored.seq is not None:
+                seq = stored.seq
+            elif saved is not None and len(saved) > 4:
+                seq = int(saved[4])
+            else:
+                seq = state.next_seq
+            self.store.put_message(
+                room_id, message_id, StoredMessage(message, seq, here, deleted_by)
+            )
+            _note_place(state, event.id, source, seq)
+            if saved is None:
                 state.next_seq = max(state.next_seq, seq + 1)
                 state.present += 1
         else:
             assert stored is not None
             # An edit keeps the message's place and first source.
             self.store.put_message(
-                room_id, message_id, StoredMessage(message, stored.seq, stored.source)
+                room_id, message_id, StoredMessage(message, stored.seq, stored.source, deleted_by)
             )
         if state.room is None:
             state.room = {"_id": room_id}
@@ -261,7 +285,7 @@ class SessionProcessor:
                 jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
         if captured and self.settings.send_on_lead_capture:
             jobs.append(self._session_job("LeadCapture", room_id, state, event))
-        if is_new and not saved and "t" not in message:
+        if is_new and saved is None and "t" not in message:
             # The seed's Message sample shows the previous message's time: lm moves after
             # the message's own webhook is built. System messages leave it (the seed's close
             # body has the closing message but the last visitor message's time).
@@ -394,7 +418,7 @@ class SessionProcessor:
         here = (event_id, source.topic, source.partition, source.offset)
         for seen in state.seen:
             if seen[0] == event_id:
-                return tuple(seen) != here
+                return tuple(seen[:4]) != here
         state.seen.append(here)
         del state.seen[:-SEEN_EVENTS_KEPT]
         return False
@@ -450,6 +474,26 @@ class SessionProcessor:
     def _deliverable(self, jobs: list[WebhookJob]) -> list[WebhookJob]:
         # Rocket.Chat builds nothing while Livechat_webhookUrl is empty.
         return jobs if self.settings.delivery_enabled else []
+
+
+def _seen_entry(state: RoomState, event_id: str, source: Source) -> tuple[Any, ...] | None:
+    here = (event_id, source.topic, source.partition, source.offset)
+    return next((entry for entry in state.seen if tuple(entry[:4]) == here), None)
+
+
+def _is_later(record: str, source: Source) -> bool:
+    """Whether `record` ("topic:partition:offset") comes after `source` in its partition."""
+    topic, partition, offset = record.rsplit(":", 2)
+    return (topic, int(partition)) == (source.topic, source.partition) and int(
+        offset
+    ) > source.offset
+
+
+def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:
+    here = (event_id, source.topic, source.partition, source.offset)
+    for n, entry in enumerate(state.seen):
+        if tuple(entry[:4]) == here:
+            state.seen[n] = (*here, seq)
 
 
 def _merge_room(stored: JSON | None, incoming: JSON) -> JSON:

@@ -4,15 +4,16 @@ table, so tests run this very class over dicts.
 
 - `rooms`: room id -> `RoomState` (JSON);
 - `messages`: room id, SEP, message id -> the stored message (JSON: `{"m": message,
-  "seq": n, "src": "topic:partition:offset"}`; a bare message from before `seq`/`src` were
-  kept reads as a message with neither);
+  "seq": n, "src": "topic:partition:offset"}`, and `"del": source` once deleted;
+  a bare message from before `seq`/`src` were kept reads as a message with neither);
 - `message-order`: room id, SEP, sequence -> message id.
 
-One input record writes at most these three keys, in the order messages, message-order,
-rooms. The writes are not one atomic step (three changelog records), so a crash can stop
-between them; the record is then read again (its offset was not committed), and
-`SessionProcessor` redoes it from what got written: a message whose `src` is this very
-record is its own first application, not an edit.
+One input record writes at most these three keys: three changelog records, not one atomic
+step. A crash can keep any of them and lose the others (each is its own batch on its own
+partition); the record is then read again (its offset was not committed) and
+`SessionProcessor` redoes it from what survived: a message (or a delete marker) whose
+`src`/`del` is this very record was written by it, and the room state's `seen` entry tells
+whether the counts were taken and which place the message got.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ Table = MutableMapping[bytes, bytes]
 def _decode_message(raw: bytes) -> StoredMessage:
     data: Any = codec.loads(raw)
     if isinstance(data, dict) and "m" in data and "_id" not in data:
-        return StoredMessage(data["m"], data.get("seq"), data.get("src"))
+        return StoredMessage(data["m"], data.get("seq"), data.get("src"), data.get("del"))
     return StoredMessage(data, None, None)
 
 
@@ -62,13 +63,12 @@ class TableStore:
         return None if raw is None else _decode_message(raw)
 
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None:
-        value = {"m": stored.message, "seq": stored.seq, "src": stored.source}
+        value: dict[str, Any] = {"m": stored.message, "seq": stored.seq, "src": stored.source}
+        if stored.deleted_by is not None:
+            value["del"] = stored.deleted_by
         self._messages[self._message_key(room_id, message_id)] = codec.dumps(value)
         if stored.seq is not None:
             self._order[self._order_key(room_id, stored.seq)] = message_id.encode()
-
-    def delete_message(self, room_id: str, message_id: str) -> None:
-        self._messages.pop(self._message_key(room_id, message_id), None)
 
     def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
         prefix = f"{room_id}{SEP}".encode()
@@ -78,7 +78,9 @@ class TableStore:
                 continue
             raw = self._messages.get(prefix + message_id)
             if raw is not None:
-                yield _decode_message(raw).message
+                stored = _decode_message(raw)
+                if stored.deleted_by is None:
+                    yield stored.message
 
     def rooms(self) -> Iterable[tuple[str, RoomState]]:
         for key, raw in list(self._rooms.items()):
