@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import faust
-
 from streams.app import Omnihooks, Role, create_app
+from streams.engine.worker import Worker
 from streams.leads import compile_lead_patterns
 from streams.settings import Settings
 
@@ -27,19 +26,6 @@ def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
 
         register_delivery_agents(omnihooks)
     return omnihooks
-
-
-class Worker(faust.Worker):
-    """Faust's worker without its terminal spinner.
-
-    At --loglevel WARNING or above Faust installs the spinner by setting the root logger to
-    DEBUG, so every debug call in aiokafka and Faust builds a log record only for the handler
-    to drop it: 14% of the samples in a py-spy profile of a table-writing agent run at
-    WARNING. The root logger keeps the operator's level instead.
-    """
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        self.spinner = None
 
 
 def _use_uvloop() -> None:

@@ -8,6 +8,7 @@ import inspect
 from importlib.metadata import version
 
 import aiokafka
+import faust
 import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
@@ -47,6 +48,7 @@ def params(function: object) -> list[str]:
         (driver.AIOKafkaConsumerThread, "_create_worker_consumer", ["self", "transport"]),
         (driver.Producer, "_settings_extra", ["self"]),
         (driver.Producer, "send_soon", ["self", "fut"]),
+        (faust.Worker, "on_setup_root_logger", ["self", "logger", "level"]),
         (driver.Producer, "flush", ["self"]),
     ],
 )
