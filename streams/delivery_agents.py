@@ -1,10 +1,10 @@
 """The delivery side: agents that POST jobs and route each to delivered, retry or dead letter.
 
-Two agents share one pipeline: `deliver` reads fresh jobs, `retry` reads jobs waiting for their
-next attempt and waits for each due time in its own task, so a job waiting never blocks
+Two agents share one `Delivery`: `deliver` reads fresh jobs, `retry` reads jobs waiting for
+their next attempt and waits for each due time in its own task, so a job waiting never blocks
 another job, room or partition. Each job runs in its own task (bounded), and events are
-acknowledged per partition in offset order only once their job is delivered, re-queued or
-dead-lettered, so a committed offset never passes a job still in flight (at-least-once).
+acknowledged per partition in offset order (`InOrderSink`) only once their job is delivered,
+re-queued or dead-lettered, so a committed offset never passes a job still in flight.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from streams.engine import bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt
+from streams.settings import Settings
 from streams.settled import SettledJobs
 from streams.webhook_client import WebhookClient
 from topics import codec
@@ -34,10 +35,10 @@ log = logging.getLogger(__name__)
 
 # Rocket.Chat ignores the offline-message webhook's answer: it never becomes crmData.
 NO_CRM_DATA = frozenset({"LivechatOfflineMessage"})
+INTERNAL_ERROR = "internal error while delivering; see the worker log"
 
 
-def policy_from(omnihooks: Omnihooks) -> RetryPolicy:
-    settings = omnihooks.settings
+def policy_from(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         retries=settings.retry_attempts,
         delay_s=settings.retry_delay_s,
@@ -46,76 +47,71 @@ def policy_from(omnihooks: Omnihooks) -> RetryPolicy:
     )
 
 
-def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
-    """Add the deliver and retry agents to the app; returns its HTTP client."""
-    app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
-    client = WebhookClient(settings)
-    policy = policy_from(omnihooks)
-    retries_topic = topics[Topic.WEBHOOK_RETRIES]
-    dead_topic = topics[Topic.WEBHOOK_DEAD_LETTERS]
-    crm_topic = topics[Topic.CRM_DATA]
-    rejected_topic = topics[Topic.REJECTED]
-    posts = asyncio.Semaphore(settings.delivery_concurrency)
-    failures = FailureLog(log, time.monotonic)
-    retention_ms = str(int(settings.settled_retention_s * 1000))
-    settled_table = bytes_table(
-        app,
-        "settled-jobs",
-        omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
-        "outcome per delivery id, so a job read twice is POSTed once",
-        {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
-    )
-    settled = SettledJobs(settled_table)
+class Delivery:
+    """One job's attempt and its outcome: POST, then delivered, retry or dead letter."""
 
-    async def settle(job: WebhookJob) -> None:
-        if not settled.begin(job):
+    def __init__(self, omnihooks: Omnihooks, client: WebhookClient, settled: SettledJobs) -> None:
+        self.settings = omnihooks.settings
+        self.client = client
+        self.settled = settled
+        self.policy = policy_from(self.settings)
+        self.retries = omnihooks.topics[Topic.WEBHOOK_RETRIES]
+        self.dead_letters = omnihooks.topics[Topic.WEBHOOK_DEAD_LETTERS]
+        self.crm_data = omnihooks.topics[Topic.CRM_DATA]
+        self.rejected = omnihooks.topics[Topic.REJECTED]
+        self.posts = asyncio.Semaphore(self.settings.delivery_concurrency)
+        self.failures = FailureLog(log, time.monotonic)
+
+    async def settle(self, job: WebhookJob) -> None:
+        if not self.settled.begin(job):
             metrics.ALREADY_SETTLED.labels(job.type).inc()
             log.debug("job %s (%s) settled already: not sent again", job.delivery_id, job.type)
             return
         try:
-            await attempt_once(job)
+            await self.attempt(job)
         finally:
-            settled.end(job)
+            self.settled.end(job)
 
-    async def attempt_once(job: WebhookJob) -> None:
-        async with posts:
+    async def attempt(self, job: WebhookJob) -> None:
+        async with self.posts:
             metrics.IN_FLIGHT.inc()
             try:
-                answer = await client.post(job)
+                answer = await self.client.post(job)
             finally:
                 metrics.IN_FLIGHT.dec()
         attempt = answer.attempt
         metrics.LATENCY.observe(attempt.duration_ms / 1000)
         now = time.time()
-        decision = next_attempt(job, attempt, policy, now)
+        decision = next_attempt(job, attempt, self.policy, now)
         attempts = len(job.attempts) + 1
         # Each outcome is written once what it sent is on the brokers: a crash in between
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.
         if decision.verdict is Verdict.DELIVERED:
             metrics.DELIVERED.labels(job.type).inc()
             if answer.body.strip() and job.room_id and job.type not in NO_CRM_DATA:
-                await publish_crm_data(job, answer.body)
-            settled.settle(job, attempts, final=True, now=now)
+                await self.publish_crm_data(job, answer.body)
+            self.settled.settle(job, attempts, final=True, now=now)
             return
         metrics.FAILED_ATTEMPTS.labels(job.type).inc()
         if decision.verdict is Verdict.RETRY:
             metrics.RETRIED.labels(job.type).inc()
-            await (await retries_topic.send(key=job.key(), value=decision.job.to_json()))
-            settled.settle(job, attempts, final=False, now=now)
+            await (await self.retries.send(key=job.key(), value=decision.job.to_json()))
+            self.settled.settle(job, attempts, final=False, now=now)
             outcome = attempt.error or f"HTTP {attempt.status}"
-            failures.failed(
+            self.failures.failed(
                 job.url, "job %s (%s, room %s) attempt %d failed: %s; retry at %s",
                 job.delivery_id, job.type, job.room_id, len(decision.job.attempts), outcome,
                 decision.job.due_at, reason=outcome,
             )  # fmt: skip
             return
         metrics.DEAD_LETTERED.labels(job.type).inc()
-        await (await dead_topic.send(key=job.key(), value=decision.dead_letter(now).to_json()))
-        settled.settle(job, attempts, final=True, now=now)
+        dead_letter = decision.dead_letter(now).to_json()
+        await (await self.dead_letters.send(key=job.key(), value=dead_letter))
+        self.settled.settle(job, attempts, final=True, now=now)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
 
-    async def publish_crm_data(job: WebhookJob, body: bytes) -> None:
-        if len(body) > settings.crm_data_max_bytes:
+    async def publish_crm_data(self, job: WebhookJob, body: bytes) -> None:
+        if len(body) > self.settings.crm_data_max_bytes:
             log.warning(
                 "job %s: answer of %d bytes is over OMNIHOOKS_CRM_DATA_MAX_BYTES; not kept",
                 job.delivery_id,
@@ -125,91 +121,120 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         # Rocket.Chat keeps the answer as raw text and echoes it as crmData.
         text = body.decode("utf-8", "replace")
         record = CrmDataRecord(job.room_id or "", text, job.delivery_id, iso(time.time()))
-        sent = await crm_topic.send(
+        sent = await self.crm_data.send(
             key=job.key(), value=record.to_json(), partition=job.room_partition
         )
         await sent
 
-    async def reject(event: Any, reason: str) -> None:
-        await send_rejected(rejected_topic, event.message, reason)
+    async def reject(self, event: Any, reason: str) -> None:
+        await send_rejected(self.rejected, event.message, reason)
 
-    def pipeline(name: str, wait_until_due: bool, pending_limit: int) -> Any:
-        sink = InOrderSink(pending_limit)
 
-        async def handle(event: Any, entry: Entry) -> None:
+class DeliveryAgent:
+    """Reads a jobs topic; each job in its own task, acknowledged in offset order."""
+
+    def __init__(self, delivery: Delivery, name: str, wait_until_due: bool, pending: int) -> None:
+        self.delivery = delivery
+        self.name = name
+        self.wait_until_due = wait_until_due
+        self.sink = InOrderSink(pending)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stream: StreamT[Any]) -> None:
+        async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
+            entry = await self.sink.track(event)
+            task = asyncio.create_task(
+                self.handle(event, entry), name=f"{self.name}-{event.message.offset}"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def handle(self, event: Any, entry: Entry) -> None:
+        try:
+            await self.deliver_one(event)
+        except asyncio.CancelledError:
+            # Shutting down: never finished, so neither this offset nor any after it in the
+            # partition is committed; the job is read again after the restart.
+            self.sink.abandon(entry)
+            raise
+        self.sink.finish(entry)
+
+    async def deliver_one(self, event: Any) -> None:
+        try:
             try:
-                await deliver_one(event)
-            except asyncio.CancelledError:
-                # Shutting down: never finished, so neither this offset nor any after it in
-                # the partition is committed; the job is read again after the restart.
-                sink.abandon(entry)
-                raise
-            sink.finish(entry)
+                job = WebhookJob.from_json(event.value)
+            except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                reason = f"not a webhook job: {type(exc).__name__}: {exc}"
+                await self.delivery.reject(event, reason)
+                return
+            if self.wait_until_due and job.due_at:
+                delay = parse_iso(job.due_at) - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await self.delivery.settle(job)
+        except Exception:  # not CancelledError (a BaseException): handle() sees that
+            # A bug, not a delivery failure. Left unacknowledged it would stall the
+            # partition's commits forever: log it loudly and keep the job instead.
+            log.exception("delivering %s[%d]@%d failed", event.message.topic,
+                          event.message.partition, event.message.offset)  # fmt: skip
+            await self.delivery.reject(event, INTERNAL_ERROR)
 
-        async def deliver_one(event: Any) -> None:
-            try:
-                try:
-                    job = WebhookJob.from_json(event.value)
-                except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                    await reject(event, f"not a webhook job: {type(exc).__name__}: {exc}")
-                    return
-                if wait_until_due and job.due_at:
-                    delay = parse_iso(job.due_at) - time.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                await settle(job)
-            except Exception:  # not CancelledError (a BaseException): handle() sees that
-                # A bug, not a delivery failure. Leave the event unacked? That would stall
-                # the partition's commits forever; log it loudly and keep the job instead.
-                log.exception("delivering %s[%d]@%d failed", event.message.topic,
-                              event.message.partition, event.message.offset)  # fmt: skip
-                await reject(event, "internal error while delivering; see the worker log")
 
-        async def agent(stream: StreamT[Any]) -> None:
-            tasks: set[asyncio.Task[None]] = set()
-            async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
-                entry = await sink.track(event)
-                task = asyncio.create_task(
-                    handle(event, entry), name=f"{name}-{event.message.offset}"
-                )
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+class SettledExpiry:
+    """Drops outcomes older than the retention from memory (the changelog drops them too)."""
 
-        return agent
+    def __init__(self, app: Any, table: Any, settled: SettledJobs, retention_s: float) -> None:
+        self.app, self.table, self.settled, self.retention_s = app, table, settled, retention_s
+        self._assigned: frozenset[Any] = frozenset()
 
-    # A retry waits in its task; allow many such waits before pausing the retries topic.
-    app.agent(topics[Topic.WEBHOOK_JOBS], name="deliver")(
-        pipeline("deliver", wait_until_due=False, pending_limit=settings.delivery_concurrency * 4)
-    )
-    app.agent(retries_topic, name="retry")(
-        pipeline("retry", wait_until_due=True, pending_limit=settings.delivery_concurrency * 64)
-    )
+    async def run(self) -> None:
+        consumer = self.app.consumer
+        assigned = frozenset(consumer.assignment()) if consumer else frozenset()
+        if assigned != self._assigned:
+            self._assigned = assigned
+            self.settled.reread()  # recovery brought the outcomes of newly assigned partitions
+        forget_locally(self.table, self.settled.expired(time.time(), self.retention_s))
+
+
+def http_client_service(delivery: Delivery) -> type[mode.Service]:
+    """The service that opens the pooled HTTP session with the worker, closes it on stop."""
 
     class HttpClientService(mode.Service):
-        """Opens the pooled HTTP session with the worker and closes it on shutdown."""
-
         async def on_start(self) -> None:
-            await client.start()
+            await delivery.client.start()
 
         async def on_stop(self) -> None:
-            await client.close()
-            failures.flush(everything=True)
+            await delivery.client.close()
+            delivery.failures.flush(everything=True)
 
-    app.service(HttpClientService)
+    return HttpClientService
+
+
+def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
+    """Add the deliver and retry agents, their table and timers to the app."""
+    app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
+    retention_ms = str(int(settings.settled_retention_s * 1000))
+    table = bytes_table(
+        app,
+        "settled-jobs",
+        omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
+        "outcome per delivery id, so a job read twice is POSTed once",
+        {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
+    )
+    settled = SettledJobs(table)
+    delivery = Delivery(omnihooks, WebhookClient(settings), settled)
+    concurrency = settings.delivery_concurrency
+    deliver = DeliveryAgent(delivery, "deliver", wait_until_due=False, pending=concurrency * 4)
+    # A retry waits in its task; allow many such waits before pausing the retries topic.
+    retry = DeliveryAgent(delivery, "retry", wait_until_due=True, pending=concurrency * 64)
+    app.agent(topics[Topic.WEBHOOK_JOBS], name="deliver")(deliver.run)
+    app.agent(topics[Topic.WEBHOOK_RETRIES], name="retry")(retry.run)
+    app.service(http_client_service(delivery))
 
     async def summarize_failed_attempts() -> None:
-        failures.flush()
+        delivery.failures.flush()
 
-    watched: dict[str, frozenset[Any]] = {"assigned": frozenset()}
-
-    async def forget_expired_outcomes() -> None:
-        assigned = frozenset(app.consumer.assignment()) if app.consumer else frozenset()
-        if assigned != watched["assigned"]:
-            watched["assigned"] = assigned
-            settled.reread()  # recovery brought the outcomes of newly assigned partitions
-        forget_locally(settled_table, settled.expired(time.time(), settings.settled_retention_s))
-
-    app.timer(interval=30.0, name="settled-jobs-expiry")(forget_expired_outcomes)
-
+    expiry = SettledExpiry(app, table, settled, settings.settled_retention_s)
     app.timer(interval=1.0, name="failed-attempts-summary")(summarize_failed_attempts)
-    return client
+    app.timer(interval=30.0, name="settled-jobs-expiry")(expiry.run)
+    return delivery.client
