@@ -3,6 +3,8 @@ but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
 
     python -m bench.faust_floor TOPIC COUNT WRITES OUT [URL]   (settings from the environment)
 
+BENCH_PROCESSING_GUARANTEE=exactly_once runs it with Faust's Kafka transactions.
+
 Same app factory, transport, worker class and producer settings as the real worker. Creates
 OUT.ready at its first event, writes events/s from its first to its COUNT-th event to OUT,
 and keeps running until it is stopped. With URL, each event's value is also POSTed there
@@ -13,6 +15,7 @@ metrics work), and the rate counts answered POSTs.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from streams.app import create_app
+from streams.engine import finish as finish_event
 from streams.settings import load_settings
 from streams.worker import Worker, _use_uvloop
 
@@ -29,6 +33,8 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
     _use_uvloop()
     omnihooks = create_app(load_settings(), role="delivery")
     app = omnihooks.app
+    # bench/transactions.py: the same agent with Faust's Kafka transactions
+    app.conf.processing_guarantee = os.environ.get("BENCH_PROCESSING_GUARANTEE", "at_least_once")
     tables = [
         app.Table(
             f"floor-{n}", key_type=bytes, value_type=bytes, partitions=omnihooks.settings.partitions
@@ -67,12 +73,13 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
                 finish(int(clock["done"]))
 
         seen = 0
-        async for event in stream.events():
+        async for event in stream.noack().events():
             if seen == 0:
                 clock["started"] = time.perf_counter()
                 ready.touch()
             for n, table in enumerate(tables):
                 table[event.key + str(n).encode()] = value
+            finish_event(event)  # as the worker's agents acknowledge: commits go on
             seen += 1
             if session is None:
                 finish(seen)

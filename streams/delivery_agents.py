@@ -40,9 +40,9 @@ INTERNAL_ERROR = "internal error while delivering; see the worker log"
 
 def policy_from(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
-        retries=settings.retry_attempts,
-        delay_s=settings.retry_delay_s,
-        rule=settings.retry_rule,
+        retries=settings.retries,
+        delay_s=settings.retry_delay,
+        rule=settings.retry_rule_in_force,
         accept_any_2xx=settings.accept_any_2xx,
     )
 
@@ -88,7 +88,7 @@ class Delivery:
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.
         if decision.verdict is Verdict.DELIVERED:
             metrics.DELIVERED.labels(job.type).inc()
-            if answer.body.strip() and job.room_id and job.type not in NO_CRM_DATA:
+            if self.keeps_answer(job, answer.body):
                 await self.publish_crm_data(job, answer.body)
             self.settled.settle(job, attempts, final=True, now=now)
             return
@@ -109,6 +109,13 @@ class Delivery:
         await (await self.dead_letters.send(key=job.key(), value=dead_letter))
         self.settled.settle(job, attempts, final=True, now=now)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
+
+    def keeps_answer(self, job: WebhookJob, body: bytes) -> bool:
+        """Whether a 200 answer goes back to the room as crmData: a non-empty one always; an
+        empty one too under rocketchat-7, where it replaces the old value."""
+        if not job.room_id or job.type in NO_CRM_DATA:
+            return False
+        return bool(body.strip()) or not self.settings.profile.crm_data_from_data_property
 
     async def publish_crm_data(self, job: WebhookJob, body: bytes) -> None:
         if len(body) > self.settings.crm_data_max_bytes:

@@ -14,8 +14,11 @@ import json
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import quote
 
 from uaparser import UAParser
+
+from streams.compat import ROCKETCHAT_2023, Profile
 
 JSON = dict[str, Any]
 
@@ -44,10 +47,10 @@ _ROOM_FIELDS: tuple[tuple[str, str], ...] = (
 
 # `getAdditionalFieldsByType`: what each type adds after `messages`, in this order.
 _FIELDS_AFTER_MESSAGES: dict[str, tuple[str, ...]] = {
-    "LivechatSessionStart": ("departmentId",),
+    "LivechatSessionStart": ("departmentId",),  # not in the 2023 profile (see compat.py)
     "LivechatSessionQueued": ("departmentId",),
     "LivechatSessionTaken": ("departmentId", "servedBy"),
-    "LivechatSessionForwarded": ("departmentId", "servedBy", "oldDepartmentId", "oldServedBy"),
+    "LivechatSessionForwarded": ("departmentId", "servedBy"),  # + oldServedBy or oldDepartmentId
     "LivechatSession": ("departmentId", "servedBy", "closedAt", "closedBy", "closer"),
 }
 
@@ -90,7 +93,12 @@ def keep_message(message: JSON, *, send_navigation_history: bool) -> bool:
     return kind == NAVIGATION_MESSAGE and send_navigation_history
 
 
-def build_message_entry(message: JSON, visitor_username: str | None) -> JSON:
+def build_message_entry(
+    message: JSON,
+    visitor_username: str | None,
+    profile: Profile = ROCKETCHAT_2023,
+    site_url: str = "",
+) -> JSON:
     """One element of `messages`, keys in `sendToCRM`'s order.
 
     `visitor_username` is the body's `visitor.username`: Rocket.Chat marks a message as an
@@ -111,7 +119,8 @@ def build_message_entry(message: JSON, visitor_username: str | None) -> JSON:
     if _non_empty_list(message.get("blocks")):
         entry["blocks"] = message["blocks"]
     _copy_present(entry, message, ("ts",))
-    # Newer servers add `rid` here and `_updatedAt` last; the seed's samples have neither.
+    if profile.message_rid_and_updated_at:  # sendToCRM.ts; the seed's samples have neither
+        _copy_present(entry, message, ("rid",))
     if message.get("editedAt"):
         entry["editedAt"] = message["editedAt"]
     if author.get("username") != visitor_username and "_id" in author:
@@ -122,18 +131,45 @@ def build_message_entry(message: JSON, visitor_username: str | None) -> JSON:
         entry["closingMessage"] = True
     if message.get("file"):
         # `...(message.file && { file, attachments })`: attachments travel only with a file.
-        # `fileUpload` (the public link) is computed by Rocket.Chat from its uploads; it passes
-        # through when the chat stack sends it.
-        _copy_present(entry, message, ("file", "attachments", "fileUpload"))
+        _copy_present(entry, message, ("file", "attachments"))
+        upload = message.get("fileUpload") or file_upload(message["file"], site_url)
+        if upload is not None:
+            entry["fileUpload"] = upload
+    if profile.message_rid_and_updated_at:
+        _copy_present(entry, message, ("_updatedAt",))
     return entry
 
 
+def file_upload(file: Any, site_url: str) -> JSON | None:
+    """`normalizeMessageFileUpload` (`app/utils/server/functions/normalizeMessageFileUpload.ts`):
+    the upload's public link, `<Site_Url>/file-upload/<id>/<encodeURI(name)>`, its type and
+    size. Only with OMNIHOOKS_SITE_URL set; the `?token=` JWT Rocket.Chat appends when files
+    are protected needs the server's secret and is not made here."""
+    if not site_url or not isinstance(file, dict) or "_id" not in file:
+        return None
+    name = file.get("name")
+    path = f"file-upload/{file['_id']}/{_encode_uri(name)}" if name else ""
+    upload: JSON = {"publicFilePath": f"{site_url.rstrip('/')}/{path}" if path else ""}
+    _copy_present(upload, file, ("type", "size"))
+    return upload
+
+
+def _encode_uri(text: str) -> str:
+    # JavaScript's encodeURI leaves these unescaped
+    return quote(text, safe=";,/?:@&=+$-_.!~*'()#")
+
+
 def _transcript(
-    messages: Iterable[JSON], visitor_username: str | None, *, send_navigation_history: bool
+    messages: Iterable[JSON],
+    visitor_username: str | None,
+    *,
+    send_navigation_history: bool,
+    profile: Profile,
+    site_url: str,
 ) -> list[JSON]:
     kept = [m for m in messages if keep_message(m, send_navigation_history=send_navigation_history)]
     kept.sort(key=_ts_order)
-    return [build_message_entry(m, visitor_username) for m in kept]
+    return [build_message_entry(m, visitor_username, profile, site_url) for m in kept]
 
 
 def _ts_order(message: JSON) -> tuple[bool, str]:
@@ -146,7 +182,12 @@ def _ts_order(message: JSON) -> tuple[bool, str]:
 
 
 def build_room_part(
-    room: JSON, visitor: JSON | None, agent: JSON | None, *, crm_data: str | None
+    room: JSON,
+    visitor: JSON | None,
+    agent: JSON | None,
+    *,
+    crm_data: Any,
+    profile: Profile = ROCKETCHAT_2023,
 ) -> JSON:
     """`getLivechatRoomGuestInfo`: room fields, `visitor`, `agent` while served, `crmData`.
 
@@ -164,21 +205,24 @@ def build_room_part(
             body[target] = room[source]
     guest = visitor if visitor is not None else room.get("v")
     if isinstance(guest, dict):
-        body["visitor"] = _visitor_part(guest)
+        body["visitor"] = _visitor_part(guest, profile)
     if room.get("servedBy") and agent is not None:
-        body["agent"] = _agent_part(agent)
-    if crm_data:
+        body["agent"] = _agent_part(agent, profile)
+    if crm_data:  # `if (room.crmData)` in every era: an empty answer leaves it out
         body["crmData"] = crm_data
     return body
 
 
-def _visitor_part(visitor: JSON) -> JSON:
+def _visitor_part(visitor: JSON, profile: Profile) -> JSON:
     part: JSON = {}
     _copy_present(part, visitor, ("_id", "token", "name", "username"))
-    # The seed's servers write `email: null, phone: null` here and fill them in when the
-    # visitor has some (current servers append them last, only when non-empty).
-    part["email"] = _non_empty_list_or_none(visitor.get("visitorEmails"))
-    part["phone"] = _non_empty_list_or_none(visitor.get("phone"))
+    emails = _non_empty_list_or_none(visitor.get("visitorEmails"))
+    phones = _non_empty_list_or_none(visitor.get("phone"))
+    if profile.contacts_as_null:
+        # The seed's servers write `email: null, phone: null` here and fill them in when the
+        # visitor has some.
+        part["email"] = emails
+        part["phone"] = phones
     _copy_present(part, visitor, ("department", "ip"))
     user_agent = visitor.get("userAgent")
     if user_agent and isinstance(user_agent, str):
@@ -189,14 +233,21 @@ def _visitor_part(visitor: JSON) -> JSON:
             part["browser"] = browser_text
     if "livechatData" in visitor:
         part["customFields"] = visitor["livechatData"]
+    if not profile.contacts_as_null:
+        # Current servers append them last, only when non-empty.
+        if emails is not None:
+            part["email"] = emails
+        if phones is not None:
+            part["phone"] = phones
     return part
 
 
-def _agent_part(agent: JSON) -> JSON:
+def _agent_part(agent: JSON, profile: Profile) -> JSON:
     part: JSON = {}
     _copy_present(part, agent, ("_id", "username", "name"))
-    # Seed-era servers: `email: null` until the agent's first address fills it in.
-    part["email"] = None
+    if profile.agent_email_as_null:
+        # Seed-era servers: `email: null` until the agent's first address fills it in.
+        part["email"] = None
     # Rocket.Chat sends only the custom fields marked for integrations, and none when none
     # are: the chat stack sends that selection.
     if agent.get("customFields"):
@@ -207,7 +258,7 @@ def _agent_part(agent: JSON) -> JSON:
         if isinstance(first, dict) and "address" in first:
             part["email"] = first["address"]
         else:
-            del part["email"]  # `emails[0].address` is undefined: JSON.stringify drops it
+            part.pop("email", None)  # `emails[0].address` is undefined: JSON.stringify drops it
     return part
 
 
@@ -221,16 +272,18 @@ def build_session_payload(
     agent: JSON | None,
     messages: Iterable[JSON],
     *,
-    crm_data: str | None,
+    crm_data: Any,
     send_navigation_history: bool,
     transfer: JSON | None = None,
+    profile: Profile = ROCKETCHAT_2023,
+    site_url: str = "",
 ) -> JSON:
     """A room webhook: room part, `type`, the kept messages sorted by ts, the type's fields.
 
     `transfer` (`oldServedBy`, `oldDepartmentId`) is merged over the room, as Rocket.Chat
     merges it before a `LivechatSessionForwarded`. `LeadCapture` carries no messages.
     """
-    body = build_room_part(room, visitor, agent, crm_data=crm_data)
+    body = build_room_part(room, visitor, agent, crm_data=crm_data, profile=profile)
     body["type"] = payload_type
     body["messages"] = (
         []
@@ -239,11 +292,22 @@ def build_session_payload(
             messages,
             _username_of(body.get("visitor")),
             send_navigation_history=send_navigation_history,
+            profile=profile,
+            site_url=site_url,
         )
     )
     extra_fields = _FIELDS_AFTER_MESSAGES.get(payload_type, ())
+    if payload_type == "LivechatSessionStart" and not profile.start_has_department:
+        extra_fields = ()
     if extra_fields:
         _copy_present(body, {**room, **(transfer or {})}, extra_fields)
+    if payload_type == "LivechatSessionForwarded" and transfer:
+        # A forward to an agent carries `oldServedBy`, one to a department `oldDepartmentId`
+        # (`lib/Helper.ts` forwardRoomToAgent / forwardRoomToDepartment): never both, never
+        # a null stand-in for the other.
+        for field in ("oldDepartmentId", "oldServedBy"):
+            if transfer.get(field) is not None:
+                body[field] = transfer[field]
     return body
 
 
@@ -253,10 +317,19 @@ def build_message_payload(
     agent: JSON | None,
     message: JSON,
     *,
-    crm_data: str | None,
+    crm_data: Any,
     send_navigation_history: bool,
+    profile: Profile = ROCKETCHAT_2023,
+    site_url: str = "",
 ) -> JSON | None:
-    """`Message` carrying that one message; None when Rocket.Chat's filter skips it."""
+    """`Message` carrying that one message; None when Rocket.Chat sends none for it.
+
+    Page visits never get one in any era: Rocket.Chat saves them as system messages without
+    the after-save hooks (`Message.saveSystemMessage`, `services/messages/service.ts`); they
+    appear only in the transcripts of room webhooks.
+    """
+    if message.get("t") == NAVIGATION_MESSAGE:
+        return None
     if not keep_message(message, send_navigation_history=send_navigation_history):
         return None
     return build_session_payload(
@@ -267,6 +340,8 @@ def build_message_payload(
         [message],
         crm_data=crm_data,
         send_navigation_history=send_navigation_history,
+        profile=profile,
+        site_url=site_url,
     )
 
 

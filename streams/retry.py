@@ -1,8 +1,9 @@
 """The retry decision, as a function of data: a job, what its last POST got, the policy.
 
-Rocket.Chat's documented rule (the seed): any answer but 200 is retried ten times, ten
-seconds apart. Current Rocket.Chat servers drop 4xx answers other than 429 without retrying;
-`OMNIHOOKS_RETRY_RULE=rocketchat-2025` selects that.
+Rocket.Chat's documented rule (the seed, profile rocketchat-2023): any answer but 200 is
+retried ten times, ten seconds apart. Current servers (profile rocketchat-7,
+`lib/webhooks.ts`) retry only 5xx, 429 and network errors, 5 POSTs in all, `4 x timeout`
+apart, and drop any other answer (omnihooks dead-letters it instead: nothing is dropped).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class RetryPolicy:
             return False
         if status is None or self.rule == "documented":
             return True
-        return status >= 500 or status == 429 or status < 400
+        return status >= 500 or status == 429
 
 
 @dataclass(frozen=True)

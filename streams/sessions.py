@@ -24,7 +24,7 @@ from streams.events import (
 )
 from streams.leads import LeadPatterns, capture_leads, is_lead_candidate
 from streams.payloads import (
-    NAVIGATION_MESSAGE,
+    CLOSING_MESSAGE,
     PayloadType,
     build_message_payload,
     build_offline_payload,
@@ -91,7 +91,7 @@ class RoomState:
     room: JSON | None = None
     visitor: JSON | None = None
     agent: JSON | None = None
-    crm_data: str | None = None
+    crm_data: Any = None  # 7: the answer text; 2023: its `data` property (any JSON)
     next_seq: int = 0  # messages ever stored; their order keys are 0..next_seq-1
     present: int = 0  # messages in the transcript now (deletes take them out)
     closed_at: float | None = None
@@ -271,8 +271,10 @@ class SessionProcessor:
         if state.room is None:
             state.room = {"_id": room_id}
         jobs: list[WebhookJob] = []
-        captured = self._capture_leads(state, message) if is_new else False
         if self._message_webhook_wanted(message):
+            # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
+            # priority MEDIUM, lead capture at LOW (`lib/callbacks/callbacksBase.ts`,
+            # `hooks/leadCapture.ts`), so the address shows from the next webhook on.
             body = build_message_payload(
                 state.room,
                 state.visitor,
@@ -280,9 +282,12 @@ class SessionProcessor:
                 message,
                 crm_data=state.crm_data,
                 send_navigation_history=self.settings.send_navigation_history,
+                profile=self.settings.profile,
+                site_url=self.settings.site_url,
             )
             if body is not None:
                 jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
+        captured = self._capture_leads(state, message) if is_new else False
         if captured and self.settings.send_on_lead_capture:
             jobs.append(self._session_job("LeadCapture", room_id, state, event))
         if is_new and saved is None and "t" not in message:
@@ -298,18 +303,24 @@ class SessionProcessor:
 
     def _message_webhook_wanted(self, message: JSON) -> bool:
         # Rocket.Chat: a message with a token is the visitor's, one without is an agent's.
+        settings, profile = self.settings, self.settings.profile
         by_visitor = "token" in message and message["token"] is not None
-        wanted = (
-            self.settings.send_on_visitor_message
-            if by_visitor
-            else self.settings.send_on_agent_message
-        )
+        if by_visitor:
+            # 2023 servers' afterSaveMessage hook (sendToCRM.js) checks both settings for a
+            # visitor message; current ones (sendToCRM.ts) only the visitor's.
+            wanted = settings.send_on_visitor_message and (
+                settings.send_on_agent_message or not profile.visitor_message_needs_agent_setting
+            )
+        else:
+            wanted = settings.send_on_agent_message
         kind = message.get("t")
-        if kind is not None and not (
-            kind == NAVIGATION_MESSAGE and self.settings.send_navigation_history
-        ):
-            return False  # system messages (the closing message too) send no Message webhook
-        return wanted
+        if kind == CLOSING_MESSAGE:
+            # 2023: the closing comment is sent through `sendMessage`, whose hook sends it
+            # as an agent Message; current servers save it as a system message (closeRoom.ts).
+            return wanted and profile.closing_message_webhook
+        # Other system messages, page visits included, are saved without the after-save
+        # hooks in every era (`Message.saveSystemMessage`): no Message webhook.
+        return wanted and kind is None
 
     def _capture_leads(self, state: RoomState, message: JSON) -> bool:
         if state.visitor is None or not is_lead_candidate(message):
@@ -323,7 +334,17 @@ class SessionProcessor:
         state = self.store.load(data.room_id)
         if state is None:
             return  # the room's state has expired: nothing will carry it any more
-        state.crm_data = data.body
+        if self.settings.profile.crm_data_from_data_property:
+            # 2023 servers keep the parsed answer's `data`, when truthy (sendToCRM.js:
+            # `if (response.data?.data) saveCRMDataByRoomId(...)`).
+            kept = crm_data_property(data.body)
+            if not kept:
+                return
+            state.crm_data = kept
+        else:
+            # Current servers keep the raw text of every 200 answer, an empty one included
+            # (sendToCRM.ts); an empty value then leaves `crmData` out (`if (room.crmData)`).
+            state.crm_data = data.body
         self.store.save(data.room_id, state)
 
     def on_internal_event(self, event: InternalRoomEvent) -> list[WebhookJob]:
@@ -438,6 +459,8 @@ class SessionProcessor:
             crm_data=state.crm_data,
             send_navigation_history=self.settings.send_navigation_history,
             transfer=transfer,
+            profile=self.settings.profile,
+            site_url=self.settings.site_url,
         )
 
     def _session_job(
@@ -474,6 +497,15 @@ class SessionProcessor:
     def _deliverable(self, jobs: list[WebhookJob]) -> list[WebhookJob]:
         # Rocket.Chat builds nothing while Livechat_webhookUrl is empty.
         return jobs if self.settings.delivery_enabled else []
+
+
+def crm_data_property(body: str) -> Any:
+    """The `data` property of a JSON object answer, or None."""
+    try:
+        parsed = codec.loads(body)
+    except codec.JSONDecodeError:
+        return None
+    return parsed.get("data") if isinstance(parsed, dict) else None
 
 
 def _seen_entry(state: RoomState, event_id: str, source: Source) -> tuple[Any, ...] | None:

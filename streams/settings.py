@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.compat import CompatName, Profile, profile_named, retry_delay_s
 from streams.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,12 +47,19 @@ class Settings(BaseSettings):
     lead_email_regex: str = DEFAULT_LEAD_EMAIL_REGEX
     lead_phone_regex: str = DEFAULT_LEAD_PHONE_REGEX
 
-    # Delivery
-    retry_attempts: int = Field(10, ge=0)
-    retry_delay_s: float = Field(10.0, ge=0)
-    # "documented": any non-200 is retried (the seed's rule); "rocketchat-2025": 4xx other
-    # than 429 is not retried, as current Rocket.Chat servers do.
-    retry_rule: Literal["documented", "rocketchat-2025"] = "documented"
+    # The Rocket.Chat server era whose bodies and retry rule are reproduced (streams/compat.py,
+    # README "Compatibility profiles"): the seed's (2023) or current 7.x servers.
+    compat: CompatName = "rocketchat-2023"
+    # Rocket.Chat's Site_Url: with it, a message with a file carries `fileUpload` (its link).
+    site_url: str = ""
+
+    # Delivery. Unset: the profile's (2023: 10 retries 10 s apart, any non-200 retried;
+    # 7: 4 retries, 4 x the HTTP timeout apart, only 5xx/429/network errors retried).
+    retry_attempts: int | None = Field(None, ge=0)
+    retry_delay_s: float | None = Field(None, ge=0)
+    # "documented": any non-200 is retried; "rocketchat-7" (alias "rocketchat-2025"): only
+    # 5xx, 429 and network errors, as current Rocket.Chat servers do.
+    retry_rule: Literal["documented", "rocketchat-7", "rocketchat-2025"] | None = None
     accept_any_2xx: bool = False
     signing_secret: SecretStr = SecretStr("")
     delivery_concurrency: int = Field(64, gt=0)
@@ -117,6 +125,25 @@ class Settings(BaseSettings):
         if not set(value) <= allowed:
             raise ValueError("may only hold letters, digits, '.', '_' and '-'")
         return value
+
+    @property
+    def profile(self) -> Profile:
+        return profile_named(self.compat)
+
+    @property
+    def retries(self) -> int:
+        return self.profile.retries if self.retry_attempts is None else self.retry_attempts
+
+    @property
+    def retry_delay(self) -> float:
+        if self.retry_delay_s is not None:
+            return self.retry_delay_s
+        return retry_delay_s(self.profile, self.http_timeout_ms / 1000)
+
+    @property
+    def retry_rule_in_force(self) -> str:
+        rule = self.retry_rule or self.profile.retry_rule
+        return "rocketchat-7" if rule == "rocketchat-2025" else rule
 
     @property
     def delivery_enabled(self) -> bool:

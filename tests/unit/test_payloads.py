@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.compat import ROCKETCHAT_7, ROCKETCHAT_2023, Profile
 from streams.payloads import (
     build_message_entry,
     build_message_payload,
@@ -138,13 +139,21 @@ def test_message_body_matches_the_seed_sample_key_for_key() -> None:
 # -- each type's fields ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["LivechatSessionStart", "LivechatSessionQueued"])
-def test_start_and_queued_add_the_department(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "profile", "tail"),
+    [
+        # sendToCRM.js (2023) misspells the Start case `LivechatSessionStarted`: no department
+        ("LivechatSessionStart", ROCKETCHAT_2023, []),
+        ("LivechatSessionStart", ROCKETCHAT_7, ["departmentId"]),
+        ("LivechatSessionQueued", ROCKETCHAT_2023, ["departmentId"]),
+        ("LivechatSessionQueued", ROCKETCHAT_7, ["departmentId"]),
+    ],
+)
+def test_start_and_queued_add_the_department(kind: str, profile: Profile, tail: list[str]) -> None:
     queued = {k: v for k, v in OPEN_ROOM.items() if k != "servedBy"} | {"departmentId": "sales"}
-    body = session(kind, queued, agent=None, messages=[HI])
+    body = session(kind, queued, agent=None, messages=[HI], profile=profile)
     assert body["type"] == kind
-    assert tail_after_messages(body) == ["departmentId"]
-    assert body["departmentId"] == "sales"
+    assert tail_after_messages(body) == tail
     assert "agent" not in body
     assert [m["_id"] for m in body["messages"]] == [HI["_id"]]
 
@@ -162,20 +171,16 @@ def test_taken_adds_the_department_and_the_serving_agent() -> None:
                              "email": "uaser1@mail.com"}  # fmt: skip
 
 
-def test_forward_to_an_agent_adds_the_previous_agent() -> None:
+def test_forward_to_an_agent_adds_the_previous_agent_only() -> None:
+    # Helper.ts forwardRoomToAgent sets oldServedBy alone: a null oldDepartmentId beside it
+    # is not sent (every era).
     old = {"_id": "a0", "username": "user0", "ts": "2023-02-02T10:16:07.000Z"}
     body = session(
         "LivechatSessionForwarded", {**OPEN_ROOM, "departmentId": "sales"},
         transfer={"oldServedBy": old, "oldDepartmentId": None},
     )  # fmt: skip
-    assert tail_after_messages(body) == [
-        "departmentId",
-        "servedBy",
-        "oldDepartmentId",
-        "oldServedBy",
-    ]
+    assert tail_after_messages(body) == ["departmentId", "servedBy", "oldServedBy"]
     assert body["oldServedBy"] == old
-    assert body["oldDepartmentId"] is None  # sent as null: stays null
 
 
 def test_forward_to_a_department_adds_the_previous_department_only() -> None:
@@ -265,15 +270,17 @@ def test_transcript_is_filtered_and_sorted_by_ts() -> None:
 
 
 def test_filtered_message_gives_no_message_webhook() -> None:
-    for message, navigation in ((JOINED, True), (PAGE_VISIT, False)):
+    # Page visits are saved without the after-save hooks in every era: never a Message
+    # webhook, even with navigation history on (they are in room transcripts then).
+    for message, navigation in ((JOINED, True), (PAGE_VISIT, False), (PAGE_VISIT, True)):
         body = build_message_payload(
             OPEN_ROOM, VISITOR, AGENT, message, crm_data=None, send_navigation_history=navigation
         )
         assert body is None
-    visit = build_message_payload(
-        OPEN_ROOM, VISITOR, AGENT, PAGE_VISIT, crm_data=None, send_navigation_history=True
-    )
-    assert visit is not None and visit["messages"][0]["navigation"] == PAGE_VISIT["navigation"]
+    close = session("LivechatSession", OPEN_ROOM, messages=[HI, PAGE_VISIT],
+                    send_navigation_history=True)  # fmt: skip
+    visits = [m for m in close["messages"] if "navigation" in m]
+    assert [v["navigation"] for v in visits] == [PAGE_VISIT["navigation"]]
 
 
 def test_empty_text_falls_back_to_the_blocks_json_text() -> None:

@@ -7,8 +7,12 @@ def test_defaults_follow_rocket_chat(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "OMNIHOOKS_WEBHOOK_URL", "OMNIHOOKS_RETRY_ATTEMPTS"):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
-    assert settings.retry_attempts == 10
-    assert settings.retry_delay_s == 10
+    assert settings.compat == "rocketchat-2023"  # the seed's era
+    assert (settings.retries, settings.retry_delay, settings.retry_rule_in_force) == (
+        10,
+        10.0,
+        "documented",
+    )
     assert settings.http_timeout_ms == 5000
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
     assert settings.topic_prefix == "omnichannel."

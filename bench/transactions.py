@@ -1,0 +1,59 @@
+"""What Kafka transactions (Faust's `processing_guarantee="exactly_once"`) would cost the
+session pipeline, measured as ratios in one run (issue 13: one write per record, a
+transaction, or the redo the worker does).
+
+    .venv/bin/python -m bench.transactions      (not with another benchmark or stress run)
+
+Runs the Faust floor (bench/faust_floor.py: an agent writing N table keys per event, the
+omnihooks transport) with at-least-once and with exactly-once, for 0 and 3 writes per event
+(3: what a message record writes), and prints events/s and the ratio. Writes
+bench/results/transactions.json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.run import BENCH_PORT, RESULTS, Bench  # noqa: E402
+from devtools.local_kafka import LocalKafka  # noqa: E402
+from streams.settings import load_settings  # noqa: E402
+from topics import codec  # noqa: E402
+
+
+def main() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker, broker_pid = None, None
+    if not bootstrap:
+        broker = LocalKafka.from_settings(load_settings(kafka_port=BENCH_PORT))
+        print(broker.up(timeout_s=120), flush=True)
+        bootstrap, broker_pid = broker.bootstrap, broker.running_pid()
+    bench = Bench(bootstrap, broker_pid)
+    results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        for writes in (0, 3):
+            for guarantee in ("at_least_once", "exactly_once"):
+                os.environ["BENCH_PROCESSING_GUARANTEE"] = guarantee
+                rate = bench.faust_floor(writes)
+                results[f"{guarantee}_{writes}_writes_per_s"] = round(rate)
+                print(f"{guarantee:14} {writes} writes/event: {rate:8.0f} events/s", flush=True)
+            ratio = results[f"exactly_once_{writes}_writes_per_s"] / results[f"at_least_once_{writes}_writes_per_s"]  # type: ignore[operator]  # fmt: skip
+            results[f"ratio_{writes}_writes"] = round(ratio, 2)
+            print(f"exactly-once / at-least-once, {writes} writes: {ratio:.2f}", flush=True)
+    finally:
+        os.environ.pop("BENCH_PROCESSING_GUARANTEE", None)
+        bench.close()
+        if broker is not None:
+            broker.down()
+    (RESULTS / "transactions.json").write_text(codec.dumps_pretty(results) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
