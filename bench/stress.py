@@ -86,6 +86,7 @@ class Stress:
             app_id=f"stress-{prefix.strip('.')}", partitions=PARTITIONS,
             data_dir=self.workdir / prefix, web_enabled=False, session_timeout_s=6.0,
             webhook_url=receiver.url("/ok"), send_on_close=True, send_on_visitor_message=True,
+            compat="rocketchat-7",  # a visitor Message needs no agent setting
         )  # fmt: skip
 
     def worker(self, settings: Settings, n: int) -> WorkerProcess:

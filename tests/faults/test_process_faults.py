@@ -86,7 +86,7 @@ def test_broker_down_for_30s_under_load_loses_nothing(
         kafka_bootstrap_servers=fault_broker.bootstrap, topic_prefix=topic_prefix,
         app_id=f"omnihooks-{topic_prefix.rstrip('.')}", partitions=TEST_PARTITIONS,
         data_dir=tmp_path / "worker", web_enabled=False, webhook_url=receiver.url("/ok"),
-        send_on_close=True, send_on_visitor_message=True,
+        send_on_close=True, send_on_visitor_message=True, compat="rocketchat-7",
     )  # fmt: skip
     apply_catalogue(fault_broker.bootstrap, load_catalogue(TEST_PARTITIONS), topic_prefix)
     worker = start_worker(settings, "all")

@@ -187,16 +187,29 @@ def test_killing_the_worker_during_a_retry_wait_still_delivers(
     assert got[1].at - got[0].at >= 8 * 0.95
 
 
+@pytest.mark.parametrize(
+    ("compat", "answer", "crm_data"),
+    [
+        # current servers echo the raw text; 2023 servers the answer's `data` property
+        ("rocketchat-7", b'{"contactId": "crm-42"}', '{"contactId": "crm-42"}'),
+        ("rocketchat-2023", b'{"data": {"contactId": "crm-42"}}', {"contactId": "crm-42"}),
+    ],
+)
 def test_crm_answer_becomes_crm_data_in_later_webhooks(
     kafka: Broker,
     settings_factory: Callable[..., Settings],
     applied_topics: dict[Topic, str],
     start_worker: Callable[..., WorkerProcess],
     receiver: Receiver,
+    compat: str,
+    answer: bytes,
+    crm_data: object,
 ) -> None:
+    receiver.crm_answer = answer
     settings = settings_factory(
-        webhook_url=receiver.url("/crm"), send_on_visitor_message=True, send_on_close=True
-    )
+        webhook_url=receiver.url("/crm"), send_on_visitor_message=True, send_on_close=True,
+        send_on_agent_message=compat == "rocketchat-2023", compat=compat,
+    )  # fmt: skip
     start_worker(settings, "all")
     records = demo.seed_conversation()
     produce_events(kafka, settings.topic_prefix, records[:3], gap_s=0.05)
@@ -204,9 +217,12 @@ def test_crm_answer_becomes_crm_data_in_later_webhooks(
     assert "crmData" not in first.json()
     time.sleep(3)  # the answer travels through the crm-data topic into the room's state
     produce_events(kafka, settings.topic_prefix, records[3:], gap_s=0.05)
-    got = receiver.wait_for("/crm", 3, timeout_s=90)
-    close = next(r.json() for r in got if r.json()["type"] == "LivechatSession")
-    assert close["crmData"] == receiver.crm_answer.decode()
+    deadline = time.monotonic() + 90
+    while not any(r.json()["type"] == "LivechatSession" for r in receiver.at("/crm")):
+        assert time.monotonic() < deadline, "no LivechatSession"
+        time.sleep(0.2)
+    close = next(r.json() for r in receiver.at("/crm") if r.json()["type"] == "LivechatSession")
+    assert close["crmData"] == crm_data
     assert list(close)[-1] == "closer" and len(close["messages"]) == 4
 
 
@@ -272,3 +288,27 @@ def test_jobs_read_again_after_a_kill_are_not_posted_again(
         time.sleep(0.5)
     posts = [r.headers["webhook-id"] for r in receiver.at("/ok")]
     assert sorted(posts) == sorted(job.delivery_id for job in jobs)  # each once
+
+
+def test_the_rocketchat_7_profile_retries_as_current_servers_do(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    # lib/webhooks.ts: 5 POSTs in all, 4 x the HTTP timeout apart, only 5xx/429/network
+    # errors retried. A 250 ms timeout makes the spacing 1 s.
+    start_worker(settings_factory(compat="rocketchat-7", http_timeout_ms=250), "delivery")
+    failing, refused = make_job(receiver.url("/status/503")), make_job(receiver.url("/status/404"))
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [failing, refused])
+    dead = read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).wait_for(2, timeout_s=90)
+    by_id = {letter["job"]["delivery_id"]: letter for letter in dead}
+    assert len(by_id[failing.delivery_id]["attempts"]) == 5
+    assert len(by_id[refused.delivery_id]["attempts"]) == 1  # a 404 is not retried
+    assert "not retried under the rocketchat-7 rule" in by_id[refused.delivery_id]["reason"]
+    posts = receiver.at("/status/503")
+    assert len(posts) == 5 and len(receiver.at("/status/404")) == 1
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(posts)]
+    assert all(0.95 <= gap < 6 for gap in gaps), gaps

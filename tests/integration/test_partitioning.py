@@ -51,6 +51,7 @@ def test_grace_events_and_crm_data_follow_the_rooms_partition(
         send_on_visitor_message=True,
         send_on_close=True,
         close_grace_s=2.0,
+        compat="rocketchat-7",
     )
     count = load_catalogue(settings.partitions)[Topic.ROOMS].partitions  # as applied_topics
     room = next(

@@ -64,7 +64,10 @@ def test_scale_up_down_and_a_kill_lose_no_webhook(
     report: Callable[[str], None],
 ) -> None:
     settings = settings_factory(
-        webhook_url=receiver.url("/ok"), send_on_close=True, send_on_visitor_message=True
+        webhook_url=receiver.url("/ok"),
+        send_on_close=True,
+        send_on_visitor_message=True,
+        compat="rocketchat-7",  # a visitor Message needs no agent setting
     )
     first = start_worker(settings, "all")
     first.wait_for_log("Worker ready", timeout_s=90)
