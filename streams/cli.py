@@ -134,7 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--quiet", action="store_true", help="print nothing per request")
     receive.set_defaults(command=_receive)
 
-    worker = commands.add_parser("worker", help="run the Faust worker")
+    worker = commands.add_parser(
+        "worker",
+        help="run the Faust worker",
+        description="Run the Faust worker. Settings come from the environment (the contract's "
+        "settings table); among them OMNIHOOKS_COMPAT selects the Rocket.Chat server era "
+        "whose webhook bodies and retry rule are reproduced: rocketchat-2023 (default, the "
+        "seed's samples) or rocketchat-7 (current servers); OMNIHOOKS_SITE_URL (Rocket.Chat's "
+        "Site_Url) adds `fileUpload` links to messages with files.",
+    )
     worker.add_argument("--role", choices=["all", "sessions", "delivery"], default="all")
     worker.set_defaults(command=_worker)
     return parser

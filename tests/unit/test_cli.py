@@ -46,3 +46,19 @@ def test_a_dev_tool_missing_from_the_image_says_so_with_exit_1(
     monkeypatch.setitem(sys.modules, "devtools.local_kafka", None)
     assert main(["kafka", "status"]) == 1
     assert "developer tool" in capsys.readouterr().err
+
+
+def test_worker_help_names_the_compatibility_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "OMNIHOOKS_COMPAT" in text and "rocketchat-2023" in text and "rocketchat-7" in text
+
+
+def test_an_unknown_profile_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OMNIHOOKS_COMPAT", "rocketchat-1999")
+    assert main(["topics", "list"]) == 2
+    assert "compat" in capsys.readouterr().err.lower()
