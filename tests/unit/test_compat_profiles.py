@@ -15,6 +15,7 @@ from streams.events import CrmData
 from streams.payloads import build_message_entry, build_room_part
 from streams.retry import RetryPolicy, Verdict, next_attempt
 from streams.settings import load_settings
+from tests.unit.golden_conversation import bodies
 from tests.unit.test_payloads import AGENT, OPEN_ROOM, VISITOR, agent_says
 from tests.unit.test_sessions import ROOM, Feed, make, seed_json
 from topics import codec
@@ -186,3 +187,17 @@ def test_which_answers_are_retried_per_rule(rule: str, status: int | None, error
     attempt = Attempt("2024-01-01T00:00:00.000Z", status, error, 3.0)
     policy = RetryPolicy(retries=4, delay_s=20.0, rule=rule)
     assert next_attempt(job, attempt, policy, now=0.0).verdict is verdict
+
+
+@pytest.mark.parametrize("compat", ["rocketchat-2023", "rocketchat-7"])
+def test_every_webhook_type_of_a_full_conversation_byte_for_byte(compat: str) -> None:
+    # tests/unit/golden_conversation.py: a file, a lead, an edit, a department forward, an
+    # agent forward, an empty CRM answer, the closing comment, the close, a room edit. The
+    # golden files were made by this code and read against the table in README
+    # "Compatibility profiles"; any change to a body shows here as a diff.
+    golden = (GOLDEN_7.parent / compat / "conversation.json").read_bytes()
+    assert codec.dumps(bodies(compat)) == codec.dumps(codec.loads(golden))
+    types = [webhook["type"] for webhook in codec.loads(golden)]
+    assert set(types) == {"LivechatSessionStart", "LivechatSessionQueued", "LivechatSessionTaken",
+                          "Message", "LeadCapture", "LivechatSessionForwarded",
+                          "LivechatSession", "LivechatEdit"}  # fmt: skip
