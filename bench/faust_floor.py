@@ -33,7 +33,7 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
     _use_uvloop()
     omnihooks = create_app(load_settings(), role="delivery")
     app = omnihooks.app
-    # bench/transactions.py: the same agent with Faust's Kafka transactions
+    # bench/costs.py: the same agent with Faust's Kafka transactions
     app.conf.processing_guarantee = os.environ.get("BENCH_PROCESSING_GUARANTEE", "at_least_once")
     tables = [
         app.Table(

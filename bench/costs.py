@@ -1,13 +1,16 @@
-"""What Kafka transactions (Faust's `processing_guarantee="exactly_once"`) would cost the
-session pipeline, measured as ratios in one run (issue 13: one write per record, a
-transaction, or the redo the worker does).
+"""What the loss and duplicate guarantees cost, as ratios in one run (issue 13).
 
-    .venv/bin/python -m bench.transactions      (not with another benchmark or stress run)
+    .venv/bin/python -m bench.costs      (not with another benchmark or stress run)
 
-Runs the Faust floor (bench/faust_floor.py: an agent writing N table keys per event, the
-omnihooks transport) with at-least-once and with exactly-once, for 0 and 3 writes per event
-(3: what a message record writes), and prints events/s and the ratio. Writes
-bench/results/transactions.json.
+1. Kafka transactions (Faust's `processing_guarantee="exactly_once"`), the alternative to the
+   worker's redo: the Faust floor (bench/faust_floor.py: an agent writing N table keys per
+   event, the omnihooks transport) with at-least-once and with exactly-once, for 0 and 3
+   writes per event (3: what a message record writes).
+2. The settled-jobs table (one changelog write per delivered job, so a job read again is not
+   POSTed again): the delivery worker's jobs/s as a share of raw aiohttp POSTs (the ceiling),
+   to compare with the share the Benchmark section reports from before the table.
+
+Writes bench/results/costs.json.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ def main() -> int:
     bench = Bench(bootstrap, broker_pid)
     results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     try:
+        ceiling = bench.ceiling_post()
+        delivery, _ = bench.delivery_throughput()
+        results["ceiling_post_per_s"], results["delivery_per_s"] = round(ceiling), round(delivery)
+        results["delivery_share_of_ceiling"] = round(delivery / ceiling, 3)
+        print(f"delivery {delivery:.0f}/s = {delivery / ceiling:.0%} of {ceiling:.0f} POSTs/s", flush=True)  # fmt: skip
         for writes in (0, 3):
             for guarantee in ("at_least_once", "exactly_once"):
                 os.environ["BENCH_PROCESSING_GUARANTEE"] = guarantee
@@ -51,7 +59,7 @@ def main() -> int:
         bench.close()
         if broker is not None:
             broker.down()
-    (RESULTS / "transactions.json").write_text(codec.dumps_pretty(results) + "\n")
+    (RESULTS / "costs.json").write_text(codec.dumps_pretty(results) + "\n")
     return 0
 
 
