@@ -287,8 +287,8 @@ class Bench:
 
     # -- stages ----------------------------------------------------------------------------
 
-    def delivery_throughput(self, count: int = 20_000) -> tuple[float, float]:
-        settings = self.settings()
+    def delivery_throughput(self, count: int = 20_000, **overrides: Any) -> tuple[float, float]:
+        settings = self.settings(**overrides)
         topic = f"{settings.topic_prefix}webhook-jobs"
         self.fill_jobs(topic, count, lambda n: self.url("/hook"))
         consume = self.ceiling_consume(topic, count)

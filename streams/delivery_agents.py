@@ -50,7 +50,9 @@ def policy_from(settings: Settings) -> RetryPolicy:
 class Delivery:
     """One job's attempt and its outcome: POST, then delivered, retry or dead letter."""
 
-    def __init__(self, omnihooks: Omnihooks, client: WebhookClient, settled: SettledJobs) -> None:
+    def __init__(
+        self, omnihooks: Omnihooks, client: WebhookClient, settled: SettledJobs | None
+    ) -> None:
         self.settings = omnihooks.settings
         self.client = client
         self.settled = settled
@@ -63,14 +65,22 @@ class Delivery:
         self.failures = FailureLog(log, time.monotonic)
 
     async def settle(self, job: WebhookJob) -> None:
-        if not self.settled.begin(job):
+        settled = self.settled
+        if settled is None:
+            await self.attempt(job)
+            return
+        if not settled.begin(job):
             metrics.ALREADY_SETTLED.labels(job.type).inc()
             log.debug("job %s (%s) settled already: not sent again", job.delivery_id, job.type)
             return
         try:
             await self.attempt(job)
         finally:
-            self.settled.end(job)
+            settled.end(job)
+
+    def _settled(self, job: WebhookJob, attempts: int, final: bool, now: float) -> None:
+        if self.settled is not None:
+            self.settled.settle(job, attempts, final=final, now=now)
 
     async def attempt(self, job: WebhookJob) -> None:
         async with self.posts:
@@ -90,13 +100,13 @@ class Delivery:
             metrics.DELIVERED.labels(job.type).inc()
             if self.keeps_answer(job, answer.body):
                 await self.publish_crm_data(job, answer.body)
-            self.settled.settle(job, attempts, final=True, now=now)
+            self._settled(job, attempts, final=True, now=now)
             return
         metrics.FAILED_ATTEMPTS.labels(job.type).inc()
         if decision.verdict is Verdict.RETRY:
             metrics.RETRIED.labels(job.type).inc()
             await (await self.retries.send(key=job.key(), value=decision.job.to_json()))
-            self.settled.settle(job, attempts, final=False, now=now)
+            self._settled(job, attempts, final=False, now=now)
             outcome = attempt.error or f"HTTP {attempt.status}"
             self.failures.failed(
                 job.url, "job %s (%s, room %s) attempt %d failed: %s; retry at %s",
@@ -107,7 +117,7 @@ class Delivery:
         metrics.DEAD_LETTERED.labels(job.type).inc()
         dead_letter = decision.dead_letter(now).to_json()
         await (await self.dead_letters.send(key=job.key(), value=dead_letter))
-        self.settled.settle(job, attempts, final=True, now=now)
+        self._settled(job, attempts, final=True, now=now)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
 
     def keeps_answer(self, job: WebhookJob, body: bytes) -> bool:
@@ -220,15 +230,19 @@ def http_client_service(delivery: Delivery) -> type[mode.Service]:
 def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     """Add the deliver and retry agents, their table and timers to the app."""
     app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
-    retention_ms = str(int(settings.settled_retention_s * 1000))
-    table = bytes_table(
-        app,
-        "settled-jobs",
-        omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
-        "outcome per delivery id, so a job read twice is POSTed once",
-        {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
-    )
-    settled = SettledJobs(table)
+    settled: SettledJobs | None = None
+    if settings.settled_retention_s > 0:
+        retention_ms = str(int(settings.settled_retention_s * 1000))
+        table = bytes_table(
+            app,
+            "settled-jobs",
+            omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
+            "outcome per delivery id, so a job read twice is POSTed once",
+            {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
+        )
+        settled = SettledJobs(table)
+        expiry = SettledExpiry(app, table, settled, settings.settled_retention_s)
+        app.timer(interval=30.0, name="settled-jobs-expiry")(expiry.run)
     delivery = Delivery(omnihooks, WebhookClient(settings), settled)
     concurrency = settings.delivery_concurrency
     deliver = DeliveryAgent(delivery, "deliver", wait_until_due=False, pending=concurrency * 4)
@@ -241,7 +255,5 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     async def summarize_failed_attempts() -> None:
         delivery.failures.flush()
 
-    expiry = SettledExpiry(app, table, settled, settings.settled_retention_s)
     app.timer(interval=1.0, name="failed-attempts-summary")(summarize_failed_attempts)
-    app.timer(interval=30.0, name="settled-jobs-expiry")(expiry.run)
     return delivery.client

@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     crm_data_max_bytes: int = Field(65536, ge=0)
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
     # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
-    settled_retention_s: float = Field(600.0, gt=0)
+    # 0: no settled-jobs table (faster delivery; a crash then re-sends what it re-reads).
+    settled_retention_s: float = Field(600.0, ge=0)
     # How often finished input offsets are committed (Faust's broker_commit_interval): what
     # a killed worker reads again is what it finished since the last commit.
     commit_interval_ms: int = Field(1000, gt=0)
