@@ -17,14 +17,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-def committable(base: int | None, acked: Iterable[int], gaps: Iterable[int]) -> int | None:
+def committable(
+    base: int | None, acked: Iterable[int], gaps: Iterable[tuple[int, int]]
+) -> int | None:
     """The offset to commit: one past the run of finished-or-gap offsets starting at `base`,
-    or None when `base` itself is not finished yet (or unknown)."""
+    or None when `base` itself is not finished yet (or unknown). `gaps` are half-open
+    `(begin, end)` spans, walked over whole (a compacted partition's can be long)."""
     if base is None:
         return None
     done = set(acked)
-    done.update(gaps)
+    spans = list(gaps)
     offset = base
-    while offset in done:
-        offset += 1
+    while True:
+        if offset in done:
+            offset += 1
+            continue
+        past_gap = next((end for begin, end in spans if begin <= offset < end), None)
+        if past_gap is None:
+            break
+        offset = past_gap
     return offset if offset > base else None

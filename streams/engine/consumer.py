@@ -112,7 +112,7 @@ class OrderedConsumer(driver.Consumer):
         if base is None:
             base = self._first_handed_on.get(tp)
         gaps = self._gap.get(tp)
-        known_gaps = [n for gap in gaps for n in range(gap.begin, gap.end)] if gaps else []
+        known_gaps = [(gap.begin, gap.end) for gap in gaps] if gaps else []
         offset = committable(base, acked, known_gaps)
         if offset is None:
             return None
