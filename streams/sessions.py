@@ -436,7 +436,7 @@ class SessionProcessor:
         """The same event id at another offset is the chat stack's duplicate: drop it. At the
         same offset it is Kafka redelivering after a crash: process it again (the updates are
         idempotent and the jobs keep their delivery ids), so no job is lost."""
-        here = (event_id, source.topic, source.partition, source.offset)
+        here = _seen_key(event_id, source)
         for seen in state.seen:
             if seen[0] == event_id:
                 return tuple(seen[:4]) != here
@@ -508,8 +508,13 @@ def crm_data_property(body: str) -> Any:
     return parsed.get("data") if isinstance(parsed, dict) else None
 
 
+def _seen_key(event_id: str, source: Source) -> tuple[str, str, int, int]:
+    """A `seen` entry's identity: the event at its place in Kafka (a 5th item is the seq)."""
+    return (event_id, source.topic, source.partition, source.offset)
+
+
 def _seen_entry(state: RoomState, event_id: str, source: Source) -> tuple[Any, ...] | None:
-    here = (event_id, source.topic, source.partition, source.offset)
+    here = _seen_key(event_id, source)
     return next((entry for entry in state.seen if tuple(entry[:4]) == here), None)
 
 
@@ -522,7 +527,7 @@ def _is_later(record: str, source: Source) -> bool:
 
 
 def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:
-    here = (event_id, source.topic, source.partition, source.offset)
+    here = _seen_key(event_id, source)
     for n, entry in enumerate(state.seen):
         if tuple(entry[:4]) == here:
             state.seen[n] = (*here, seq)

@@ -54,7 +54,10 @@ class SettledJobs:
         self._recovered_read = False
 
     def outcome(self, job: WebhookJob) -> Outcome | None:
-        raw = self._table.get(settled_key(job))
+        return self._outcome_of(settled_key(job))
+
+    def _outcome_of(self, key: bytes) -> Outcome | None:
+        raw = self._table.get(key)
         return None if raw is None else Outcome.from_json(raw)
 
     def begin(self, job: WebhookJob) -> bool:
@@ -63,7 +66,7 @@ class SettledJobs:
         key = settled_key(job)
         if key in self._in_flight:
             return False
-        outcome = self.outcome(job)
+        outcome = self._outcome_of(key)
         if outcome is not None and (outcome.final or outcome.attempts > len(job.attempts)):
             return False
         self._in_flight.add(key)

@@ -40,14 +40,17 @@ class IdempotentProducer(driver.Producer):
     def _settings_extra(self) -> Mapping[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._handed = set()
+
     def send_soon(self, fut: Any) -> None:
-        handed = self.__dict__.setdefault("_handed", set())
-        handed.add(fut)
-        fut.add_done_callback(handed.discard)
+        self._handed.add(fut)
+        fut.add_done_callback(self._handed.discard)
         super().send_soon(fut)
 
     async def flush(self) -> None:
-        handed = list(self.__dict__.get("_handed", ()))
+        handed = list(self._handed)
         await super().flush()
         if not handed:
             return
