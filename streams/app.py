@@ -38,6 +38,23 @@ async def send_rejected(rejected_topic: Any, message: Any, reason: str) -> None:
     await rejected_topic.send(key=message.key, value=record.to_json())
 
 
+class AssignmentWatch:
+    """Tells a timer whether the worker's partitions changed since it last asked: after a
+    rebalance, tables hold what the changelogs of newly assigned partitions brought."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._assigned: frozenset[Any] = frozenset()
+
+    def changed(self) -> bool:
+        consumer = self._app.consumer
+        assigned = frozenset(consumer.assignment()) if consumer else frozenset()
+        if assigned == self._assigned:
+            return False
+        self._assigned = assigned
+        return True
+
+
 def faust_broker_urls(bootstrap: str) -> list[str]:
     # omnihooks:// is Faust's aiokafka transport with omnihooks' consumer (streams.engine)
     return [f"omnihooks://{server.strip()}" for server in bootstrap.split(",") if server.strip()]

@@ -18,7 +18,7 @@ import mode
 from faust.types import StreamT
 
 from streams import metrics
-from streams.app import Omnihooks, send_rejected
+from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
 from streams.engine import bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
@@ -201,14 +201,11 @@ class SettledExpiry:
     """Drops outcomes older than the retention from memory (the changelog drops them too)."""
 
     def __init__(self, app: Any, table: Any, settled: SettledJobs, retention_s: float) -> None:
-        self.app, self.table, self.settled, self.retention_s = app, table, settled, retention_s
-        self._assigned: frozenset[Any] = frozenset()
+        self.table, self.settled, self.retention_s = table, settled, retention_s
+        self._assignment = AssignmentWatch(app)
 
     async def run(self) -> None:
-        consumer = self.app.consumer
-        assigned = frozenset(consumer.assignment()) if consumer else frozenset()
-        if assigned != self._assigned:
-            self._assigned = assigned
+        if self._assignment.changed():
             self.settled.reread()  # recovery brought the outcomes of newly assigned partitions
         forget_locally(self.table, self.settled.expired(time.time(), self.retention_s))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from faust.types import StreamT
 
-from streams.app import Omnihooks, send_rejected
+from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.engine import bytes_table, finish, order_by_timestamp
 from streams.events import (
     InvalidEvent,
@@ -125,19 +125,15 @@ class DueEvents:
     """
 
     def __init__(self, omnihooks: Omnihooks, processor: SessionProcessor) -> None:
-        self.app = omnihooks.app
         self.processor = processor
         self.rooms = omnihooks.topics[Topic.ROOMS]
-        self._assigned: frozenset[Any] = frozenset()
+        self._assignment = AssignmentWatch(omnihooks.app)
         self._rescan_at = 0.0
 
     async def run(self) -> None:
         now = time.time()
-        consumer = self.app.consumer
-        assigned = frozenset(consumer.assignment()) if consumer else frozenset()
-        if assigned != self._assigned or now >= self._rescan_at:
+        if self._assignment.changed() or now >= self._rescan_at:
             # After a rebalance the tables hold rooms this worker had not seen: re-read them.
-            self._assigned = assigned
             self._rescan_at = now + RESCAN_INTERVAL_S
             self.processor.rebuild_schedule()
         for due in self.processor.due_events():
