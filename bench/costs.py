@@ -26,23 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import BENCH_PORT, RESULTS, Bench  # noqa: E402
-from devtools.local_kafka import LocalKafka  # noqa: E402
-from streams.settings import load_settings  # noqa: E402
+from bench.run import RESULTS, bench_session  # noqa: E402
 from topics import codec  # noqa: E402
 
 
 def main() -> int:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker, broker_pid = None, None
-    if not bootstrap:
-        broker = LocalKafka.from_settings(load_settings(kafka_port=BENCH_PORT))
-        print(broker.up(timeout_s=120), flush=True)
-        bootstrap, broker_pid = broker.bootstrap, broker.running_pid()
-    bench = Bench(bootstrap, broker_pid)
     results: dict[str, object] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    try:
+    with bench_session() as bench:
         ceiling = bench.ceiling_post()
         results["ceiling_post_per_s"] = round(ceiling)
         for label, retention in (("with_settled_table", 600.0), ("without_settled_table", 0.0)):
@@ -59,11 +49,7 @@ def main() -> int:
             ratio = results[f"exactly_once_{writes}_writes_per_s"] / results[f"at_least_once_{writes}_writes_per_s"]  # type: ignore[operator]  # fmt: skip
             results[f"ratio_{writes}_writes"] = round(ratio, 2)
             print(f"exactly-once / at-least-once, {writes} writes: {ratio:.2f}", flush=True)
-    finally:
         os.environ.pop("BENCH_PROCESSING_GUARANTEE", None)
-        bench.close()
-        if broker is not None:
-            broker.down()
     (RESULTS / "costs.json").write_text(codec.dumps_pretty(results) + "\n")
     return 0
 

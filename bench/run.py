@@ -11,6 +11,7 @@ each measured stage runs ONE worker process. Results: bench/results/latest.json 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import subprocess
@@ -19,7 +20,7 @@ import threading
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -561,7 +562,10 @@ def cost_growth() -> dict[str, Any]:
     return out
 
 
-def main() -> int:
+@contextlib.contextmanager
+def bench_session() -> Iterator[Bench]:
+    """A Bench on KAFKA_BOOTSTRAP_SERVERS, or on a local broker started on BENCH_PORT; its
+    workers, receiver and that broker are stopped at the end."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     (ROOT / ".cache").mkdir(exist_ok=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -571,9 +575,18 @@ def main() -> int:
         print(broker.up(timeout_s=120), flush=True)
         bootstrap, broker_pid = broker.bootstrap, broker.running_pid()
     bench = Bench(bootstrap, broker_pid)
+    try:
+        yield bench
+    finally:
+        bench.close()
+        if broker is not None:
+            broker.down()
+
+
+def main() -> int:
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
-    try:
+    with bench_session() as bench:
 
         def step(name: str) -> None:
             # partial results survive a failing later stage
@@ -622,10 +635,6 @@ def main() -> int:
         for rooms in (10_000, 100_000):
             step(f"recovery: {rooms} rooms")
             r["recovery_s"][str(rooms)] = round(bench.recovery(rooms), 2)
-    finally:
-        bench.close()
-        if broker is not None:
-            broker.down()
     (RESULTS / "latest.json").write_text(codec.dumps_pretty(r) + "\n")
     markdown = render(r)
     (RESULTS / "latest.md").write_text(markdown)

@@ -24,7 +24,7 @@ from streams import engine
 from streams.app import create_app
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.integration.test_honest_acks import committed_offset, omnihooks_producer, wait_until
+from tests.integration.test_honest_acks import committed_offset, produce_numbered, wait_until
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration
@@ -74,10 +74,7 @@ async def test_a_commit_waits_for_the_changelog_writes_of_the_records_it_passes(
             engine.finish(event)
 
     app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="writer")(agent)
-    producer = omnihooks_producer(kafka.bootstrap)
-    for n in range(RECORDS):
-        producer.produce(topic, key=b"k", value=b'{"n": %d}' % n, partition=0)
-    assert producer.flush(30) == 0
+    produce_numbered(kafka.bootstrap, topic, RECORDS)
 
     await app.start()
     try:

@@ -94,10 +94,7 @@ async def test_events_skipped_after_a_rebalance_are_not_committed(
             engine.finish(event)
 
     app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="holder")(agent)
-    producer = omnihooks_producer(kafka.bootstrap)
-    for n in range(RECORDS):
-        producer.produce(topic, key=b"k", value=b'{"n": %d}' % n, partition=0)
-    assert producer.flush(30) == 0
+    produce_numbered(kafka.bootstrap, topic, RECORDS)
 
     await app.start()
     try:
@@ -121,7 +118,11 @@ async def test_events_skipped_after_a_rebalance_are_not_committed(
         await app.stop()
 
 
-def omnihooks_producer(bootstrap: str) -> Any:
+def produce_numbered(bootstrap: str, topic: str, count: int) -> None:
+    """`count` records `{"n": 0}`, `{"n": 1}`, … on partition 0 of `topic`, acknowledged."""
     from confluent_kafka import Producer
 
-    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for n in range(count):
+        producer.produce(topic, key=b"k", value=b'{"n": %d}' % n, partition=0)
+    assert producer.flush(30) == 0
