@@ -47,7 +47,11 @@ class AssignmentWatch:
         self._assigned: frozenset[Any] = frozenset()
 
     def changed(self) -> bool:
-        consumer = self._app.consumer
+        app: Any = self._app
+        if app.rebalancing or app.in_recovery:
+            # Asked mid-recovery it would read half-filled tables and not be asked again.
+            return False
+        consumer = app.consumer
         assigned = frozenset(consumer.assignment()) if consumer else frozenset()
         if assigned == self._assigned:
             return False
@@ -68,7 +72,9 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
     app = faust.App(
         app_id,
         broker=faust_broker_urls(settings.kafka_bootstrap_servers),
-        store="memory://",  # tables live in memory and are rebuilt from their changelogs
+        # memory: rebuilt from the changelogs at start; rocksdb: on disk under datadir,
+        # rebuilt from where the store's own persisted offsets left off.
+        store=f"{settings.store}://",
         datadir=str(settings.data_dir / app_id),
         topic_partitions=catalogue[Topic.ROOMS].partitions,
         topic_replication_factor=settings.replication_factor or 1,

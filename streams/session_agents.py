@@ -33,8 +33,6 @@ from topics.records import WebhookJob
 
 log = logging.getLogger(__name__)
 
-RESCAN_INTERVAL_S = 30.0
-
 
 class JobSender:
     """Where the session agents' jobs and rejected records go."""
@@ -128,13 +126,13 @@ class DueEvents:
         self.processor = processor
         self.rooms = omnihooks.topics[Topic.ROOMS]
         self._assignment = AssignmentWatch(omnihooks.app)
-        self._rescan_at = 0.0
 
     async def run(self) -> None:
         now = time.time()
-        if self._assignment.changed() or now >= self._rescan_at:
-            # After a rebalance the tables hold rooms this worker had not seen: re-read them.
-            self._rescan_at = now + RESCAN_INTERVAL_S
+        if self._assignment.changed():
+            # After a rebalance the tables hold rooms this worker had not seen: re-read them
+            # once (every room, so never on a timer: a million rooms take seconds). Between
+            # rebalances the processor keeps the schedule as it applies each record.
             self.processor.rebuild_schedule()
         for due in self.processor.due_events():
             await self.rooms.send(

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # move (Faust's default is 60 s; a killed pod should not stall its rooms that long).
     session_timeout_s: float = Field(15.0, gt=0)
     data_dir: Path = REPO_ROOT / ".cache" / "worker"
+    # Where tables live: "memory" (rebuilt from the changelogs at every start) or "rocksdb"
+    # (on disk under data_dir: memory stays flat as rooms grow, and a restart reads only the
+    # changelog records written since; README, "State on disk").
+    store: Literal["memory", "rocksdb"] = "memory"
     web_port: int = Field(6066, gt=0, lt=65536)
     web_enabled: bool = True
 

@@ -83,7 +83,8 @@ class TableStore:
                     yield stored.message
 
     def rooms(self) -> Iterable[tuple[str, RoomState]]:
-        for key, raw in list(self._rooms.items()):
+        # Lazily: on RocksDB a copy of every room would be the memory the disk store saves.
+        for key, raw in self._rooms.items():
             if raw is not None:
                 yield key.decode(), RoomState.from_json(raw)
 

@@ -119,3 +119,28 @@ def test_compose_file_has_the_documented_services_and_settings() -> None:
     readme = (REPO_ROOT / "deploy" / "README.md").read_text()
     for name in services:
         assert name in readme or name == "kafka"
+
+
+def test_the_rocksdb_store_puts_the_tables_on_a_sized_volume(tmp_path: Path) -> None:
+    docs = render("store=rocksdb", "storage.sizeLimit=5Gi")
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert len(deployments) == 2
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["OMNIHOOKS_STORE"] == "rocksdb"
+        [mount] = container["volumeMounts"]
+        assert mount["mountPath"] == env["OMNIHOOKS_DATA_DIR"]
+        [volume] = pod["volumes"]
+        assert volume["name"] == mount["name"] and volume["emptyDir"] == {"sizeLimit": "5Gi"}
+    default = next(d for d in render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert default["volumes"][0]["emptyDir"] == {}
+    path = tmp_path / "rocksdb.yaml"
+    path.write_text(yaml.safe_dump_all(deployments))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
+         "-k", KUBERNETES_VERSION, str(path)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

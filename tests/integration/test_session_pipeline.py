@@ -157,7 +157,9 @@ def test_full_conversation_yields_exactly_the_expected_jobs(
     assert {"address": "ana@example.org"} in close["body"]["visitor"]["email"]
 
 
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_restart_mid_conversation_still_closes_with_the_whole_transcript(
+    store: str,
     kafka: Broker,
     settings_factory: Callable[..., Settings],
     applied_topics: dict[Topic, str],
@@ -165,7 +167,11 @@ def test_restart_mid_conversation_still_closes_with_the_whole_transcript(
     read_topic: Callable[[str], TopicReader],
 ) -> None:
     settings = settings_factory(
-        webhook_url=HOOK, send_on_close=True, send_on_visitor_message=True, compat="rocketchat-7"
+        webhook_url=HOOK,
+        send_on_close=True,
+        send_on_visitor_message=True,
+        compat="rocketchat-7",
+        store=store,
     )
     records = demo.seed_conversation()
     reader = read_topic(applied_topics[Topic.WEBHOOK_JOBS])
@@ -178,6 +184,8 @@ def test_restart_mid_conversation_still_closes_with_the_whole_transcript(
     [close] = reader.wait_for(1, timeout_s=120, where=lambda job: job["type"] == "LivechatSession")
     golden = Path(__file__).resolve().parent.parent / "golden" / "rocketchat-7"
     assert close["body"] == codec.loads((golden / "livechat-session.json").read_bytes())
+    if store == "rocksdb":  # the tables were on disk, one database per table and partition
+        assert list((settings.data_dir).rglob("*.db"))
 
 
 def test_malformed_records_are_rejected_and_processing_continues(
