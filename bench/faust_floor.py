@@ -3,6 +3,9 @@ but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
 
     python -m bench.faust_floor TOPIC COUNT WRITES OUT [URL]   (settings from the environment)
 
+WRITES is a number of table keys per event, written through Faust's tables; "3d": three
+keys through the engine's `DirectTable` (what the worker's session tables do).
+
 BENCH_PROCESSING_GUARANTEE=exactly_once runs it with Faust's Kafka transactions.
 
 Same app factory, transport, worker class and producer settings as the real worker. Creates
@@ -24,12 +27,14 @@ from typing import Any
 import aiohttp
 
 from streams.app import create_app
+from streams.engine import DirectTable
 from streams.engine import finish as finish_event
 from streams.settings import load_settings
 from streams.worker import Worker, _use_uvloop
 
 
-def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -> None:
+def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | None) -> None:
+    writes, direct = int(write_spec.rstrip("d")), write_spec.endswith("d")
     _use_uvloop()
     omnihooks = create_app(load_settings(), role="delivery")
     app = omnihooks.app
@@ -44,6 +49,7 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
     for table in tables:
         table.key_serializer = "raw"
         table.value_serializer = "raw"
+    targets: list[Any] = [DirectTable(app, t) for t in tables] if direct else tables
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")  # fmt: skip
     ready = out.with_suffix(".ready")
@@ -77,7 +83,7 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
             if seen == 0:
                 clock["started"] = time.perf_counter()
                 ready.touch()
-            for n, table in enumerate(tables):
+            for n, table in enumerate(targets):
                 table[event.key + str(n).encode()] = value
             finish_event(event)  # as the worker's agents acknowledge: commits go on
             seen += 1
@@ -94,5 +100,5 @@ def main(topic_name: str, count: int, writes: int, out: Path, url: str | None) -
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]),
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4]),
          sys.argv[5] if len(sys.argv) > 5 else None)  # fmt: skip

@@ -59,9 +59,10 @@ class AssignmentWatch:
         return True
 
 
-def faust_broker_urls(bootstrap: str) -> list[str]:
-    # omnihooks:// is Faust's aiokafka transport with omnihooks' consumer (streams.engine)
-    return [f"omnihooks://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+def faust_broker_urls(bootstrap: str, scheme: str = "omnihooks") -> list[str]:
+    # omnihooks:// is Faust's aiokafka transport with omnihooks' consumer (streams.engine);
+    # omnihooks-rdkafka:// the same with librdkafka's producer.
+    return [f"{scheme}://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
 def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
@@ -71,7 +72,12 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
     (settings.data_dir / app_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
-        broker=faust_broker_urls(settings.kafka_bootstrap_servers),
+        # The transport's scheme picks the producer (Faust 0.15.3 makes its producer from
+        # `broker`; `broker_producer` serves only its threaded producer).
+        broker=faust_broker_urls(
+            settings.kafka_bootstrap_servers,
+            "omnihooks-rdkafka" if settings.producer == "librdkafka" else "omnihooks",
+        ),
         # memory: rebuilt from the changelogs at start; rocksdb: on disk under datadir,
         # rebuilt from where the store's own persisted offsets left off.
         store=f"{settings.store}://",

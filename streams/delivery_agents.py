@@ -20,7 +20,7 @@ from faust.types import StreamT
 from streams import metrics
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.clock import iso, parse_iso
-from streams.engine import bytes_table, forget_locally
+from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt
@@ -237,7 +237,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             "outcome per delivery id, so a job read twice is POSTed once",
             {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
         )
-        settled = SettledJobs(table)
+        settled = SettledJobs(DirectTable(app, table))
         expiry = SettledExpiry(app, table, settled, settings.settled_retention_s)
         app.timer(interval=30.0, name="settled-jobs-expiry")(expiry.run)
     delivery = Delivery(omnihooks, WebhookClient(settings), settled)

@@ -15,7 +15,7 @@ from typing import Any
 from faust.types import StreamT
 
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
-from streams.engine import bytes_table, finish, order_by_timestamp
+from streams.engine import DirectTable, Outbox, bytes_table, finish, order_by_timestamp
 from streams.events import (
     InvalidEvent,
     MessageEvent,
@@ -38,12 +38,12 @@ class JobSender:
     """Where the session agents' jobs and rejected records go."""
 
     def __init__(self, omnihooks: Omnihooks) -> None:
-        self.jobs = omnihooks.topics[Topic.WEBHOOK_JOBS]
+        self.jobs = Outbox(omnihooks.app, omnihooks.topics[Topic.WEBHOOK_JOBS])
         self.rejected = omnihooks.topics[Topic.REJECTED]
 
-    async def send(self, jobs: list[WebhookJob]) -> None:
+    def send(self, jobs: list[WebhookJob]) -> None:
         for job in jobs:
-            await self.jobs.send(key=job.key(), value=job.to_json())
+            self.jobs.send(job.key(), job.to_json())
 
     async def reject(self, message: Any, reason: str) -> None:
         log.warning("rejected %s[%d]@%d: %s",
@@ -91,7 +91,7 @@ class SessionsAgent:
             else:
                 # The record's partition is the room's: crm-data from the answer goes back.
                 partition = message.partition
-                await self.out.send([replace(job, room_partition=partition) for job in jobs])
+                self.out.send([replace(job, room_partition=partition) for job in jobs])
             finish(event)
 
 
@@ -112,7 +112,7 @@ class OfflineMessagesAgent:
             except InvalidEvent as exc:
                 await self.out.reject(message, exc.reason)
             else:
-                await self.out.send(jobs)
+                self.out.send(jobs)
             finish(event)
 
 
@@ -145,9 +145,19 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
     app, settings = omnihooks.app, omnihooks.settings
     partitions = omnihooks.catalogue[Topic.ROOMS].partitions
     store = TableStore(
-        bytes_table(app, "rooms", partitions, "room, visitor, agent, crmData and counters"),
-        bytes_table(app, "messages", partitions, "transcript messages by room and message id"),
-        bytes_table(app, "message-order", partitions, "message ids by room and arrival sequence"),
+        DirectTable(
+            app, bytes_table(app, "rooms", partitions, "room, visitor, agent, crmData and counters")
+        ),
+        DirectTable(
+            app,
+            bytes_table(app, "messages", partitions, "transcript messages by room and message id"),
+        ),
+        DirectTable(
+            app,
+            bytes_table(
+                app, "message-order", partitions, "message ids by room and arrival sequence"
+            ),
+        ),
     )
     processor = SessionProcessor(settings, store, leads, clock=time.time)
     names = omnihooks.catalogue.names(settings.topic_prefix)

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # (on disk under data_dir: memory stays flat as rooms grow, and a restart reads only the
     # changelog records written since; README, "State on disk").
     store: Literal["memory", "rocksdb"] = "memory"
+    # What sends jobs, changelog records and dead letters: librdkafka (confluent-kafka; table
+    # writes and jobs skip Faust's per-record send machinery: twice the session pipeline's
+    # rate), or Faust's aiokafka producer. aiokafka consumes either way (README, "Throughput").
+    producer: Literal["aiokafka", "librdkafka"] = "librdkafka"
     web_port: int = Field(6066, gt=0, lt=65536)
     web_enabled: bool = True
 

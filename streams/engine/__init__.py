@@ -8,6 +8,14 @@ an event an agent processed. faust-streaming and aiokafka are pinned to exact ve
 
 from streams.engine.acks import finish
 from streams.engine.consumer import order_by_timestamp
-from streams.engine.tables import bytes_table, forget_locally
+from streams.engine.outbox import Outbox
+from streams.engine.tables import DirectTable, bytes_table, forget_locally
 
-__all__ = ["bytes_table", "finish", "forget_locally", "order_by_timestamp"]
+__all__ = [
+    "DirectTable",
+    "Outbox",
+    "bytes_table",
+    "finish",
+    "forget_locally",
+    "order_by_timestamp",
+]

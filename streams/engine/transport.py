@@ -13,6 +13,13 @@ queue but had not yet handed to aiokafka: a commit then passes an input record w
 change never reached the changelog, and a worker killed right after loses that change for
 good (the kill test's room closed without its two messages). Here `flush` returns only once
 every record handed to `send_soon` before it was called is acknowledged by the brokers.
+
+`OMNIHOOKS_PRODUCER=librdkafka` sends the same records through confluent-kafka's producer
+(transport `omnihooks-rdkafka://`) while the consumer stays on
+aiokafka: librdkafka batches and encodes in its own C threads, where aiokafka's sender does
+it in Python on the event loop. Same guarantees: acks=all, idempotence, murmur2 partitioning
+(the Java client's and aiokafka's, so keyed records land where aiokafka would put them), and
+the same flush. aiokafka's producer stays up beside it for Faust's topic declarations.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import confluent_kafka
+from aiokafka.structs import RecordMetadata, TopicPartition
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as driver
 
 from streams.engine.consumer import OrderedConsumer
@@ -52,9 +62,14 @@ class IdempotentProducer(driver.Producer):
     async def flush(self) -> None:
         handed = list(self._handed)
         await super().flush()
-        if not handed:
-            return
-        done, waiting = await asyncio.wait(handed, timeout=FLUSH_TIMEOUT_S)
+        await _acknowledged(handed)
+
+
+async def _acknowledged(futures: list[asyncio.Future[Any]]) -> None:
+    """Wait for every future to succeed, or raise: no offset may pass a record not on the
+    brokers."""
+    if futures:
+        done, waiting = await asyncio.wait(futures, timeout=FLUSH_TIMEOUT_S)
         failed = [fut for fut in done if fut.cancelled() or fut.exception() is not None]
         if waiting or failed:
             raise UnflushedWrites(
@@ -63,6 +78,159 @@ class IdempotentProducer(driver.Producer):
             )
 
 
+class RdKafkaProducer(IdempotentProducer):
+    """Faust's producer interface over confluent-kafka, and `produce`, a synchronous send for
+    the engine's table writes and job sends: one C call, no `FutureMessage`, no buffer task.
+
+    Delivery reports are served on the event loop (`poll(0)` every millisecond while records
+    are out), so nothing crosses threads. Each record gets a sequence number; `flush` waits
+    until every record produced before it was called is reported, and raises if any failed.
+    """
+
+    _rd: confluent_kafka.Producer | None = None
+    _pending: dict[int, None]
+    _failed: list[str]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._pending, self._failed, self._seq = {}, [], 0
+        self._reported = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+
+    def _rd_config(self) -> dict[str, Any]:
+        transport: Any = self.transport
+        servers = driver.server_list(transport.url, transport.default_port)
+        return {
+            "bootstrap.servers": ",".join(servers),
+            "client.id": f"{self.client_id}-rdkafka",
+            "acks": "all",
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+            "linger.ms": max(1, int(self.linger_ms)),
+            "batch.size": self.max_batch_size,
+            "message.max.bytes": self.max_request_size,
+            "queue.buffering.max.messages": 1_000_000,
+            "request.timeout.ms": min(900_000, int(self.request_timeout * 1000)),  # its maximum
+        }
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self._rd = confluent_kafka.Producer(self._rd_config())
+        self._poller = asyncio.create_task(self._serve_reports(), name="rdkafka-reports")
+
+    async def on_stop(self) -> None:
+        rd = self._rd
+        if rd is not None:
+            await self._wait_reported(self._seq)
+            self._rd = None
+        if self._poller is not None:
+            self._poller.cancel()
+        await super().on_stop()
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        on_report: Any = None,
+    ) -> None:
+        """Hand a record to librdkafka now; `on_report(error, message)` runs once the brokers
+        have it or it failed. A failure also fails every later flush: an offset must never
+        be committed past a lost record, so the worker stops and reads it again."""
+        rd = self._rd
+        if rd is None:
+            raise ProducerSendError("producer not started")
+        self._seq = seq = self._seq + 1
+        self._pending[seq] = None
+
+        def report(err: Any, msg: Any) -> None:
+            del self._pending[seq]
+            if err is not None:
+                self._failed.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+            if on_report is not None:
+                on_report(err, msg)
+
+        args: dict[str, Any] = {"on_delivery": report}
+        if partition is not None:
+            args["partition"] = partition
+        try:
+            rd.produce(topic, value, key, **args)
+        except BufferError:
+            # librdkafka's queue is full (a million records): serve reports until it has room
+            while True:
+                rd.poll(0.05)
+                try:
+                    rd.produce(topic, value, key, **args)
+                    break
+                except BufferError:
+                    continue
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+
+        def report(err: Any, msg: Any) -> None:
+            if fut.done():
+                return
+            if err is not None:
+                fut.set_exception(ProducerSendError(f"Error while sending: {err}"))
+                return
+            topic, partition = msg.topic(), msg.partition()
+            tp = TopicPartition(topic, partition)
+            fut.set_result(RecordMetadata(topic, partition, tp, msg.offset(), -1, 0, -1))
+
+        if headers:
+            # Faust's own sends (none of omnihooks') may carry headers: aiokafka keeps them.
+            return await super().send(topic, key, value, partition, timestamp, headers)
+        self.produce(topic, key, value, partition, report)
+        return fut
+
+    async def _serve_reports(self) -> None:
+        rd = self._rd
+        assert rd is not None
+        while True:
+            rd.poll(0)
+            self._reported.set()
+            await asyncio.sleep(0.001 if self._pending else 0.02)
+
+    async def _wait_reported(self, upto: int) -> None:
+        deadline = asyncio.get_running_loop().time() + FLUSH_TIMEOUT_S
+        pending = self._pending
+        while pending and next(iter(pending)) <= upto:
+            if asyncio.get_running_loop().time() > deadline:
+                raise UnflushedWrites(
+                    f"records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s: "
+                    "not committing past them"
+                )
+            self._reported.clear()
+            await self._reported.wait()
+
+    async def flush(self) -> None:
+        upto = self._seq
+        await super().flush()
+        await self._wait_reported(upto)
+        if self._failed:
+            raise UnflushedWrites(
+                f"{len(self._failed)} records failed ({self._failed[0]}...): not committing "
+                "past them"
+            )
+
+
 class Transport(driver.Transport):
     Producer = IdempotentProducer
+    Consumer = OrderedConsumer
+
+
+class RdKafkaTransport(driver.Transport):
+    Producer = RdKafkaProducer
     Consumer = OrderedConsumer
