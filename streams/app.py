@@ -16,6 +16,7 @@ from topics.records import RejectedRecord
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "sessions", "delivery"]
+REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
 @dataclass
@@ -70,6 +71,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
     catalogue = load_catalogue(settings.partitions, settings.replication_factor)
     app_id = settings.app_id if role == "all" else f"{settings.app_id}-{role}"
     (settings.data_dir / app_id).mkdir(parents=True, exist_ok=True)
+    max_record = max(spec.max_message_bytes for spec in catalogue.specs)
     app = faust.App(
         app_id,
         # The transport's scheme picks the producer (Faust 0.15.3 makes its producer from
@@ -90,6 +92,9 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         # batches) sends one small request per record and was the session pipeline's limit.
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
+        # one record up to the topics' max.message.bytes (a close with a long transcript)
+        producer_max_request_size=max_record + REQUEST_OVERHEAD_BYTES,
+        consumer_max_fetch_size=max_record + REQUEST_OVERHEAD_BYTES,
         broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),

@@ -40,10 +40,24 @@ class JobSender:
     def __init__(self, omnihooks: Omnihooks) -> None:
         self.jobs = Outbox(omnihooks.app, omnihooks.topics[Topic.WEBHOOK_JOBS])
         self.rejected = omnihooks.topics[Topic.REJECTED]
+        # Room for the attempts a retry or dead letter adds to the same job.
+        self.max_job_bytes = omnihooks.catalogue[Topic.WEBHOOK_JOBS].max_message_bytes // 2
 
-    def send(self, jobs: list[WebhookJob]) -> None:
+    def send(self, jobs: list[WebhookJob]) -> list[str]:
+        """Send the jobs; returns why any could not be (too big for the jobs topic), so the
+        record that made them is kept on `rejected` instead of crashing the agent on it."""
+        refused = []
         for job in jobs:
-            self.jobs.send(job.key(), job.to_json())
+            value = job.to_json()
+            if len(value) > self.max_job_bytes:
+                refused.append(
+                    f"the {job.type} webhook {job.delivery_id} is {len(value):,} bytes, over "
+                    f"the {self.max_job_bytes:,} a job may have (the jobs topic's "
+                    "max.message.bytes halved, for its attempts): not sent"
+                )
+                continue
+            self.jobs.send(job.key(), value)
+        return refused
 
     async def reject(self, message: Any, reason: str) -> None:
         log.warning("rejected %s[%d]@%d: %s",
@@ -91,7 +105,9 @@ class SessionsAgent:
             else:
                 # The record's partition is the room's: crm-data from the answer goes back.
                 partition = message.partition
-                self.out.send([replace(job, room_partition=partition) for job in jobs])
+                refused = self.out.send([replace(job, room_partition=partition) for job in jobs])
+                for reason in refused:
+                    await self.out.reject(message, reason)
             finish(event)
 
 
@@ -112,7 +128,8 @@ class OfflineMessagesAgent:
             except InvalidEvent as exc:
                 await self.out.reject(message, exc.reason)
             else:
-                self.out.send(jobs)
+                for reason in self.out.send(jobs):
+                    await self.out.reject(message, reason)
             finish(event)
 
 

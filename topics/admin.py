@@ -106,7 +106,7 @@ def _drift(
         problems.append(f"{name}: {partitions} partitions, catalogue says {spec.partitions}")
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
     configs = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result()
-    for key in ("cleanup.policy", "retention.ms"):
+    for key in ("cleanup.policy", "retention.ms", "max.message.bytes"):
         want = spec.config(1)[key]
         have = configs[key].value if key in configs else None
         if have != want:

@@ -35,6 +35,7 @@ class TopicSpec:
     min_insync_replicas: int
     cleanup: str
     retention_ms: int
+    max_message_bytes: int
     key: str
     written_by: str
     holds: str
@@ -49,6 +50,7 @@ class TopicSpec:
             "cleanup.policy": self.cleanup,
             "retention.ms": str(self.retention_ms),
             "min.insync.replicas": str(min(self.min_insync_replicas, replication)),
+            "max.message.bytes": str(self.max_message_bytes),
         }
 
 
@@ -86,6 +88,7 @@ def load_catalogue(
                 min_insync_replicas=int(merged["min_insync_replicas"]),
                 cleanup=str(merged["cleanup"]),
                 retention_ms=int(merged["retention_ms"]),
+                max_message_bytes=int(merged["max_message_bytes"]),
                 key=str(merged["key"]),
                 written_by=str(merged["written_by"]),
                 holds=str(merged["holds"]),

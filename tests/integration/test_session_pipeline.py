@@ -236,3 +236,33 @@ def test_malformed_records_are_rejected_and_processing_continues(
     offline_job = next(job for job in jobs if job["type"] == "LivechatOfflineMessage")
     assert list(offline_job["body"]) == ["type", "sentAt", "visitor", "message"]
     assert offline_job["body"]["visitor"] == {"name": "Ana", "email": "ana@example.com"}
+
+
+def test_a_ten_thousand_message_room_closes_with_its_whole_transcript(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    """About 2 MB of close body: over Kafka's 1 MB default record size, which once crashed
+    the sessions agent on every retry; the catalogue's topics take 16 MB."""
+    settings = settings_factory(webhook_url=HOOK, send_on_close=True)
+    room = "long-room"
+    records = demo.seed_conversation(room, run=room)
+    lines = [
+        demo.message_event(room, f"l{i}", f"2023-02-02T1{i // 3600 % 10}:{i // 60 % 60:02d}:"
+                           f"{i % 60:02d}.000Z", "a typical line of chat text", i % 2 == 0, f"l{i}")
+        for i in range(10_000)
+    ]  # fmt: skip
+    close = records[6]
+    close.value["room"]["msgs"] = 10_004
+    start_worker(settings, "sessions")
+    demo.produce(kafka.bootstrap, settings.topic_prefix, [*records[:6], *lines, close])
+    reader = read_topic(applied_topics[Topic.WEBHOOK_JOBS])
+    [job] = reader.wait_for(1, timeout_s=180, where=lambda job: job["type"] == "LivechatSession")
+    messages = job["body"]["messages"]
+    assert len(messages) == 10_004
+    lines_out = [m["_id"] for m in messages if m["_id"].startswith("l")]
+    assert lines_out == [f"l{i}" for i in range(10_000)]  # in order, by their timestamps
+    assert len(codec.dumps(job)) > 1024 * 1024  # over Kafka's default record limit
