@@ -15,7 +15,14 @@ from typing import Any
 from faust.types import StreamT
 
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
-from streams.engine import DirectTable, Outbox, bytes_table, finish, order_by_timestamp
+from streams.engine import (
+    DirectTable,
+    Outbox,
+    bytes_table,
+    finish,
+    order_by_timestamp,
+    release_freed_memory,
+)
 from streams.events import (
     InvalidEvent,
     MessageEvent,
@@ -151,6 +158,7 @@ class DueEvents:
             # once (every room, so never on a timer: a million rooms take seconds). Between
             # rebalances the processor keeps the schedule as it applies each record.
             self.processor.rebuild_schedule()
+            release_freed_memory()  # what the recovery decoded and dropped
         for due in self.processor.due_events():
             await self.rooms.send(
                 key=due.room_id.encode(), value=due.to_json(now), partition=due.partition

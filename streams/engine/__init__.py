@@ -8,6 +8,7 @@ an event an agent processed. faust-streaming and aiokafka are pinned to exact ve
 
 from streams.engine.acks import finish
 from streams.engine.consumer import order_by_timestamp
+from streams.engine.memory import release_freed_memory
 from streams.engine.outbox import Outbox
 from streams.engine.tables import DirectTable, bytes_table, forget_locally
 
@@ -18,4 +19,5 @@ __all__ = [
     "finish",
     "forget_locally",
     "order_by_timestamp",
+    "release_freed_memory",
 ]
