@@ -1,6 +1,6 @@
 """omnihooks benchmark: every figure beside its target and the ceiling measured in the same run.
 
-    .venv/bin/python bench/run.py            # about 25 minutes on a 2-core machine
+    .venv/bin/python bench/run.py            # about 15 minutes on a 2-core machine
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else the project's local broker on port 19392 (started
 and stopped here). A separate receiver process (bench/receiver.py) answers the webhooks;
