@@ -10,12 +10,18 @@ from importlib.metadata import version
 import aiokafka
 import faust
 import pytest
+from faust.stores import memory as memory_store
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import tuples
 
 from streams.engine.consumer import OrderedConsumer, ShortFetchConsumerThread
-from streams.engine.transport import IdempotentProducer, Transport
+from streams.engine.transport import (
+    IdempotentProducer,
+    RdKafkaProducer,
+    RdKafkaTransport,
+    Transport,
+)
 
 # The versions this engine was written and verified against (pyproject.toml pins them).
 assert version("faust-streaming") == "0.15.3"
@@ -50,6 +56,21 @@ def params(function: object) -> list[str]:
         (driver.Producer, "send_soon", ["self", "fut"]),
         (faust.Worker, "on_setup_root_logger", ["self", "logger", "level"]),
         (driver.Producer, "flush", ["self"]),
+        (
+            driver.Producer,
+            "send",
+            [
+                "self",
+                "topic",
+                "key",
+                "value",
+                "partition",
+                "timestamp",
+                "headers",
+                "transactional_id",
+            ],
+        ),
+        (memory_store.Store, "set_persisted_offset", ["self", "tp", "offset"]),
     ],
 )
 def test_each_overridden_or_called_method_keeps_its_signature(
@@ -98,6 +119,25 @@ def test_the_transport_uses_the_engine_classes() -> None:
     assert Transport.Consumer is OrderedConsumer
     assert Transport.Producer is IdempotentProducer
     assert issubclass(ShortFetchConsumerThread, driver.AIOKafkaConsumerThread)
+    assert RdKafkaTransport.Consumer is OrderedConsumer
+    assert RdKafkaTransport.Producer is RdKafkaProducer
+
+
+def test_what_direct_table_writes_read_from_faust_still_exists() -> None:
+    """`DirectTable` takes the partition from the current event, as Faust's changelog send
+    does, keeps the memory store's own dict, and the RocksDB store's persisted offsets."""
+    from faust.stores import memory, rocksdb
+    from faust.streams import current_event
+
+    assert current_event() is None  # a plain function outside any stream
+    store = memory.Store.__new__(memory.Store)
+    store.__post_init__()
+    assert isinstance(store.data, dict)
+    assert "set_persisted_offset" in vars(rocksdb.Store)
+    app = faust.App("hooks-direct-table", store="memory://")
+    table = app.Table("t", partitions=2)
+    assert table.changelog_topic.get_topic_name() == "hooks-direct-table-t-changelog"
+    assert app.in_recovery is False and app.rebalancing is False  # AssignmentWatch reads both
 
 
 def test_the_cython_stream_iterator_still_acks_inline_so_agents_must_use_finish() -> None:
