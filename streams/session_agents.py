@@ -66,6 +66,11 @@ class JobSender:
             self.jobs.send(job.key(), value)
         return refused
 
+    async def send_or_reject(self, message: Any, jobs: list[WebhookJob]) -> None:
+        """Send the jobs `message` made; any refused keeps `message` on `rejected`."""
+        for reason in self.send(jobs):
+            await self.reject(message, reason)
+
     async def reject(self, message: Any, reason: str) -> None:
         log.warning("rejected %s[%d]@%d: %s",
                     message.topic, message.partition, message.offset, reason)  # fmt: skip
@@ -112,9 +117,9 @@ class SessionsAgent:
             else:
                 # The record's partition is the room's: crm-data from the answer goes back.
                 partition = message.partition
-                refused = self.out.send([replace(job, room_partition=partition) for job in jobs])
-                for reason in refused:
-                    await self.out.reject(message, reason)
+                await self.out.send_or_reject(
+                    message, [replace(job, room_partition=partition) for job in jobs]
+                )
             finish(event)
 
 
@@ -135,8 +140,7 @@ class OfflineMessagesAgent:
             except InvalidEvent as exc:
                 await self.out.reject(message, exc.reason)
             else:
-                for reason in self.out.send(jobs):
-                    await self.out.reject(message, reason)
+                await self.out.send_or_reject(message, jobs)
             finish(event)
 
 
@@ -169,20 +173,14 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
     """Add the session tables, agents and timer to the app; returns the processor."""
     app, settings = omnihooks.app, omnihooks.settings
     partitions = omnihooks.catalogue[Topic.ROOMS].partitions
+
+    def table(name: str, help_: str) -> DirectTable:
+        return DirectTable(app, bytes_table(app, name, partitions, help_))
+
     store = TableStore(
-        DirectTable(
-            app, bytes_table(app, "rooms", partitions, "room, visitor, agent, crmData and counters")
-        ),
-        DirectTable(
-            app,
-            bytes_table(app, "messages", partitions, "transcript messages by room and message id"),
-        ),
-        DirectTable(
-            app,
-            bytes_table(
-                app, "message-order", partitions, "message ids by room and arrival sequence"
-            ),
-        ),
+        table("rooms", "room, visitor, agent, crmData and counters"),
+        table("messages", "transcript messages by room and message id"),
+        table("message-order", "message ids by room and arrival sequence"),
     )
     processor = SessionProcessor(settings, store, leads, clock=time.time)
     names = omnihooks.catalogue.names(settings.topic_prefix)

@@ -154,17 +154,12 @@ class RdKafkaProducer(IdempotentProducer):
         args: dict[str, Any] = {"on_delivery": report}
         if partition is not None:
             args["partition"] = partition
-        try:
-            rd.produce(topic, value, key, **args)
-        except BufferError:
-            # librdkafka's queue is full (a million records): serve reports until it has room
-            while True:
-                rd.poll(0.05)
-                try:
-                    rd.produce(topic, value, key, **args)
-                    break
-                except BufferError:
-                    continue
+        while True:
+            try:
+                rd.produce(topic, value, key, **args)
+                return
+            except BufferError:
+                rd.poll(0.05)  # its queue is full (a million records): serve reports first
 
     async def send(
         self,
