@@ -221,11 +221,16 @@ class Bench:
         producer.flush(120)
         return jobs
 
-    def ceiling_consume(self, topic: str, count: int) -> float:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"c-{uuid.uuid4()}",
+    def read_from_start(self, topic: str) -> Consumer:
+        """A plain consumer of every partition of `topic`, from offset 0, in no group's way."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"r-{uuid.uuid4()}",
                              "enable.auto.commit": False})  # fmt: skip
         meta = consumer.list_topics(topic, timeout=10)
         consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        return consumer
+
+    def ceiling_consume(self, topic: str, count: int) -> float:
+        consumer = self.read_from_start(topic)
         seen, started = 0, time.perf_counter()
         while seen < count:
             for message in consumer.consume(1000, 1.0):
@@ -332,9 +337,7 @@ class Bench:
         for _ in range(workers):
             self.start_worker(settings, "sessions")
         topic = f"{settings.topic_prefix}webhook-jobs"
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"s-{uuid.uuid4()}"})
-        meta = consumer.list_topics(topic, timeout=10)
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        consumer = self.read_from_start(topic)
         stamps: list[float] = []
         deadline = time.time() + 300
         while len(stamps) < rooms and time.time() < deadline:
@@ -365,9 +368,7 @@ class Bench:
             producer.produce(names[record.topic], key=record.key, value=record.encoded())
         producer.flush(30)
         topic = f"{settings.topic_prefix}webhook-jobs"
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"s-{uuid.uuid4()}"})
-        meta = consumer.list_topics(topic, timeout=10)
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        consumer = self.read_from_start(topic)
         warmed: list[Any] = []
         wait_until(lambda: warmed.extend(consumer.consume(100, 0.5)) or len(warmed) >= 3, 90, 0)
         sent: dict[str, float] = {}
@@ -482,19 +483,7 @@ class Bench:
         store_ = TableStore(tables["rooms"], tables["messages"], tables["message-order"])
         leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
         processor = SessionProcessor(settings, store_, leads, time.time)
-        from streams.events import decode_message_event, decode_room_event
-
-        for offset, record in enumerate(
-            demo.seed_conversation(template, run=template)[: 2 + messages]
-        ):
-            raw = record.encoded()
-            if record.topic is Topic.ROOMS:
-                event = decode_room_event(record.key, raw, 1 << 20)
-                processor.on_room_event(event, Source("rooms", 0, offset))  # type: ignore[arg-type]
-            else:
-                processor.on_message_event(
-                    decode_message_event(record.key, raw, 1 << 20), Source("messages", 0, offset)
-                )
+        apply_records(processor, demo.seed_conversation(template, run=template)[: 2 + messages])
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         names = {t: f"{settings.app_id}-sessions-{t}-changelog" for t in tables}
         created = admin.create_topics(
@@ -548,9 +537,7 @@ class Bench:
         producer.flush(60)
         self.start_worker(settings, "sessions")
         topic = f"{settings.topic_prefix}webhook-jobs"
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"g-{uuid.uuid4()}"})
-        meta = consumer.list_topics(topic, timeout=10)
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions])
+        consumer = self.read_from_start(topic)
         stamps: dict[str, float] = {}
         close_at, close_size = 0.0, 0
         deadline = time.time() + 300
@@ -614,6 +601,20 @@ def plain_dict_bytes_per_room(tables: dict[str, dict[bytes, bytes]], rooms: int)
     return int(grown / rooms)
 
 
+def apply_records(processor: SessionProcessor, records: list[demo.InputRecord]) -> None:
+    """Run input records through the pure core, each at its offset in the list."""
+    from streams.events import decode_message_event, decode_room_event
+
+    for offset, record in enumerate(records):
+        raw = record.encoded()
+        source = Source(record.topic.value, 0, offset)
+        if record.topic is Topic.ROOMS:
+            event = decode_room_event(record.key, raw, 1 << 20)
+            processor.on_room_event(event, source)  # type: ignore[arg-type]
+        else:
+            processor.on_message_event(decode_message_event(record.key, raw, 1 << 20), source)
+
+
 def resident_bytes(pid: int, settle_s: float = 3) -> int:
     """A process's resident memory (VmRSS), after a moment to settle."""
     time.sleep(settle_s)
@@ -645,11 +646,9 @@ def cost_growth() -> dict[str, Any]:
         processor = SessionProcessor(settings, store, leads, time.time)
         room = f"grow-{size}"
         records = demo.seed_conversation(room, run=room)
-        from streams.events import decode_message_event, decode_room_event
+        apply_records(processor, records[:2])
+        from streams.events import decode_message_event
 
-        for offset, record in enumerate(records[:2]):
-            processor.on_room_event(decode_room_event(record.key, record.encoded(), 1 << 20),  # type: ignore[arg-type]
-                                    Source("rooms", 0, offset))  # fmt: skip
         started = time.perf_counter()
         for i in range(size):
             record = demo.message_event(room, f"m{i}", f"2023-02-02T10:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}00Z",
