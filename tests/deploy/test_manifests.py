@@ -38,17 +38,21 @@ def render(*sets: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-def test_rendered_core_manifests_validate_against_kubernetes(tmp_path: Path) -> None:
-    docs = render("settings.WEBHOOK_URL=https://crm.example.com/hook")
-    core = [d for d in docs if d["apiVersion"] in ("v1", "apps/v1", "policy/v1")]
-    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Deployment", "PodDisruptionBudget"}
-    path = tmp_path / "core.yaml"
-    path.write_text(yaml.safe_dump_all(core))
-    done = subprocess.run(
+def validate(docs: list[dict[str, Any]], path: Path) -> subprocess.CompletedProcess[str]:
+    """kubernetes-validate, strict, on `docs` written to `path`."""
+    path.write_text(yaml.safe_dump_all(docs))
+    return subprocess.run(
         [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
          "-k", KUBERNETES_VERSION, str(path)],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
+
+
+def test_rendered_core_manifests_validate_against_kubernetes(tmp_path: Path) -> None:
+    docs = render("settings.WEBHOOK_URL=https://crm.example.com/hook")
+    core = [d for d in docs if d["apiVersion"] in ("v1", "apps/v1", "policy/v1")]
+    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Deployment", "PodDisruptionBudget"}
+    done = validate(core, tmp_path / "core.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("passed") == len(core)
 
@@ -136,11 +140,5 @@ def test_the_rocksdb_store_puts_the_tables_on_a_sized_volume(tmp_path: Path) -> 
         assert volume["name"] == mount["name"] and volume["emptyDir"] == {"sizeLimit": "5Gi"}
     default = next(d for d in render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]
     assert default["volumes"][0]["emptyDir"] == {}
-    path = tmp_path / "rocksdb.yaml"
-    path.write_text(yaml.safe_dump_all(deployments))
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
-         "-k", KUBERNETES_VERSION, str(path)],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+    done = validate(deployments, tmp_path / "rocksdb.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
