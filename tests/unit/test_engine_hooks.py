@@ -52,6 +52,11 @@ def params(function: object) -> list[str]:
         (driver.Consumer, "_add_gap", ["self", "tp", "offset_from", "offset_to"]),
         (driver.Consumer, "_is_changelog_tp", ["self", "tp"]),
         (driver.AIOKafkaConsumerThread, "_create_worker_consumer", ["self", "transport"]),
+        (
+            driver.AIOKafkaConsumerThread,
+            "_fetch_records",
+            ["self", "consumer", "active_partitions", "timeout", "max_records"],
+        ),
         (driver.Producer, "_settings_extra", ["self"]),
         (driver.Producer, "send_soon", ["self", "fut"]),
         (faust.Worker, "on_setup_root_logger", ["self", "logger", "level"]),
@@ -113,6 +118,23 @@ def test_messages_can_be_tracked_weakly_as_finished() -> None:
 
 def test_aiokafka_still_reads_the_fetch_wait_from_the_private_attribute() -> None:
     assert "self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+
+
+def test_faust_pauses_only_in_its_own_books_and_aiokafka_holds_back_a_node_for_a_batch() -> None:
+    # Why `mirror_pauses` exists, and the aiokafka state it changes.
+    from aiokafka.consumer import fetcher
+
+    assert "self._paused_partitions.update" in inspect.getsource(
+        faust_consumer.Consumer.pause_partitions
+    )
+    assert "self._paused_partitions = set()" in inspect.getsource(faust_consumer.Consumer)
+    actions = inspect.getsource(fetcher.Fetcher._get_actions_per_node)
+    assert "if tp in self._records:" in actions and "calculate_backoff()" in actions
+    assert "self._records" in inspect.getsource(fetcher.Fetcher.__init__)
+    assert "self._notify(self._wait_consume_future)" in inspect.getsource(
+        fetcher.Fetcher.fetched_records
+    )
+    assert "self._update_position()" in inspect.getsource(fetcher.FetchResult.getall)
 
 
 def test_the_transport_uses_the_engine_classes() -> None:
