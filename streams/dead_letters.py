@@ -26,6 +26,25 @@ RELATIVE_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def watermarks(consumer: Any, tp: Any, timeout_s: float = 15.0) -> tuple[int, int]:
+    """The partition's low and high offsets. Right after `topics apply` the broker may not
+    know the partition's leader yet (NOT_LEADER_FOR_PARTITION): a retriable error, retried."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    leaderless = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART}  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if error is None or error.code() not in leaderless or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class FilterError(ValueError):
     """A filter value that cannot be understood (a usage error: exit 2)."""
 
@@ -191,9 +210,7 @@ class DeadLetterTopic:
                 raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
             wanted = []
             for partition in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=15
-                )
+                low, high = watermarks(consumer, TopicPartition(topic, partition))
                 if high > low:
                     wanted.append((partition, low, high))
             consumer.assign([TopicPartition(topic, p, low) for p, low, _ in wanted])
