@@ -701,7 +701,7 @@ def bench_session() -> Iterator[Bench]:
     broker, broker_pid = None, None
     if not bootstrap:
         broker = LocalKafka.from_settings(load_settings(kafka_port=BENCH_PORT))
-        print(broker.up(timeout_s=120), flush=True)
+        print(broker.up(timeout_s=120, fresh=True), flush=True)
         bootstrap, broker_pid = broker.bootstrap, broker.running_pid()
     bench = Bench(bootstrap, broker_pid)
     try:

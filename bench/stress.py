@@ -178,7 +178,7 @@ def main() -> int:
     broker = None
     if not bootstrap:
         broker = LocalKafka.from_settings(load_settings(kafka_port=STRESS_PORT))
-        print(broker.up(timeout_s=120), flush=True)
+        print(broker.up(timeout_s=120, fresh=True), flush=True)
         bootstrap = broker.bootstrap
     hog = multiprocessing.Process(target=busy_loop, args=(time.time() + 24 * 3600,), daemon=True)
     hog.start()  # one of the two cores, for the whole run

@@ -95,8 +95,10 @@ class LocalKafka:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def up(self, timeout_s: float = 90.0) -> str:
-        """Start the broker unless it runs; return what was done."""
+    def up(self, timeout_s: float = 90.0, fresh: bool = False) -> str:
+        """Start the broker unless it runs; return what was done. `fresh`: a broker started
+        now starts empty (tests and benchmarks: their topics are throwaway, and a few dozen
+        runs' worth, 15,000 partitions, exhausted the 512 MB heap)."""
         pid = self.running_pid()
         if pid is not None:
             self.wait_ready(timeout_s, pid)
@@ -106,6 +108,8 @@ class LocalKafka:
                 f"port {self.port} is taken by another process; set OMNIHOOKS_KAFKA_PORT "
                 f"or stop it (is a broker already serving {self.bootstrap}?)"
             )
+        if fresh:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         self.resolve_jars()
         self.write_config()
         self.format_storage()

@@ -68,7 +68,7 @@ def kafka() -> Iterator[Broker]:
     local = local_kafka_for_tests()
     started = local.running_pid() is None
     try:
-        local.up(timeout_s=120)
+        local.up(timeout_s=120, fresh=True)
     except Exception as exc:
         pytest.fail(f"the local Kafka broker could not start: {exc}", pytrace=False)
     yield Broker(local.bootstrap, f"local broker (pid {local.running_pid()})")

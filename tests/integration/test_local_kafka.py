@@ -62,3 +62,28 @@ def test_up_after_a_crash_clears_the_stale_pid_and_keeps_the_data() -> None:
         assert broker.running_pid() not in (None, pid)
     finally:
         assert _omnihooks("kafka", "down").returncode == 0
+
+
+def test_a_fresh_start_drops_earlier_topics_and_a_plain_restart_keeps_them() -> None:
+    """Tests and benchmarks start their broker `fresh`: their topics are throwaway, and a
+    data folder kept across runs grew to 15,000 partitions and exhausted the broker's heap."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    broker = local_kafka_for_tests(PORT)
+
+    def topics() -> set[str]:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        return set(admin.list_topics(timeout=30).topics)
+
+    broker.up(timeout_s=120, fresh=True)
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic("an-earlier-run", 1, 1)])["an-earlier-run"].result(30)
+        broker.down()
+        broker.up(timeout_s=120)
+        assert "an-earlier-run" in topics()
+        broker.down()
+        broker.up(timeout_s=120, fresh=True)
+        assert "an-earlier-run" not in topics()
+    finally:
+        broker.down()
