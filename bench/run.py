@@ -507,13 +507,14 @@ class Bench:
         producer.flush(600)
         if rooms == 100_000 and store == "memory":
             self.results["plain_dict_bytes_per_room"] = plain_dict_bytes_per_room(tables, rooms)
-        ready_s, rss = self._time_to_ready(settings, measure_rss=True)
+        ready_s, rss_at_ready, rss = self._time_to_ready(settings, measure_rss=True)
         shutil.rmtree(settings.data_dir / f"{settings.app_id}-sessions", ignore_errors=True)
         return {
             "rooms": rooms,
             "messages_per_room": messages,
             "ready_s": round(ready_s, 2),
             "rss_mb": round(rss / 2**20, 1),
+            "rss_at_ready_mb": round(rss_at_ready / 2**20, 1),
             "message_bytes_per_room": sum(len(v) for v in tables["messages"].values()),
         }
 
@@ -577,9 +578,16 @@ class Bench:
             time.sleep(0.1)
         elapsed = time.time() - started
         assert elapsed < 1800, "the worker was not ready in 30 minutes"
-        rss = resident_bytes(self.workers[-1].pid) if measure_rss else 0
+        if not measure_rss:
+            self.stop_workers()
+            return elapsed
+        # Recovery decodes every changelog record and drops it; the worker gives that memory
+        # back once its first assignment has settled (a few seconds after "ready"). Memory
+        # while holding the rooms is what it keeps then; the value at ready is reported too.
+        pid = self.workers[-1].pid
+        series = [resident_bytes(pid, settle_s=1) for _ in range(RSS_SAMPLES)]
         self.stop_workers()
-        return (elapsed, rss) if measure_rss else elapsed
+        return elapsed, series[0], series[-1]
 
 
 def plain_dict_bytes_per_room(tables: dict[str, dict[bytes, bytes]], rooms: int) -> int:
@@ -613,6 +621,10 @@ def apply_records(processor: SessionProcessor, records: list[demo.InputRecord]) 
             processor.on_room_event(event, source)  # type: ignore[arg-type]
         else:
             processor.on_message_event(decode_message_event(record.key, raw, 1 << 20), source)
+
+
+# Resident memory of a worker holding rooms: sampled each second for this long after ready.
+RSS_SAMPLES = 12
 
 
 def resident_bytes(pid: int, settle_s: float = 3) -> int:
@@ -829,7 +841,9 @@ def render(r: dict[str, Any]) -> str:
          f"= {message_bytes:,} + {r['plain_dict_bytes_per_room'] - message_bytes:,} B",
          "≤ 4 KB per room + its messages' bytes", met(overhead <= 4096)),
         ("memory with the RocksDB store, 10k → 1M open rooms (1 message each)", f"{flat:.2f}× ({disk[10_000]['rss_mb']} → {disk[1_000_000]['rss_mb']} MB)",
-         f"100k rooms: {disk[100_000]['rss_mb']} MB; empty {disk[0]['rss_mb']} MB", "flat: within 20%", met(flat <= 1.2)),
+         f"100k rooms: {disk[100_000]['rss_mb']} MB; empty {disk[0]['rss_mb']} MB. Settled: {RSS_SAMPLES} s after ready; "
+         f"at ready, before the worker gives back what recovery decoded: {disk[10_000]['rss_at_ready_mb']} → "
+         f"{disk[1_000_000]['rss_at_ready_mb']} MB", "flat: within 20%", met(flat <= 1.2)),
         ("storing a message as one room's transcript grows to 10,000 (worker)",
          f"{grow['first_1000_us']:.0f} µs per message over the first 1,000, {grow['last_1000_us']:.0f} µs over the last",
          f"close body of {grow['close_messages']:,} messages out {grow['close_after_last_message_ms']:.0f} ms after the last message's job",
@@ -863,7 +877,7 @@ def render(r: dict[str, Any]) -> str:
         *[(f"pure core: close body, {n} messages", f"{ms} ms") for n, ms in r["cost"]["close_body_ms"].items()],
         *[(f"pure core: store one message, transcript {n}", f"{us} µs") for n, us in store_us.items()],
         *[(f"{store} store, {x['rooms']:,} open rooms ({x['messages_per_room']} messages each)",
-           f"start → ready (recovery) {x['ready_s']} s; worker RSS {x['rss_mb']} MB")
+           f"start → ready (recovery) {x['ready_s']} s; worker RSS {x['rss_mb']} MB settled, {x['rss_at_ready_mb']} MB at ready")
           for store, runs in r["open_rooms"].items() for x in runs],
     ]  # fmt: skip
     lines = [f"# omnihooks benchmark — {r['date']}", "", f"Machine: {r['machine']}.", "",
