@@ -18,6 +18,10 @@ fails when a hook below moves):
   and acknowledges auto-acked events inline, past `Consumer.ack`: every omnihooks agent
   therefore reads with `noack()` and acknowledges through `finish`, so each acknowledgement
   passes here whichever iterator runs.
+- pauses: a partition Faust pauses (an active table's changelog once recovered, every
+  partition during a rebalance) is paused in aiokafka too (`mirror_pauses`). Faust only
+  stops asking for it, and the batch aiokafka fetched and nobody takes holds back every
+  fetch to that broker for 0.1 s.
 """
 
 from __future__ import annotations
