@@ -22,6 +22,7 @@ from streams.engine import (
     finish,
     order_by_timestamp,
     release_freed_memory,
+    rocksdb_memory,
 )
 from streams.events import (
     InvalidEvent,
@@ -154,6 +155,7 @@ class DueEvents:
         self.processor = processor
         self.rooms = omnihooks.topics[Topic.ROOMS]
         self._assignment = AssignmentWatch(omnihooks.app)
+        self.app = omnihooks.app
 
     async def run(self) -> None:
         now = time.time()
@@ -161,8 +163,16 @@ class DueEvents:
             # After a rebalance the tables hold rooms this worker had not seen: re-read them
             # once (every room, so never on a timer: a million rooms take seconds). Between
             # rebalances the processor keeps the schedule as it applies each record.
-            self.processor.rebuild_schedule()
+            started = time.monotonic()
+            scheduled = self.processor.rebuild_schedule()
             release_freed_memory()  # what the recovery decoded and dropped
+            log.info("due-event schedule rebuilt in %.1f s: %d rooms with a close or expiry "
+                     "due; recovery's freed memory given back",
+                     time.monotonic() - started, scheduled)  # fmt: skip
+            native = rocksdb_memory(self.app)
+            if native:
+                log.info("RocksDB holds %s", ", ".join(
+                    f"{kind} {size / 2**20:.1f} MB" for kind, size in native.items()))  # fmt: skip
         for due in self.processor.due_events():
             await self.rooms.send(
                 key=due.room_id.encode(), value=due.to_json(now), partition=due.partition

@@ -138,7 +138,7 @@ class SessionStore(Protocol):
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
     def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]: ...
-    def rooms(self) -> Iterable[tuple[str, RoomState]]: ...
+    def scheduled_rooms(self) -> Iterable[tuple[str, RoomState]]: ...
 
 
 @dataclass(frozen=True)
@@ -409,15 +409,19 @@ class SessionProcessor:
                 self._expire_due[room_id] = now + max(self.settings.closed_room_retention_s, 5.0)
         return due
 
-    def rebuild_schedule(self) -> None:
-        """Re-read pending closes and closed rooms from the store (after recovery/rebalance)."""
+    def rebuild_schedule(self) -> int:
+        """Re-read pending closes and closed rooms from the store (after recovery/rebalance);
+        returns how many rooms have something scheduled."""
         self._close_due.clear()
         self._expire_due.clear()
-        for room_id, state in self.store.rooms():
+        scheduled = 0
+        for room_id, state in self.store.scheduled_rooms():
             if state.pending_close is not None:
                 self._close_due[room_id] = state.pending_close.due_at
             if state.closed_at is not None:
                 self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
+            scheduled += state.pending_close is not None or state.closed_at is not None
+        return scheduled
 
     # -- offline messages (no room state) --------------------------------------------------
 

@@ -10,7 +10,7 @@ from streams.engine.acks import finish
 from streams.engine.consumer import order_by_timestamp
 from streams.engine.memory import release_freed_memory
 from streams.engine.outbox import Outbox
-from streams.engine.tables import DirectTable, bytes_table, forget_locally
+from streams.engine.tables import DirectTable, bytes_table, forget_locally, rocksdb_memory
 
 __all__ = [
     "DirectTable",
@@ -20,4 +20,5 @@ __all__ = [
     "forget_locally",
     "order_by_timestamp",
     "release_freed_memory",
+    "rocksdb_memory",
 ]

@@ -155,3 +155,27 @@ def _tp(topic: str, partition: int) -> Any:
     from faust.types import TP
 
     return TP(topic, partition)
+
+
+# RocksDB's own memory, outside Python's heap (rocksdb.org: "Memory usage in RocksDB").
+ROCKSDB_MEMORY = {
+    "index and filters": "rocksdb.estimate-table-readers-mem",
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "block cache": "rocksdb.block-cache-usage",
+}
+
+
+def rocksdb_memory(app: Any) -> dict[str, int]:
+    """Bytes RocksDB holds in memory across the worker's table databases, by kind; empty when
+    the tables are not on RocksDB. The part of a worker's memory that grows with what is on
+    disk (index and filter blocks stay in memory while a file is open)."""
+    totals: dict[str, int] = {}
+    for table in app.tables.values():
+        dbs = getattr(table.data, "_dbs", None)
+        if not isinstance(dbs, dict):
+            continue
+        for db in dbs.values():
+            for kind, name in ROCKSDB_MEMORY.items():
+                value = db.property_int_value(name)
+                totals[kind] = totals.get(kind, 0) + (value or 0)
+    return totals

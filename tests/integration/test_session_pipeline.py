@@ -179,13 +179,16 @@ def test_restart_mid_conversation_still_closes_with_the_whole_transcript(
     produce(kafka, settings.topic_prefix, records[:5], gap_s=0.05)
     reader.wait_for(2, timeout_s=90)  # both visitor messages went through: state is written
     first.stop(signal.SIGKILL)  # no clean shutdown: state must come back from the changelogs
-    start_worker(settings, "sessions")
+    second = start_worker(settings, "sessions")
     produce(kafka, settings.topic_prefix, records[5:], gap_s=0.05)
     [close] = reader.wait_for(1, timeout_s=120, where=lambda job: job["type"] == "LivechatSession")
     golden = Path(__file__).resolve().parent.parent / "golden" / "rocketchat-7"
     assert close["body"] == codec.loads((golden / "livechat-session.json").read_bytes())
+    # The rooms it recovered were read back for the due-event schedule (the room is open).
+    second.wait_for_log("due-event schedule rebuilt")
     if store == "rocksdb":  # the tables were on disk, one database per table and partition
         assert list((settings.data_dir).rglob("*.db"))
+        second.wait_for_log("RocksDB holds index and filters")
 
 
 def test_malformed_records_are_rejected_and_processing_continues(

@@ -347,3 +347,28 @@ def test_junk_in_a_visitor_document_does_not_break_the_next_event() -> None:
     feed(started)
     [job] = feed(taken)
     assert job.body["visitor"]["email"] == demo.VISITOR["visitorEmails"]
+
+
+def test_the_schedule_is_rebuilt_from_the_rooms_that_have_one_without_decoding_the_rest() -> None:
+    from streams.sessions import PendingClose, RoomState
+
+    store = MemoryStore()
+    open_room = RoomState(room={"_id": "open"})
+    pending = RoomState(room={"_id": "pending"},
+                        pending_close=PendingClose("e1", None, 3, due_at=100.0))  # fmt: skip
+    closed = RoomState(room={"_id": "closed"}, closed_at=50.0)
+    # A nested key of the same name must not hide the top-level one.
+    tricky = RoomState(room={"_id": "tricky"}, crm_data={"closed_at": None}, closed_at=70.0)
+    for room_id, state in [("open", open_room), ("pending", pending),
+                           ("closed", closed), ("tricky", tricky)]:  # fmt: skip
+        store.save(room_id, state)
+
+    assert sorted(room_id for room_id, _ in store.scheduled_rooms()) == [
+        "closed", "pending", "tricky"
+    ]  # fmt: skip
+    processor, _, _ = make()
+    processor.store = store
+    assert processor.rebuild_schedule() == 3
+    assert processor._close_due == {"pending": 100.0}
+    retention = processor.settings.closed_room_retention_s
+    assert processor._expire_due == {"closed": 50.0 + retention, "tricky": 70.0 + retention}
