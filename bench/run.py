@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -508,6 +509,9 @@ class Bench:
         if rooms == 100_000 and store == "memory":
             self.results["plain_dict_bytes_per_room"] = plain_dict_bytes_per_room(tables, rooms)
         ready_s, rss_at_ready, rss = self._time_to_ready(settings, measure_rss=True)
+        log = (ROOT / ".cache" / "bench-sessions.log").read_text(errors="replace")
+        native = re.findall(r"RocksDB holds index and filters ([\d.]+) MB, memtables ([\d.]+) MB, "
+                            r"block cache ([\d.]+) MB", log)  # fmt: skip
         shutil.rmtree(settings.data_dir / f"{settings.app_id}-sessions", ignore_errors=True)
         return {
             "rooms": rooms,
@@ -515,6 +519,8 @@ class Bench:
             "ready_s": round(ready_s, 2),
             "rss_mb": round(rss / 2**20, 1),
             "rss_at_ready_mb": round(rss_at_ready / 2**20, 1),
+            # RocksDB's own memory as the worker logged it: index and filters, memtables, cache
+            "rocksdb_mb": [float(x) for x in native[-1]] if native else None,
             "message_bytes_per_room": sum(len(v) for v in tables["messages"].values()),
         }
 

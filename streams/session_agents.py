@@ -164,11 +164,11 @@ class DueEvents:
             # once (every room, so never on a timer: a million rooms take seconds). Between
             # rebalances the processor keeps the schedule as it applies each record.
             started = time.monotonic()
-            scheduled = self.processor.rebuild_schedule()
+            read = self.processor.rebuild_schedule()
             release_freed_memory()  # what the recovery decoded and dropped
-            log.info("due-event schedule rebuilt in %.1f s: %d rooms with a close or expiry "
-                     "due; recovery's freed memory given back",
-                     time.monotonic() - started, scheduled)  # fmt: skip
+            log.info("due-event schedule rebuilt in %.1f s from %s rooms: %d with a close or "
+                     "expiry due; recovery's freed memory given back",
+                     time.monotonic() - started, f"{read:,}", self.processor.scheduled)  # fmt: skip
             native = rocksdb_memory(self.app)
             if native:
                 log.info("RocksDB holds %s", ", ".join(

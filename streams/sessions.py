@@ -124,6 +124,20 @@ class RoomState:
             partition=data.get("partition"),
         )
 
+    @staticmethod
+    def nothing_scheduled(raw: bytes) -> bool:
+        """Whether a stored room state has neither a pending close nor a close time.
+
+        `to_json` (orjson, no spaces) writes both fields at the top level, null when unset.
+        Each named exactly once means that one is the top-level field; a nested object with
+        the same key (or anything unexpected) means the room is decoded instead."""
+        return (
+            raw.count(b'"pending_close":') == 1
+            and b'"pending_close":null' in raw
+            and raw.count(b'"closed_at":') == 1
+            and b'"closed_at":null' in raw
+        )
+
     @property
     def is_closed(self) -> bool:
         return self.closed_at is not None or bool(self.room and "closedAt" in self.room)
@@ -138,7 +152,7 @@ class SessionStore(Protocol):
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
     def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]: ...
-    def scheduled_rooms(self) -> Iterable[tuple[str, RoomState]]: ...
+    def raw_rooms(self) -> Iterable[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -411,17 +425,28 @@ class SessionProcessor:
 
     def rebuild_schedule(self) -> int:
         """Re-read pending closes and closed rooms from the store (after recovery/rebalance);
-        returns how many rooms have something scheduled."""
+        returns how many rooms were read. Open rooms, most of them, are told from their bytes
+        without decoding. One pass, not interleaved with the agents: the store must not
+        change (or lose a revoked partition) under the iteration."""
         self._close_due.clear()
         self._expire_due.clear()
-        scheduled = 0
-        for room_id, state in self.store.scheduled_rooms():
+        retention = self.settings.closed_room_retention_s
+        read = 0
+        for room_id, raw in self.store.raw_rooms():
+            read += 1
+            if RoomState.nothing_scheduled(raw):
+                continue
+            state = RoomState.from_json(raw)
             if state.pending_close is not None:
                 self._close_due[room_id] = state.pending_close.due_at
             if state.closed_at is not None:
-                self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
-            scheduled += state.pending_close is not None or state.closed_at is not None
-        return scheduled
+                self._expire_due[room_id] = state.closed_at + retention
+        return read
+
+    @property
+    def scheduled(self) -> int:
+        """Rooms with a close or an expiry due."""
+        return len(self._close_due.keys() | self._expire_due.keys())
 
     # -- offline messages (no room state) --------------------------------------------------
 

@@ -82,13 +82,11 @@ class TableStore:
                 if stored.deleted_by is None:
                     yield stored.message
 
-    def scheduled_rooms(self) -> Iterable[tuple[str, RoomState]]:
+    def raw_rooms(self) -> Iterable[tuple[str, bytes]]:
         # Lazily: on RocksDB a copy of every room would be the memory the disk store saves.
-        # Open rooms are most rooms and have nothing scheduled: told from their bytes, not
-        # decoded (a million rooms on RocksDB took the worker minutes to decode).
         for key, raw in self._rooms.items():
-            if raw is not None and not _nothing_scheduled(raw):
-                yield key.decode(), RoomState.from_json(raw)
+            if raw is not None:
+                yield key.decode(), raw
 
     @staticmethod
     def _message_key(room_id: str, message_id: str) -> bytes:
@@ -97,17 +95,3 @@ class TableStore:
     @staticmethod
     def _order_key(room_id: str, seq: int) -> bytes:
         return f"{room_id}{SEP}{seq}".encode()
-
-
-def _nothing_scheduled(raw: bytes) -> bool:
-    """Whether a stored room state has neither a pending close nor a close time.
-
-    `RoomState.to_json` (orjson, no spaces) writes both fields at the top level, null when
-    unset. Each named exactly once means that one is the top-level field; a nested object
-    with the same key (or anything unexpected) falls back to decoding the room."""
-    return (
-        raw.count(b'"pending_close":') == 1
-        and b'"pending_close":null' in raw
-        and raw.count(b'"closed_at":') == 1
-        and b'"closed_at":null' in raw
-    )
