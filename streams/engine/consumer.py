@@ -85,7 +85,12 @@ class ShortFetchConsumerThread(driver.AIOKafkaConsumerThread):
         timeout: float | None = None,  # noqa: ASYNC109
         max_records: int | None = None,
     ) -> Any:
-        mirror_pauses(consumer, self.paused_by_faust)
+        try:
+            mirror_pauses(consumer, self.paused_by_faust)
+        except Exception:
+            # Only a fetch optimisation (Faust's books still decide what is handed on): a
+            # rebalance changing the assignment under it must not stop the fetching.
+            log.warning("could not mirror Faust's paused partitions in aiokafka", exc_info=True)
         return await super()._fetch_records(
             consumer, active_partitions, timeout=timeout, max_records=max_records
         )
