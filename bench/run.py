@@ -572,11 +572,15 @@ class Bench:
         log_path = ROOT / ".cache" / "bench-sessions.log"
         log_path.unlink(missing_ok=True)
         started = time.time()
+
+        def wait_for_line(text: str) -> None:  # a million rooms take minutes
+            while time.time() - started < 1800:
+                if log_path.exists() and text in log_path.read_text(errors="replace"):
+                    return
+                time.sleep(0.1)
+
         self.start_worker(settings, "sessions")
-        while time.time() - started < 1800:  # a million rooms take minutes
-            if log_path.exists() and "Worker ready" in log_path.read_text(errors="replace"):
-                break
-            time.sleep(0.1)
+        wait_for_line("Worker ready")
         elapsed = time.time() - started
         assert elapsed < 1800, "the worker was not ready in 30 minutes"
         if not measure_rss:
@@ -587,10 +591,7 @@ class Bench:
         # Memory while holding the rooms is what it keeps then; the value at ready too.
         pid = self.workers[-1].pid
         at_ready = resident_bytes(pid, settle_s=1)
-        while time.time() - started < 1800:
-            if "due-event schedule rebuilt" in log_path.read_text(errors="replace"):
-                break
-            time.sleep(0.5)
+        wait_for_line("due-event schedule rebuilt")
         settled = resident_bytes(pid, settle_s=2)
         self.stop_workers()
         return elapsed, at_ready, settled
@@ -633,7 +634,6 @@ def pure_core_us_per_event(rooms: int = 3000) -> float:
     """The session stage's own work per event without Kafka or Faust, in this process:
     decode each record, apply it through `SessionProcessor` over dict tables (the worker's
     `TableStore`), and encode the jobs it makes."""
-    from streams.events import decode_message_event, decode_room_event
     from tests.memory_store import MemoryStore
 
     settings = load_settings(webhook_url="http://x/hook", send_on_close=True)
@@ -642,28 +642,27 @@ def pure_core_us_per_event(rooms: int = 3000) -> float:
     encoded = [(record.topic, record.key, record.encoded()) for record in session_records(rooms)]
     started = time.perf_counter()
     for offset, (topic, key, raw) in enumerate(encoded):
-        source = Source(topic.value, 0, offset)
-        if topic is Topic.ROOMS:
-            jobs = processor.on_room_event(decode_room_event(key, raw, 1 << 20), source)  # type: ignore[arg-type]
-        else:
-            jobs = processor.on_message_event(decode_message_event(key, raw, 1 << 20), source)
-        for job in jobs:
+        for job in apply_raw(processor, topic, key, raw, offset):
             job.to_json()
     return (time.perf_counter() - started) / len(encoded) * 1e6
 
 
-def apply_records(processor: SessionProcessor, records: list[demo.InputRecord]) -> None:
-    """Run input records through the pure core, each at its offset in the list."""
+def apply_raw(
+    processor: SessionProcessor, topic: Topic, key: bytes, raw: bytes, offset: int
+) -> list[WebhookJob]:
+    """Decode one input record as the worker does and apply it through the pure core."""
     from streams.events import decode_message_event, decode_room_event
 
+    source = Source(topic.value, 0, offset)
+    if topic is Topic.ROOMS:
+        return processor.on_room_event(decode_room_event(key, raw, 1 << 20), source)  # type: ignore[arg-type]
+    return processor.on_message_event(decode_message_event(key, raw, 1 << 20), source)
+
+
+def apply_records(processor: SessionProcessor, records: list[demo.InputRecord]) -> None:
+    """Run input records through the pure core, each at its offset in the list."""
     for offset, record in enumerate(records):
-        raw = record.encoded()
-        source = Source(record.topic.value, 0, offset)
-        if record.topic is Topic.ROOMS:
-            event = decode_room_event(record.key, raw, 1 << 20)
-            processor.on_room_event(event, source)  # type: ignore[arg-type]
-        else:
-            processor.on_message_event(decode_message_event(record.key, raw, 1 << 20), source)
+        apply_raw(processor, record.topic, record.key, record.encoded(), offset)
 
 
 def native_mb(stage: dict[str, Any]) -> str:
@@ -704,14 +703,11 @@ def cost_growth() -> dict[str, Any]:
         room = f"grow-{size}"
         records = demo.seed_conversation(room, run=room)
         apply_records(processor, records[:2])
-        from streams.events import decode_message_event
-
         started = time.perf_counter()
         for i in range(size):
             record = demo.message_event(room, f"m{i}", f"2023-02-02T10:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 10}00Z",
                                         "a typical line of chat text", i % 2 == 0, f"e{i}")  # fmt: skip
-            processor.on_message_event(decode_message_event(record.key, record.encoded(), 1 << 20),
-                                       Source("messages", 0, i))  # fmt: skip
+            apply_raw(processor, record.topic, record.key, record.encoded(), i)
         per_message_us = (time.perf_counter() - started) / size * 1e6
         state = store.load(room)
         assert state is not None
