@@ -108,7 +108,8 @@ def mirror_pauses(consumer: Any, wanted: frozenset[Any]) -> None:
     if pause:
         consumer.pause(*pause)
         fetcher = consumer._fetcher
-        if any([fetcher._records.pop(tp, None) is not None for tp in pause]):
+        dropped = [tp for tp in pause if fetcher._records.pop(tp, None) is not None]
+        if dropped:
             fetcher._notify(fetcher._wait_consume_future)
     resume = [tp for tp in paused if tp not in wanted]
     if resume:

@@ -59,11 +59,11 @@ def test_sigkill_with_posts_in_flight_loses_nothing(
     # were in flight too (the suite once counted 5 of them as extra duplicates).
     wait_until_quiet(receiver, "/slow/3")
     in_flight = unique_ids(receiver, "/slow/3")
-    killed_at = time.time()
+    restarted_at = time.time()
     start_worker(settings, "delivery")
 
     def resent() -> set[str]:
-        return {r.headers["webhook-id"] for r in receiver.at("/slow/3") if r.at > killed_at}
+        return {r.headers["webhook-id"] for r in receiver.at("/slow/3") if r.at > restarted_at}
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(resent()) < len(jobs):
