@@ -42,6 +42,9 @@ JSON = dict[str, Any]
 # same id, so a receiver can drop the copy.
 DELIVERY_NAMESPACE = uuid.UUID("6f0d6c1e-2b7e-4d7a-9a57-6f6d6e69686f")
 SEEN_EVENTS_KEPT = 64
+# Records read again after a crash are those past the committed offset: a commit interval's
+# worth of a room's records. Their `seen` entries keep what they changed (a few dozen bytes).
+BEFORE_IMAGES_KEPT = 16
 
 ROOM_TRIGGERS: dict[str, tuple[PayloadType, str]] = {
     "started": ("LivechatSessionStart", "send_on_start"),
@@ -220,13 +223,30 @@ class SessionProcessor:
 
     def _close_or_wait(self, room_id: str, state: RoomState, event: RoomEvent) -> list[WebhookJob]:
         expected = event.room.get("msgs")
-        if expected is None or state.present >= expected:
+        messages = self._complete_transcript(room_id, state, expected)
+        if messages is not None:
             state.pending_close = None
-            return [self._session_job("LivechatSession", room_id, state, event)]
+            body = self._session_body("LivechatSession", room_id, state, None, messages)
+            return [self._job("LivechatSession", body, room_id, event.id, event.workspace)]
+        assert expected is not None  # a close without a count never waits
         due = self.clock() + self.settings.close_grace_s
         state.pending_close = PendingClose(event.id, event.workspace, expected, due)
         self._close_due[room_id] = due
         return []
+
+    def _complete_transcript(
+        self, room_id: str, state: RoomState, expected: int | None
+    ) -> list[JSON] | None:
+        """The room's transcript when it holds the `expected` messages, else None.
+
+        Counted on the stored messages, not only on `present`: a record read again after a
+        crash finds the room state as the crashed run left it, which can count messages of
+        later records whose own writes were lost (they are redone when those records are
+        read again, after this one)."""
+        if expected is not None and state.present < expected:
+            return None
+        messages = list(self.store.transcript(room_id, state.next_seq))
+        return messages if expected is None or len(messages) >= expected else None
 
     # -- messages --------------------------------------------------------------------------
 
@@ -284,34 +304,49 @@ class SessionProcessor:
             )
         if state.room is None:
             state.room = {"_id": room_id}
+        # The room as this record found it, for its own webhooks. Read again after a crash,
+        # the record finds the room state as the crashed run left it: moved on by this record
+        # (and perhaps later ones), so the first run kept what it changed (`lm`, captured
+        # addresses) in the record's `seen` entry.
+        before = _before_image(saved) if is_new else None
+        view = _as_before(state, before) if before is not None else state
         jobs: list[WebhookJob] = []
         if self._message_webhook_wanted(message):
             # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
             # priority MEDIUM, lead capture at LOW (`lib/callbacks/callbacksBase.ts`,
             # `hooks/leadCapture.ts`), so the address shows from the next webhook on.
             body = build_message_payload(
-                state.room,
-                state.visitor,
-                state.agent,
+                view.room or state.room,
+                view.visitor,
+                view.agent,
                 message,
-                crm_data=state.crm_data,
+                crm_data=view.crm_data,
                 send_navigation_history=self.settings.send_navigation_history,
                 profile=self.settings.profile,
                 site_url=self.settings.site_url,
             )
             if body is not None:
                 jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
-        captured = self._capture_leads(state, message) if is_new else False
+        if is_new and saved is None:
+            before = {"lm": state.room.get("lm"), **_lead_fields(state.visitor)}
+        captured = self._capture_leads(view, message) if is_new else False
         if captured and self.settings.send_on_lead_capture:
-            jobs.append(self._session_job("LeadCapture", room_id, state, event))
-        if is_new and saved is None and "t" not in message:
-            # The seed's Message sample shows the previous message's time: lm moves after
-            # the message's own webhook is built. System messages leave it (the seed's close
-            # body has the closing message but the last visitor message's time).
-            state.room["lm"] = message["ts"]
+            jobs.append(self._session_job("LeadCapture", room_id, view, event))
+        if view is not state:
+            pass  # the room state already holds this record's capture and lm
+        elif is_new and saved is None:
+            assert before is not None
+            if "t" not in message:
+                # The seed's Message sample shows the previous message's time: lm moves after
+                # the message's own webhook is built. System messages leave it (the seed's
+                # close body has the closing message but the last visitor message's time).
+                state.room["lm"] = message["ts"]
+            _note_before(state, event.id, source, before, _lead_fields(state.visitor))
         pending = state.pending_close
-        if pending is not None and state.present >= pending.expected:
-            jobs.append(self._pending_close_job(room_id, state, pending))
+        if pending is not None:
+            complete = self._complete_transcript(room_id, state, pending.expected)
+            if complete is not None:
+                jobs.append(self._pending_close_job(room_id, state, pending, complete))
         self.store.save(room_id, state)
         return self._deliverable(jobs)
 
@@ -371,15 +406,16 @@ class SessionProcessor:
             pending = state.pending_close
             if pending is None or pending.event_id != event.ref:
                 return []
+            messages = list(self.store.transcript(event.room_id, state.next_seq))
             log.warning(
                 "room %s closed with %d of the %d messages its close event counts after "
                 "waiting %.0fs; sending the transcript as it is",
                 event.room_id,
-                state.present,
+                len(messages),
                 pending.expected,
                 self.settings.close_grace_s,
             )
-            jobs = [self._pending_close_job(event.room_id, state, pending)]
+            jobs = [self._pending_close_job(event.room_id, state, pending, messages)]
             self.store.save(event.room_id, state)
             return self._deliverable(jobs)
         if (
@@ -392,11 +428,15 @@ class SessionProcessor:
         return []
 
     def _pending_close_job(
-        self, room_id: str, state: RoomState, pending: PendingClose
+        self,
+        room_id: str,
+        state: RoomState,
+        pending: PendingClose,
+        messages: list[JSON] | None = None,
     ) -> WebhookJob:
         state.pending_close = None
         self._close_due.pop(room_id, None)
-        body = self._session_body("LivechatSession", room_id, state, None)
+        body = self._session_body("LivechatSession", room_id, state, None, messages)
         return self._job("LivechatSession", body, room_id, pending.event_id, pending.workspace)
 
     def due_events(self) -> list[DueEvent]:
@@ -474,10 +514,16 @@ class SessionProcessor:
         return False
 
     def _session_body(
-        self, payload_type: PayloadType, room_id: str, state: RoomState, transfer: JSON | None
+        self,
+        payload_type: PayloadType,
+        room_id: str,
+        state: RoomState,
+        transfer: JSON | None,
+        messages: Iterable[JSON] | None = None,
     ) -> JSON:
-        messages: Iterable[JSON] = ()
-        if payload_type != "LeadCapture":
+        if payload_type == "LeadCapture":
+            messages = ()
+        elif messages is None:
             messages = self.store.transcript(room_id, state.next_seq)
         return build_session_payload(
             payload_type,
@@ -555,11 +601,59 @@ def _is_later(record: str, source: Source) -> bool:
     ) > source.offset
 
 
+def _lead_fields(visitor: JSON | None) -> JSON:
+    visitor = visitor or {}
+    return {name: visitor.get(name) for name in ("visitorEmails", "phone")}
+
+
+def _note_before(
+    state: RoomState, event_id: str, source: Source, before: JSON, leads_after: JSON
+) -> None:
+    """Keep in the record's `seen` entry what it changed in the room state, as it was before:
+    `lm` (a string, or null), or a dict with `lm` and the visitor's emails and phones when
+    lead capture changed them. Only the last `BEFORE_IMAGES_KEPT` entries keep theirs."""
+    changed = {name: before[name] for name in ("visitorEmails", "phone")
+               if before[name] != leads_after[name]}  # fmt: skip
+    image: Any = {"lm": before["lm"], **changed} if changed else before["lm"]
+    here = _seen_key(event_id, source)
+    for n, entry in enumerate(state.seen):
+        if tuple(entry[:4]) == here and len(entry) > 4:
+            state.seen[n] = (*here, entry[4], image)
+        elif n < len(state.seen) - BEFORE_IMAGES_KEPT and len(entry) > 5:
+            state.seen[n] = tuple(entry[:5])
+
+
+def _before_image(saved: tuple[Any, ...] | None) -> JSON | None:
+    if saved is None or len(saved) < 6:
+        return None
+    image = saved[5]
+    return image if isinstance(image, dict) else {"lm": image}
+
+
+def _as_before(state: RoomState, image: JSON) -> RoomState:
+    """A copy of the room state as the record of `image` found it (as far as it changes it)."""
+    room = dict(state.room or {})
+    if image.get("lm") is None:
+        room.pop("lm", None)
+    else:
+        room["lm"] = image["lm"]
+    visitor = state.visitor
+    if visitor is not None and ("visitorEmails" in image or "phone" in image):
+        visitor = dict(visitor)
+        for name in ("visitorEmails", "phone"):
+            if name in image:
+                if image[name] is None:
+                    visitor.pop(name, None)
+                else:
+                    visitor[name] = image[name]
+    return replace(state, room=room, visitor=visitor)
+
+
 def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:
     here = _seen_key(event_id, source)
     for n, entry in enumerate(state.seen):
         if tuple(entry[:4]) == here:
-            state.seen[n] = (*here, seq)
+            state.seen[n] = (*here, seq, *entry[5:])  # keeps its before-image
 
 
 def _merge_room(stored: JSON | None, incoming: JSON) -> JSON:
