@@ -195,38 +195,48 @@ class SessionProcessor:
     def on_room_event(self, event: RoomEvent, source: Source) -> list[WebhookJob]:
         room_id = event.room_id
         state = self.store.load(room_id) or RoomState()
+        saved = _seen_entry(state, event.id, source)
         if self._is_duplicate(state, event.id, source):
             return []
+        # The room as this record found it, for its webhooks (see `_before`): read again
+        # after a crash, the record finds the room moved on by itself and later records.
+        image = _before_image(saved)
+        view = _as_before(state, image) if image is not None else state
+        if saved is None:
+            _note_before(state, event.id, source, _before(state))
         state.partition = source.partition
-        state.room = _merge_room(state.room, event.room)
-        if event.has_visitor:
-            state.visitor = _keep_captured_leads(state.visitor, event.visitor)
-        if event.has_agent:
-            state.agent = event.agent
+        for target in {id(state): state, id(view): view}.values():
+            target.room = _merge_room(target.room, event.room)
+            if event.has_visitor:
+                target.visitor = _keep_captured_leads(target.visitor, event.visitor)
+            if event.has_agent:
+                target.agent = event.agent
         jobs: list[WebhookJob] = []
         if event.event in ROOM_TRIGGERS:
             payload_type, setting = ROOM_TRIGGERS[event.event]
             if getattr(self.settings, setting):
                 transfer = event.transfer if event.event == "forwarded" else None
-                jobs.append(self._session_job(payload_type, room_id, state, event, transfer))
+                jobs.append(self._session_job(payload_type, room_id, view, event, transfer))
         elif event.event == "closed":
             state.closed_at = self.clock()
             self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
             if self.settings.send_on_close:
-                jobs += self._close_or_wait(room_id, state, event)
+                jobs += self._close_or_wait(room_id, state, view, event)
         elif event.event == "updated" and state.is_closed:
             # Rocket.Chat sends LivechatEdit whenever a closed room's info is saved,
             # whatever the trigger settings say.
-            jobs.append(self._session_job("LivechatEdit", room_id, state, event))
+            jobs.append(self._session_job("LivechatEdit", room_id, view, event))
         self.store.save(room_id, state)
         return self._deliverable(jobs)
 
-    def _close_or_wait(self, room_id: str, state: RoomState, event: RoomEvent) -> list[WebhookJob]:
+    def _close_or_wait(
+        self, room_id: str, state: RoomState, view: RoomState, event: RoomEvent
+    ) -> list[WebhookJob]:
         expected = event.room.get("msgs")
-        messages = self._complete_transcript(room_id, state, expected)
+        messages = self._complete_transcript(room_id, view, expected)
         if messages is not None:
             state.pending_close = None
-            body = self._session_body("LivechatSession", room_id, state, None, messages)
+            body = self._session_body("LivechatSession", room_id, view, None, messages)
             return [self._job("LivechatSession", body, room_id, event.id, event.workspace)]
         assert expected is not None  # a close without a count never waits
         due = self.clock() + self.settings.close_grace_s
@@ -262,6 +272,7 @@ class SessionProcessor:
         saved = _seen_entry(state, event.id, source)
         if self._is_duplicate(state, event.id, source):
             return []
+        first_image = _before(state) if saved is None else None
         state.partition = source.partition
         stored = self.store.message(room_id, message_id)
         here = source_id(source)
@@ -285,7 +296,7 @@ class SessionProcessor:
         if is_new:
             if stored is not None and stored.seq is not None:
                 seq = stored.seq
-            elif saved is not None and len(saved) > 4:
+            elif saved is not None and len(saved) > 4 and saved[4] is not None:
                 seq = int(saved[4])
             else:
                 seq = state.next_seq
@@ -304,12 +315,11 @@ class SessionProcessor:
             )
         if state.room is None:
             state.room = {"_id": room_id}
-        # The room as this record found it, for its own webhooks. Read again after a crash,
-        # the record finds the room state as the crashed run left it: moved on by this record
-        # (and perhaps later ones), so the first run kept what it changed (`lm`, captured
-        # addresses) in the record's `seen` entry.
-        before = _before_image(saved) if is_new else None
-        view = _as_before(state, before) if before is not None else state
+        # The room as this record found it, for its own webhooks (see `_before`).
+        if first_image is not None:
+            _note_before(state, event.id, source, first_image)
+        image = _before_image(saved)
+        view = _as_before(state, image) if image is not None else state
         jobs: list[WebhookJob] = []
         if self._message_webhook_wanted(message):
             # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
@@ -327,21 +337,14 @@ class SessionProcessor:
             )
             if body is not None:
                 jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
-        if is_new and saved is None:
-            before = {"lm": state.room.get("lm"), **_lead_fields(state.visitor)}
         captured = self._capture_leads(view, message) if is_new else False
         if captured and self.settings.send_on_lead_capture:
             jobs.append(self._session_job("LeadCapture", room_id, view, event))
-        if view is not state:
-            pass  # the room state already holds this record's capture and lm
-        elif is_new and saved is None:
-            assert before is not None
-            if "t" not in message:
-                # The seed's Message sample shows the previous message's time: lm moves after
-                # the message's own webhook is built. System messages leave it (the seed's
-                # close body has the closing message but the last visitor message's time).
-                state.room["lm"] = message["ts"]
-            _note_before(state, event.id, source, before, _lead_fields(state.visitor))
+        if is_new and saved is None and "t" not in message:
+            # The seed's Message sample shows the previous message's time: lm moves after
+            # the message's own webhook is built. System messages leave it (the seed's
+            # close body has the closing message but the last visitor message's time).
+            state.room["lm"] = message["ts"]
         pending = state.pending_close
         if pending is not None:
             complete = self._complete_transcript(room_id, state, pending.expected)
@@ -601,52 +604,57 @@ def _is_later(record: str, source: Source) -> bool:
     ) > source.offset
 
 
-def _lead_fields(visitor: JSON | None) -> JSON:
-    visitor = visitor or {}
-    return {name: visitor.get(name) for name in ("visitorEmails", "phone")}
+def _before(state: RoomState) -> list[Any]:
+    """What a record may change that its own webhooks show as it was before it: `lm`, the
+    transcript's end (`next_seq`), and how many emails and phones the visitor had (lead
+    capture and `_keep_captured_leads` only append)."""
+    visitor = state.visitor or {}
+    emails, phones = visitor.get("visitorEmails"), visitor.get("phone")
+    return [
+        (state.room or {}).get("lm"),
+        state.next_seq,
+        len(emails) if isinstance(emails, list) else None,
+        len(phones) if isinstance(phones, list) else None,
+    ]
 
 
-def _note_before(
-    state: RoomState, event_id: str, source: Source, before: JSON, leads_after: JSON
-) -> None:
-    """Keep in the record's `seen` entry what it changed in the room state, as it was before:
-    `lm` (a string, or null), or a dict with `lm` and the visitor's emails and phones when
-    lead capture changed them. Only the last `BEFORE_IMAGES_KEPT` entries keep theirs."""
-    changed = {name: before[name] for name in ("visitorEmails", "phone")
-               if before[name] != leads_after[name]}  # fmt: skip
-    image: Any = {"lm": before["lm"], **changed} if changed else before["lm"]
+def _note_before(state: RoomState, event_id: str, source: Source, image: list[Any]) -> None:
+    """Keep `image` in the record's `seen` entry (after its seq, null for a room event);
+    only the last `BEFORE_IMAGES_KEPT` entries keep theirs."""
     here = _seen_key(event_id, source)
+    last = len(state.seen) - 1
     for n, entry in enumerate(state.seen):
-        if tuple(entry[:4]) == here and len(entry) > 4:
-            state.seen[n] = (*here, entry[4], image)
-        elif n < len(state.seen) - BEFORE_IMAGES_KEPT and len(entry) > 5:
+        if tuple(entry[:4]) == here:
+            state.seen[n] = (*here, entry[4] if len(entry) > 4 else None, image)
+        elif n < last - BEFORE_IMAGES_KEPT and len(entry) > 5:
             state.seen[n] = tuple(entry[:5])
 
 
-def _before_image(saved: tuple[Any, ...] | None) -> JSON | None:
-    if saved is None or len(saved) < 6:
+def _before_image(saved: tuple[Any, ...] | None) -> list[Any] | None:
+    if saved is None or len(saved) < 6 or not isinstance(saved[5], list):
         return None
-    image = saved[5]
-    return image if isinstance(image, dict) else {"lm": image}
+    image: list[Any] = saved[5]
+    return image
 
 
-def _as_before(state: RoomState, image: JSON) -> RoomState:
-    """A copy of the room state as the record of `image` found it (as far as it changes it)."""
+def _as_before(state: RoomState, image: list[Any]) -> RoomState:
+    """A copy of the room state as the record of `image` found it, as far as its webhooks
+    show: `lm`, the transcript's end, the visitor's emails and phones."""
+    lm, upto, emails, phones = image
     room = dict(state.room or {})
-    if image.get("lm") is None:
+    if lm is None:
         room.pop("lm", None)
     else:
-        room["lm"] = image["lm"]
+        room["lm"] = lm
     visitor = state.visitor
-    if visitor is not None and ("visitorEmails" in image or "phone" in image):
+    if visitor is not None:
         visitor = dict(visitor)
-        for name in ("visitorEmails", "phone"):
-            if name in image:
-                if image[name] is None:
-                    visitor.pop(name, None)
-                else:
-                    visitor[name] = image[name]
-    return replace(state, room=room, visitor=visitor)
+        for name, count in (("visitorEmails", emails), ("phone", phones)):
+            if count is None:
+                visitor.pop(name, None)
+            elif isinstance(visitor.get(name), list):
+                visitor[name] = visitor[name][:count]
+    return replace(state, room=room, visitor=visitor, next_seq=min(upto, state.next_seq))
 
 
 def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:

@@ -63,6 +63,15 @@ CLOSE = demo.room_event(
     {**demo.seed_conversation(run="r")[6].value["room"], "msgs": 3, "lm": "2023-02-02T10:17:00.000Z"},
     demo.AGENT, "e-close",
 )  # fmt: skip
+# A forward, then two messages: read again after a crash, the forward finds the room
+# counting them (and its lm moved): its body must show the transcript it showed first.
+FORWARD = demo.room_event(
+    ROOM, "forwarded", "2023-02-02T10:16:30.000Z",
+    {"_id": ROOM, "fname": "James", "ts": "2023-02-02T10:16:07.230Z",
+     "servedBy": {"_id": "agent-2", "username": "user2", "ts": "2023-02-02T10:16:30.000Z"}},
+    {"_id": "agent-2", "username": "user2", "name": "User Two", "emails": []}, "e-fwd",
+    transfer={"oldServedBy": demo.SERVED_BY, "oldDepartmentId": None},
+)  # fmt: skip
 DELETE = demo.InputRecord(
     Topic.MESSAGES, ROOM.encode(),
     {"id": "e-del", "event": "deleted", "ts": "2023-02-02T10:18:00.000Z",
@@ -74,6 +83,7 @@ def processor_over(tables: list[RecordingTable]) -> SessionProcessor:
     settings = load_settings(
         webhook_url="http://crm.test/hook", send_on_visitor_message=True,
         send_on_agent_message=True, send_on_lead_capture=True, send_on_close=True,
+        send_on_forward=True,
     )  # fmt: skip
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
     return SessionProcessor(settings, TableStore(*tables), leads, Clock())
@@ -132,6 +142,7 @@ CASES = {
     # waits; read again after a crash, it finds the room counting messages whose own writes
     # were lost: it must wait for them again, not send a transcript without them.
     "a close before the messages it counts": ([], [CLOSE, LEAD, SECOND]),
+    "a forward before two messages": ([], [FORWARD, LEAD, SECOND]),
 }
 
 
