@@ -807,15 +807,24 @@ def main() -> int:
             step(f"session latency at 1000 events/s: {name}")
             r["session_latency"][name] = [bench.session_latency_at(1000, 10, **order)]
         r["latency"] = []
-        for rate in (250, 500, 1000):
+        for rate in (250, 500):
             step(f"latency at {rate}/s")
             r["latency"].append(bench.latency_at(rate, 10))
+        # A p99 over 10 s swings with the broker's own (Kafka alone moved 15 → 60 ms from one
+        # stage to the next): the two latency goals take the median of three paired trials,
+        # each a clean stage and, right after it, one with 30% of jobs failing.
+        r["latency_trials"] = []
+        for trial in range(1, 4):
+            step(f"latency at 1000/s, trial {trial} of 3: clean, then 30% of jobs failing")
+            clean = bench.latency_at(1000, 10)
+            r["latency_trials"].append({"clean": clean, "isolation": bench.latency_at(1000, 10, failing_share=0.3)})  # fmt: skip
+        middle = median_trial(r["latency_trials"], kafka_ratio)
+        r["latency"].append(middle["clean"])
         step("latency at 1000/s without the settled-jobs table")
         r["latency_unsettled"] = bench.latency_at(1000, 10, settled_retention_s=0)
         step("Faust alone: CPU of an agent doing nothing at 1000 events/s")
         r["faust_floor_cores_at_1000"] = bench.faust_floor_cpu(1000, 10)
-        step("latency at 1000/s with 30% of jobs failing")
-        r["latency_isolation"] = bench.latency_at(1000, 10, failing_share=0.3)
+        r["latency_isolation"] = median_trial(r["latency_trials"], isolation_ratio)["isolation"]
         step("cost growth (pure core)")
         r["cost"] = cost_growth()
         step("a 10,000-message room through a worker")
@@ -838,6 +847,24 @@ def main() -> int:
     return 0
 
 
+def kafka_ratio(trial: dict[str, Any]) -> float:
+    """A trial's clean p99 over the p99 of Kafka alone in the same stage."""
+    clean = trial["clean"]
+    return float(clean["p99_ms"] / clean["kafka_p99_ms"])
+
+
+def isolation_ratio(trial: dict[str, Any]) -> float:
+    """A trial's healthy p99 with 30% of jobs failing over its clean p99."""
+    return float(trial["isolation"]["p99_ms"] / trial["clean"]["p99_ms"])
+
+
+def median_trial(
+    trials: list[dict[str, Any]], ratio: Callable[[dict[str, Any]], float]
+) -> dict[str, Any]:
+    """The trial whose `ratio` is the median of the trials' (an odd number of them)."""
+    return sorted(trials, key=ratio)[len(trials) // 2]
+
+
 def render(r: dict[str, Any]) -> str:
     """Two tables: each goal of issue 15 beside its figure, the ceiling or floor measured in
     the same run, and met/not met; then every figure itself."""
@@ -846,8 +873,12 @@ def render(r: dict[str, Any]) -> str:
     post, floor = r["ceiling_post_per_s"], r["faust_floor_per_s"]
     post_floor = r["faust_post_floor_per_s"]
     delivery, sessions = r["delivery_per_s"], r["session_events_per_s"]
-    iso_ratio = iso_["p99_ms"] / clean["p99_ms"]
-    kafka_ratio = clean["p99_ms"] / clean["kafka_p99_ms"]
+    trials = r["latency_trials"]
+    iso_trial = median_trial(trials, isolation_ratio)
+    iso_clean, iso_ratio = iso_trial["clean"], isolation_ratio(iso_trial)
+    p99_ratio = kafka_ratio(median_trial(trials, kafka_ratio))
+    iso_each = ", ".join(f"{isolation_ratio(t):.1f}×" for t in trials)
+    kafka_each = ", ".join(f"{kafka_ratio(t):.1f}×" for t in trials)
     memory = {x["rooms"]: x for x in r["open_rooms"]["memory"]}
     disk = {x["rooms"]: x for x in r["open_rooms"]["rocksdb"]}
     per_room = (memory[100_000]["rss_mb"] - memory[10_000]["rss_mb"]) * 2**20 / 90_000
@@ -872,13 +903,16 @@ def render(r: dict[str, Any]) -> str:
          f"through Faust's tables {floor['3']:,}/s = {floor['3'] / floor['0']:.0%}. The DirectTable floor plus the pure "
          f"core's own work per event ({core_us:.0f} µs, no Kafka): {with_core:,.0f}/s = {with_core / floor['0']:.0%}",
          "≥ 50% of the do-nothing floor", met(sessions >= 0.5 * floor["0"])),
-        ("isolation: 30% of jobs to a failing endpoint", f"healthy p99 {iso_['p99_ms']:.0f} ms = {iso_ratio:.1f}× clean",
-         f"clean p99 {clean['p99_ms']:.0f} ms at 1,000 jobs/s", "≤ 2× the clean p99", met(iso_ratio <= 2)),
-        ("delivery latency at 1,000 jobs/s", f"p99 {clean['p99_ms']:.0f} ms = {kafka_ratio:.1f}× Kafka alone",
+        ("isolation: 30% of jobs to a failing endpoint",
+         f"healthy p99 {iso_['p99_ms']:.0f} ms = {iso_ratio:.1f}× the clean p99 of its trial (median of 3 paired trials: {iso_each})",
+         f"clean p99 {iso_clean['p99_ms']:.0f} ms at 1,000 jobs/s, the stage just before; Kafka alone in the failing stage p99 "
+         f"{iso_['kafka_p99_ms']:.0f} ms", "≤ 2× the clean p99", met(iso_ratio <= 2)),
+        ("delivery latency at 1,000 jobs/s",
+         f"p99 {clean['p99_ms']:.0f} ms = {p99_ratio:.1f}× Kafka alone (median of 3 trials: {kafka_each})",
          f"Kafka alone (produce → plain consumer) p99 {clean['kafka_p99_ms']:.0f} ms. Without the settled-jobs "
          f"table (OMNIHOOKS_SETTLED_RETENTION_S=0): p99 {unsettled['p99_ms']:.0f} ms = "
          f"{unsettled['p99_ms'] / unsettled['kafka_p99_ms']:.1f}× its Kafka alone ({unsettled['kafka_p99_ms']:.0f} ms)",
-         "≤ 2× Kafka alone", met(kafka_ratio <= 2)),
+         "≤ 2× Kafka alone", met(p99_ratio <= 2)),
         ("memory per open room, in-memory store (worker RSS, 10k → 100k rooms)",
          f"{per_room:,.0f} B per room = {message_bytes:,} B of its 4 messages + {overhead:,.0f} B",
          f"worker RSS {memory[10_000]['rss_mb']} MB at 10k, {memory[100_000]['rss_mb']} MB at 100k; empty {memory[0]['rss_mb']} MB. "
