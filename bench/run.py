@@ -791,9 +791,20 @@ def main() -> int:
         step("Faust alone: an agent POSTing each event, nothing else")
         r["faust_post_floor_per_s"] = round(bench.faust_floor(0, post=True))
         bench.forget()
-        step("session pipeline throughput, 1 worker")
-        sessions, events = bench.session_throughput()
-        r["session_events_per_s"], r["session_events"] = round(sessions), events
+        # The session goal is a ratio of two ~10 s stages that each swing by 10-20% from one
+        # stage to the next (39-60% over runs a day apart): three paired trials, the
+        # do-nothing floor right before the pipeline, and the median ratio.
+        r["session_trials"] = []
+        for trial in range(1, 4):
+            step(f"session pipeline, trial {trial} of 3: the do-nothing Faust floor, then 1 worker")
+            floor_now = round(bench.faust_floor(0))
+            sessions, events = bench.session_throughput()
+            r["session_trials"].append(
+                {"floor_per_s": floor_now, "sessions_per_s": round(sessions)}
+            )
+        middle = median_trial(r["session_trials"], session_ratio)
+        r["session_events_per_s"], r["session_events"] = middle["sessions_per_s"], events
+        r["session_floor_per_s"] = middle["floor_per_s"]
         r["session_core_us_per_event"] = round(pure_core_us_per_event(), 1)
         step("session pipeline throughput, 2 workers")
         r["session_2_workers_events_per_s"] = round(bench.session_throughput(workers=2)[0])
@@ -858,6 +869,11 @@ def isolation_ratio(trial: dict[str, Any]) -> float:
     return float(trial["isolation"]["p99_ms"] / trial["clean"]["p99_ms"])
 
 
+def session_ratio(trial: dict[str, Any]) -> float:
+    """A trial's session pipeline rate over the do-nothing floor measured just before it."""
+    return float(trial["sessions_per_s"] / trial["floor_per_s"])
+
+
 def median_trial(
     trials: list[dict[str, Any]], ratio: Callable[[dict[str, Any]], float]
 ) -> dict[str, Any]:
@@ -887,6 +903,8 @@ def render(r: dict[str, Any]) -> str:
     flat = disk[1_000_000]["rss_mb"] / disk[10_000]["rss_mb"]
     grow = r["transcript"]
     core_us = r["session_core_us_per_event"]
+    session_floor = r["session_floor_per_s"]
+    session_each = ", ".join(f"{session_ratio(t):.0%}" for t in r["session_trials"])
     with_core = 1 / (1 / floor["3d"] + core_us / 1e6)
 
     def met(ok: bool) -> str:
@@ -897,12 +915,13 @@ def render(r: dict[str, Any]) -> str:
          f"raw POST ceiling {post:,}/s. Floor: a Faust agent doing nothing but one POST per event "
          f"{post_floor:,}/s = {post_floor / post:.0%}; doing nothing at all {floor['0']:,}/s = {floor['0'] / post:.0%}",
          "≥ 60% of the POST ceiling", met(delivery >= 0.6 * post)),
-        ("session pipeline, 1 worker", f"{sessions:,} events/s = {sessions / floor['0']:.0%} of the Faust floor",
-         f"Faust agent doing nothing {floor['0']:,}/s. Floor: the same agent writing 3 keys per event "
+        ("session pipeline, 1 worker",
+         f"{sessions:,} events/s = {sessions / session_floor:.0%} of the Faust floor (median of 3 paired trials: {session_each})",
+         f"Faust agent doing nothing, just before: {session_floor:,}/s. Floor: the same agent writing 3 keys per event "
          f"through the engine's DirectTable {floor['3d']:,}/s = {floor['3d'] / floor['0']:.0%}; "
          f"through Faust's tables {floor['3']:,}/s = {floor['3'] / floor['0']:.0%}. The DirectTable floor plus the pure "
          f"core's own work per event ({core_us:.0f} µs, no Kafka): {with_core:,.0f}/s = {with_core / floor['0']:.0%}",
-         "≥ 50% of the do-nothing floor", met(sessions >= 0.5 * floor["0"])),
+         "≥ 50% of the do-nothing floor", met(sessions >= 0.5 * session_floor)),
         ("isolation: 30% of jobs to a failing endpoint",
          f"healthy p99 {iso_['p99_ms']:.0f} ms = {iso_ratio:.1f}× the clean p99 of its trial (median of 3 paired trials: {iso_each})",
          f"clean p99 {iso_clean['p99_ms']:.0f} ms at 1,000 jobs/s, the stage just before; Kafka alone in the failing stage p99 "
