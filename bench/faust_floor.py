@@ -4,7 +4,11 @@ but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
     python -m bench.faust_floor TOPIC COUNT WRITES OUT [URL]   (settings from the environment)
 
 WRITES is a number of table keys per event, written through Faust's tables; "3d": three
-keys through the engine's `DirectTable` (what the worker's session tables do).
+keys through the engine's `DirectTable` (what the worker's session tables do). "recover":
+no writes, but the sessions worker's three tables (same names, consumer group and store
+options), so the app recovers the changelogs a sessions worker would: the floor of a
+worker's memory holding rooms. Once recovered it gives back freed memory as the worker does
+and logs "floor settled".
 
 BENCH_PROCESSING_GUARANTEE=exactly_once runs it with Faust's Kafka transactions.
 
@@ -26,18 +30,31 @@ from typing import Any
 
 import aiohttp
 
-from streams.app import create_app
-from streams.engine import DirectTable
+from streams.app import AssignmentWatch, create_app
+from streams.engine import DirectTable, bytes_table, release_freed_memory
 from streams.engine import finish as finish_event
 from streams.settings import load_settings
 from streams.worker import Worker, _use_uvloop
 
 
 def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | None) -> None:
-    writes, direct = int(write_spec.rstrip("d")), write_spec.endswith("d")
+    recover = write_spec == "recover"
+    writes = 0 if recover else int(write_spec.rstrip("d"))
+    direct = write_spec.endswith("d")
     _use_uvloop()
-    omnihooks = create_app(load_settings(), role="delivery")
+    omnihooks = create_app(load_settings(), role="sessions" if recover else "delivery")
     app = omnihooks.app
+    if recover:
+        for name in ("rooms", "messages", "message-order"):
+            bytes_table(app, name, omnihooks.settings.partitions, name)
+        watch = AssignmentWatch(app)
+
+        @app.timer(interval=1.0)
+        async def settle() -> None:
+            if watch.changed():
+                release_freed_memory()
+                print("floor settled", flush=True)
+
     # bench/costs.py: the same agent with Faust's Kafka transactions
     app.conf.processing_guarantee = os.environ.get("BENCH_PROCESSING_GUARANTEE", "at_least_once")
     tables = [

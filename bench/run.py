@@ -508,6 +508,8 @@ class Bench:
         native = re.findall(r"RocksDB holds index and filters ([\d.]+) MB, memtables ([\d.]+) MB, "
                             r"block cache ([\d.]+) MB", log)  # fmt: skip
         shutil.rmtree(settings.data_dir / f"{settings.app_id}-sessions", ignore_errors=True)
+        floor_rss = self.recovery_floor_rss(settings) if store == "rocksdb" else None
+        shutil.rmtree(settings.data_dir / f"{settings.app_id}-sessions", ignore_errors=True)
         return {
             "rooms": rooms,
             "messages_per_room": messages,
@@ -516,8 +518,29 @@ class Bench:
             "rss_at_ready_mb": round(rss_at_ready / 2**20, 1),
             # RocksDB's own memory as the worker logged it: index and filters, memtables, cache
             "rocksdb_mb": [float(x) for x in native[-1]] if native else None,
+            # Faust alone recovering the same changelogs into the same tables, settled
+            "floor_rss_mb": round(floor_rss / 2**20, 1) if floor_rss else None,
             "message_bytes_per_room": sum(len(v) for v in tables["messages"].values()),
         }
+
+    def recovery_floor_rss(self, settings: Settings) -> int:
+        """Resident bytes of Faust alone (bench/faust_floor.py "recover": the sessions worker's
+        three tables, consumer group and RocksDB options, an agent doing nothing) once it has
+        recovered the changelogs `settings` name and given back what it freed."""
+        log_path = ROOT / ".cache" / "bench-floor.log"
+        start = log_path.stat().st_size if log_path.exists() else 0
+
+        def settled() -> bool:
+            with open(log_path, "rb") as log:
+                log.seek(start)
+                return b"floor settled" in log.read()
+
+        pid, _ = self.start_floor(settings, 1, "recover")
+        wait_until(settled, 1800, 0.5)
+        assert settled(), "the recovery floor did not settle in 30 minutes"
+        rss = resident_bytes(pid, settle_s=2)
+        self.stop_workers()
+        return rss
 
     def transcript_growth(self, messages: int = 10_000) -> dict[str, float]:
         """One room, `messages` messages, then its close, through one sessions worker (its
@@ -901,6 +924,7 @@ def render(r: dict[str, Any]) -> str:
     message_bytes = memory[100_000]["message_bytes_per_room"]
     overhead = per_room - message_bytes
     flat = disk[1_000_000]["rss_mb"] / disk[10_000]["rss_mb"]
+    floor_flat = disk[1_000_000]["floor_rss_mb"] / disk[10_000]["floor_rss_mb"]
     grow = r["transcript"]
     core_us = r["session_core_us_per_event"]
     session_floor = r["session_floor_per_s"]
@@ -941,7 +965,9 @@ def render(r: dict[str, Any]) -> str:
         ("memory with the RocksDB store, 10k → 1M open rooms (1 message each)", f"{flat:.2f}× ({disk[10_000]['rss_mb']} → {disk[1_000_000]['rss_mb']} MB)",
          f"100k rooms: {disk[100_000]['rss_mb']} MB; empty {disk[0]['rss_mb']} MB. Settled: once the worker has given back what recovery decoded; "
          f"at ready: {disk[10_000]['rss_at_ready_mb']} → {disk[1_000_000]['rss_at_ready_mb']} MB. "
-         f"RocksDB's own (index and filters, memtables, block cache): {native_mb(disk[10_000])} → {native_mb(disk[1_000_000])} MB",
+         f"RocksDB's own (index and filters, memtables, block cache): {native_mb(disk[10_000])} → {native_mb(disk[1_000_000])} MB. "
+         f"Floor: Faust alone recovering the same changelogs into the same RocksDB tables (an agent doing nothing), settled: "
+         f"{disk[10_000]['floor_rss_mb']} → {disk[1_000_000]['floor_rss_mb']} MB = {floor_flat:.2f}×",
          "flat: within 20%", met(flat <= 1.2)),
         ("storing a message as one room's transcript grows to 10,000 (worker)",
          f"{grow['first_1000_us']:.0f} µs per message over the first 1,000, {grow['last_1000_us']:.0f} µs over the last",
@@ -976,7 +1002,8 @@ def render(r: dict[str, Any]) -> str:
         *[(f"pure core: close body, {n} messages", f"{ms} ms") for n, ms in r["cost"]["close_body_ms"].items()],
         *[(f"pure core: store one message, transcript {n}", f"{us} µs") for n, us in store_us.items()],
         *[(f"{store} store, {x['rooms']:,} open rooms ({x['messages_per_room']} messages each)",
-           f"start → ready (recovery) {x['ready_s']} s; worker RSS {x['rss_mb']} MB settled, {x['rss_at_ready_mb']} MB at ready")
+           f"start → ready (recovery) {x['ready_s']} s; worker RSS {x['rss_mb']} MB settled, {x['rss_at_ready_mb']} MB at ready"
+           + (f"; Faust alone recovering them {x['floor_rss_mb']} MB settled" if x.get("floor_rss_mb") else ""))
           for store, runs in r["open_rooms"].items() for x in runs],
     ]  # fmt: skip
     lines = [f"# omnihooks benchmark — {r['date']}", "", f"Machine: {r['machine']}.", "",
