@@ -99,7 +99,7 @@ class SessionsAgent:
                 return self.processor.on_room_event(decoded, source)
             if isinstance(decoded, MessageEvent):
                 return self.processor.on_message_event(decoded, source)
-            return self.processor.on_internal_event(decoded)
+            return self.processor.on_internal_event(decoded, source)
         self.processor.on_crm_data(decode_crm_data(message.value, self.max_bytes))
         return []
 

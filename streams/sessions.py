@@ -201,9 +201,11 @@ class SessionProcessor:
         # The room as this record found it, for its webhooks (see `_before`): read again
         # after a crash, the record finds the room moved on by itself and later records.
         image = _before_image(saved)
-        view = _as_before(state, image) if image is not None else state
-        if saved is None:
-            _note_before(state, event.id, source, _before(state))
+        view = _as_before(state, image, leads=False) if image is not None else state
+        first_image = _before(state) if saved is None else None
+        if first_image is not None:
+            _note_before(state, event.id, source, first_image)
+        found_lm = (state.room or {}).get("lm")
         state.partition = source.partition
         for target in {id(state): state, id(view): view}.values():
             target.room = _merge_room(target.room, event.room)
@@ -211,6 +213,16 @@ class SessionProcessor:
                 target.visitor = _keep_captured_leads(target.visitor, event.visitor)
             if event.has_agent:
                 target.agent = event.agent
+        # Leads are counted after the merge: a room event's visitor document comes first and
+        # the addresses captured before stay after it (`_keep_captured_leads`).
+        if first_image is not None:
+            first_image[2:4] = _before(state)[2:4]
+        elif image is not None and view is not state:
+            view.visitor = _first_leads(view.visitor, image[2], image[3])
+        if saved is not None:
+            # The room state already holds what came after this record; its messages, read
+            # again, do not move `lm` a second time, so the `lm` found stays.
+            _set_lm(state.room, found_lm)
         jobs: list[WebhookJob] = []
         if event.event in ROOM_TRIGGERS:
             payload_type, setting = ROOM_TRIGGERS[event.event]
@@ -340,16 +352,28 @@ class SessionProcessor:
         captured = self._capture_leads(view, message) if is_new else False
         if captured and self.settings.send_on_lead_capture:
             jobs.append(self._session_job("LeadCapture", room_id, view, event))
-        if is_new and saved is None and "t" not in message:
+        if is_new and "t" not in message:
             # The seed's Message sample shows the previous message's time: lm moves after
             # the message's own webhook is built. System messages leave it (the seed's
             # close body has the closing message but the last visitor message's time).
-            state.room["lm"] = message["ts"]
-        pending = state.pending_close
+            if saved is None:
+                state.room["lm"] = message["ts"]
+            if view is not state and view.room is not None:
+                view.room["lm"] = message["ts"]
+        if view is not state and is_new:
+            view.next_seq = min(state.next_seq, max(view.next_seq, seq + 1))
+        # A close waiting for its messages: this record may complete it. Read again after a
+        # crash that kept the room state (the close no longer pending) but lost the close's
+        # job, the record makes it again from what its first run noted.
+        pending = state.pending_close or _completed_close(image)
         if pending is not None:
-            complete = self._complete_transcript(room_id, state, pending.expected)
+            complete = self._complete_transcript(room_id, view, pending.expected)
             if complete is not None:
-                jobs.append(self._pending_close_job(room_id, state, pending, complete))
+                state.pending_close = view.pending_close = pending
+                jobs.append(self._pending_close_job(room_id, view, pending, complete))
+                state.pending_close = None
+                if first_image is not None:
+                    _note_completed_close(first_image, pending)
         self.store.save(room_id, state)
         return self._deliverable(jobs)
 
@@ -399,17 +423,33 @@ class SessionProcessor:
             state.crm_data = data.body
         self.store.save(data.room_id, state)
 
-    def on_internal_event(self, event: InternalRoomEvent) -> list[WebhookJob]:
+    def on_internal_event(
+        self, event: InternalRoomEvent, source: Source | None = None
+    ) -> list[WebhookJob]:
         state = self.store.load(event.room_id)
         if state is None:
             self._close_due.pop(event.room_id, None)
             self._expire_due.pop(event.room_id, None)
             return []
         if event.event == "omnihooks.close-due":
-            pending = state.pending_close
+            image: list[Any] | None = None
+            saved = None
+            if source is not None:
+                saved = _seen_entry(state, event.id, source)
+                if self._is_duplicate(state, event.id, source):
+                    return []
+                image = _before_image(saved)
+                if saved is None:
+                    image = _before(state)
+                    _note_before(state, event.id, source, image)
+            # Read again after a crash that kept the room state but lost the job: made again.
+            pending = state.pending_close or (_completed_close(image) if saved else None)
             if pending is None or pending.event_id != event.ref:
+                if source is not None:
+                    self.store.save(event.room_id, state)
                 return []
-            messages = list(self.store.transcript(event.room_id, state.next_seq))
+            view = _as_before(state, image) if saved and image is not None else state
+            messages = list(self.store.transcript(event.room_id, view.next_seq))
             log.warning(
                 "room %s closed with %d of the %d messages its close event counts after "
                 "waiting %.0fs; sending the transcript as it is",
@@ -418,7 +458,10 @@ class SessionProcessor:
                 pending.expected,
                 self.settings.close_grace_s,
             )
-            jobs = [self._pending_close_job(event.room_id, state, pending, messages)]
+            jobs = [self._pending_close_job(event.room_id, view, pending, messages)]
+            state.pending_close = None
+            if image is not None and not saved:
+                _note_completed_close(image, pending)
             self.store.save(event.room_id, state)
             return self._deliverable(jobs)
         if (
@@ -630,6 +673,28 @@ def _note_before(state: RoomState, event_id: str, source: Source, image: list[An
             state.seen[n] = tuple(entry[:5])
 
 
+def _note_completed_close(image: list[Any], pending: PendingClose) -> None:
+    """Note in a record's before-image the pending close it completed (its job's identity)."""
+    image[4:] = [[pending.event_id, pending.workspace, pending.expected]]
+
+
+def _completed_close(image: list[Any] | None) -> PendingClose | None:
+    """The pending close a record's first run completed, if its image noted one."""
+    if image is None or len(image) < 5 or not image[4]:
+        return None
+    event_id, workspace, expected = image[4]
+    return PendingClose(event_id, workspace, expected, 0.0)
+
+
+def _set_lm(room: JSON | None, lm: Any) -> None:
+    if room is None:
+        return
+    if lm is None:
+        room.pop("lm", None)
+    else:
+        room["lm"] = lm
+
+
 def _before_image(saved: tuple[Any, ...] | None) -> list[Any] | None:
     if saved is None or len(saved) < 6 or not isinstance(saved[5], list):
         return None
@@ -637,24 +702,27 @@ def _before_image(saved: tuple[Any, ...] | None) -> list[Any] | None:
     return image
 
 
-def _as_before(state: RoomState, image: list[Any]) -> RoomState:
+def _as_before(state: RoomState, image: list[Any], leads: bool = True) -> RoomState:
     """A copy of the room state as the record of `image` found it, as far as its webhooks
-    show: `lm`, the transcript's end, the visitor's emails and phones."""
-    lm, upto, emails, phones = image
+    show: `lm`, the transcript's end, the visitor's emails and phones (`leads`)."""
+    lm, upto, emails, phones = image[:4]
     room = dict(state.room or {})
-    if lm is None:
-        room.pop("lm", None)
-    else:
-        room["lm"] = lm
-    visitor = state.visitor
-    if visitor is not None:
-        visitor = dict(visitor)
-        for name, count in (("visitorEmails", emails), ("phone", phones)):
-            if count is None:
-                visitor.pop(name, None)
-            elif isinstance(visitor.get(name), list):
-                visitor[name] = visitor[name][:count]
+    _set_lm(room, lm)
+    visitor = _first_leads(state.visitor, emails, phones) if leads else state.visitor
     return replace(state, room=room, visitor=visitor, next_seq=min(upto, state.next_seq))
+
+
+def _first_leads(visitor: JSON | None, emails: int | None, phones: int | None) -> JSON | None:
+    """The visitor with only its first `emails` emails and `phones` phones (captures append)."""
+    if visitor is None:
+        return None
+    visitor = dict(visitor)
+    for name, count in (("visitorEmails", emails), ("phone", phones)):
+        if count is None:
+            visitor.pop(name, None)
+        elif isinstance(visitor.get(name), list):
+            visitor[name] = visitor[name][:count]
+    return visitor
 
 
 def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from devtools import demo
+from streams.events import decode_room_event
 from streams.leads import compile_lead_patterns
-from streams.sessions import SessionProcessor
+from streams.sessions import DueEvent, SessionProcessor, Source
 from streams.settings import load_settings
 from streams.table_store import TableStore
 from tests.unit.test_sessions import Clock, Feed
@@ -71,6 +72,29 @@ FORWARD = demo.room_event(
      "servedBy": {"_id": "agent-2", "username": "user2", "ts": "2023-02-02T10:16:30.000Z"}},
     {"_id": "agent-2", "username": "user2", "name": "User Two", "emails": []}, "e-fwd",
     transfer={"oldServedBy": demo.SERVED_BY, "oldDepartmentId": None},
+)  # fmt: skip
+# Counts the seed's first message and LEAD: committed before LEAD, it waits for LEAD, whose
+# record sends it. A crash that kept LEAD's room state (no close pending any more) but lost
+# the close's job must not lose the close.
+CLOSE_AT_LEAD = demo.room_event(
+    ROOM, "closed", "2023-02-02T10:17:00.000Z",
+    {**demo.seed_conversation(run="r")[6].value["room"], "msgs": 2, "lm": "2023-02-02T10:17:00.000Z"},
+    demo.AGENT, "e-close-at-lead",
+)  # fmt: skip
+# A forward whose room has an `lm` older than the message after it: read again, it must
+# not leave the room's `lm` behind that message's.
+FORWARD_LM = demo.room_event(
+    ROOM, "forwarded", "2023-02-02T10:16:30.000Z",
+    {**FORWARD.value["room"], "lm": "2023-02-02T10:16:30.000Z"}, FORWARD.value["agent"], "e-fwd-lm",
+    transfer=FORWARD.value["transfer"],
+)  # fmt: skip
+LATER = message("later-1", "a later question", "e-later")
+LATER.value["ts"] = LATER.value["message"]["ts"] = "2023-02-02T10:18:00.000Z"
+# A forward whose visitor document brings an email after LEAD captured one.
+FORWARD_EMAIL = demo.room_event(
+    ROOM, "forwarded", "2023-02-02T10:18:00.000Z", FORWARD.value["room"], FORWARD.value["agent"],
+    "e-fwd-email", transfer=FORWARD.value["transfer"],
+    visitor={**demo.VISITOR, "visitorEmails": [{"address": "new@example.com"}]},
 )  # fmt: skip
 DELETE = demo.InputRecord(
     Topic.MESSAGES, ROOM.encode(),
@@ -143,6 +167,9 @@ CASES = {
     # were lost: it must wait for them again, not send a transcript without them.
     "a close before the messages it counts": ([], [CLOSE, LEAD, SECOND]),
     "a forward before two messages": ([], [FORWARD, LEAD, SECOND]),
+    "a message completing a close committed before it": ([CLOSE_AT_LEAD], [LEAD]),
+    "a forward with an older lm, then a message": ([], [FORWARD_LM, LATER]),
+    "a forward bringing an email after a capture": ([LEAD], [FORWARD_EMAIL]),
 }
 
 
@@ -173,3 +200,30 @@ def test_records_whose_writes_were_partly_lost_are_redone_to_the_same_room(case:
         if (jobs, snapshot(survived), state(again)) != (expected_jobs, expected_tables, expected_state):  # fmt: skip
             failures.append("".join("1" if k else "0" for k in kept))
     assert not failures, f"{len(failures)} of {2 ** len(log)} crash outcomes differ: {failures[:8]}"
+
+
+def test_a_close_sent_after_its_grace_is_made_again_when_its_job_was_lost() -> None:
+    """The close-due event that sends a waiting close as it is: read again after a crash
+    that kept the room state (the close no longer pending) and lost the job."""
+    processor, tables, offsets = world([CLOSE])  # waits for LEAD and SECOND, in vain
+    start = [dict(table) for table in tables]
+    log: list[Write] = []
+    for table in tables:
+        table.log = log
+    due = DueEvent(ROOM, "omnihooks.close-due", CLOSE.value["id"], 0)
+    internal = decode_room_event(ROOM.encode(), due.to_json(1_700_000_000.0), 1 << 20)
+    source = Source(Topic.ROOMS.value, 0, offsets[Topic.ROOMS] + 1)
+    expected = processor.on_internal_event(internal, source)  # type: ignore[arg-type]
+    assert [job.type for job in expected] == ["LivechatSession"]
+    assert len(log) == 1  # the room state
+    for keep in (False, True):
+        survived = [RecordingTable(n) for n in range(3)]
+        for table, content in zip(survived, start, strict=True):
+            dict.update(table, content)
+        if keep:
+            dict.__setitem__(survived[log[0][0]], log[0][1], log[0][2])
+        again = processor_over(survived).on_internal_event(internal, source)  # type: ignore[arg-type]
+        assert [(job.delivery_id, job.body) for job in again] == [
+            (job.delivery_id, job.body) for job in expected
+        ], f"room state {'kept' if keep else 'lost'}"
+        assert snapshot(survived) == snapshot(tables)
