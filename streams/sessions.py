@@ -154,7 +154,9 @@ class SessionStore(Protocol):
     def drop(self, room_id: str, state: RoomState) -> None: ...
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
-    def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]: ...
+    def transcript(
+        self, room_id: str, next_seq: int, keep_deleted: Callable[[str], bool] | None = None
+    ) -> Iterator[JSON]: ...
     def raw_rooms(self) -> Iterable[tuple[str, bytes]]: ...
 
 
@@ -185,6 +187,9 @@ class SessionProcessor:
         self.settings = settings
         self.store = store
         self.leads = leads
+        # While a record is read again after a crash: messages deleted by records applied
+        # after it were not deleted yet when it first ran (see `_deleted_after`).
+        self._kept_deleted: Callable[[str], bool] | None = None
         self.clock = clock
         # room id -> when to look again; rebuilt from the store after a rebalance
         self._close_due: dict[str, float] = {}
@@ -194,6 +199,7 @@ class SessionProcessor:
 
     def on_room_event(self, event: RoomEvent, source: Source) -> list[WebhookJob]:
         room_id = event.room_id
+        self._kept_deleted = None
         state = self.store.load(room_id) or RoomState()
         saved = _seen_entry(state, event.id, source)
         if self._is_duplicate(state, event.id, source):
@@ -202,6 +208,7 @@ class SessionProcessor:
         # after a crash, the record finds the room moved on by itself and later records.
         image = _before_image(saved)
         view = _as_before(state, image, leads=False) if image is not None else state
+        self._kept_deleted = _deleted_after(state, source)
         first_image = _before(state) if saved is None else None
         if first_image is not None:
             _note_before(state, event.id, source, first_image)
@@ -267,13 +274,14 @@ class SessionProcessor:
         read again, after this one)."""
         if expected is not None and state.present < expected:
             return None
-        messages = list(self.store.transcript(room_id, state.next_seq))
+        messages = list(self._transcript(room_id, state.next_seq))
         return messages if expected is None or len(messages) >= expected else None
 
     # -- messages --------------------------------------------------------------------------
 
     def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
         room_id, message_id = event.room_id, event.message_id
+        self._kept_deleted = None
         state = self.store.load(room_id) or RoomState()
         # A record writes the message, its order entry and the room state: three changelog
         # records, and a crash can keep any of them and lose the others. The record is then
@@ -332,6 +340,7 @@ class SessionProcessor:
             _note_before(state, event.id, source, first_image)
         image = _before_image(saved)
         view = _as_before(state, image) if image is not None else state
+        self._kept_deleted = _deleted_after(state, source)
         jobs: list[WebhookJob] = []
         if self._message_webhook_wanted(message):
             # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
@@ -361,7 +370,9 @@ class SessionProcessor:
             if view is not state and view.room is not None:
                 view.room["lm"] = message["ts"]
         if view is not state and is_new:
+            # The view moves on by this record only: its place and its count.
             view.next_seq = min(state.next_seq, max(view.next_seq, seq + 1))
+            view.present += 1
         # A close waiting for its messages: this record may complete it. Read again after a
         # crash that kept the room state (the close no longer pending) but lost the close's
         # job, the record makes it again from what its first run noted.
@@ -426,6 +437,7 @@ class SessionProcessor:
     def on_internal_event(
         self, event: InternalRoomEvent, source: Source | None = None
     ) -> list[WebhookJob]:
+        self._kept_deleted = None
         state = self.store.load(event.room_id)
         if state is None:
             self._close_due.pop(event.room_id, None)
@@ -449,7 +461,9 @@ class SessionProcessor:
                     self.store.save(event.room_id, state)
                 return []
             view = _as_before(state, image) if saved and image is not None else state
-            messages = list(self.store.transcript(event.room_id, view.next_seq))
+            if source is not None:
+                self._kept_deleted = _deleted_after(state, source)
+            messages = list(self._transcript(event.room_id, view.next_seq))
             log.warning(
                 "room %s closed with %d of the %d messages its close event counts after "
                 "waiting %.0fs; sending the transcript as it is",
@@ -559,6 +573,9 @@ class SessionProcessor:
         del state.seen[:-SEEN_EVENTS_KEPT]
         return False
 
+    def _transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
+        return self.store.transcript(room_id, next_seq, self._kept_deleted)
+
     def _session_body(
         self,
         payload_type: PayloadType,
@@ -570,7 +587,7 @@ class SessionProcessor:
         if payload_type == "LeadCapture":
             messages = ()
         elif messages is None:
-            messages = self.store.transcript(room_id, state.next_seq)
+            messages = self._transcript(room_id, state.next_seq)
         return build_session_payload(
             payload_type,
             state.room or {"_id": room_id},
@@ -658,6 +675,7 @@ def _before(state: RoomState) -> list[Any]:
         state.next_seq,
         len(emails) if isinstance(emails, list) else None,
         len(phones) if isinstance(phones, list) else None,
+        state.present,
     ]
 
 
@@ -675,14 +693,14 @@ def _note_before(state: RoomState, event_id: str, source: Source, image: list[An
 
 def _note_completed_close(image: list[Any], pending: PendingClose) -> None:
     """Note in a record's before-image the pending close it completed (its job's identity)."""
-    image[4:] = [[pending.event_id, pending.workspace, pending.expected]]
+    image[5:] = [[pending.event_id, pending.workspace, pending.expected]]
 
 
 def _completed_close(image: list[Any] | None) -> PendingClose | None:
     """The pending close a record's first run completed, if its image noted one."""
-    if image is None or len(image) < 5 or not image[4]:
+    if image is None or len(image) < 6 or not image[5]:
         return None
-    event_id, workspace, expected = image[4]
+    event_id, workspace, expected = image[5]
     return PendingClose(event_id, workspace, expected, 0.0)
 
 
@@ -709,7 +727,38 @@ def _as_before(state: RoomState, image: list[Any], leads: bool = True) -> RoomSt
     room = dict(state.room or {})
     _set_lm(room, lm)
     visitor = _first_leads(state.visitor, emails, phones) if leads else state.visitor
-    return replace(state, room=room, visitor=visitor, next_seq=min(upto, state.next_seq))
+    present = image[4] if len(image) > 4 else state.present
+    return replace(
+        state, room=room, visitor=visitor, next_seq=min(upto, state.next_seq), present=present
+    )
+
+
+def _deleted_after(state: RoomState, source: Source) -> Callable[[str], bool]:
+    """Whether a delete marker's record comes after `source`'s record, as far as the room
+    state knows: applied after it (places in `seen`, which is in application order across
+    the room's topics), or not applied at all (a crash kept the marker and lost the room
+    state: past the newest offset `seen` has of its partition). A transcript built for
+    `source`'s record keeps such a message, as its first run did. Worked out on first use:
+    only a transcript that meets a deleted message asks."""
+    known: dict[str, Any] = {}
+
+    def later(record: str) -> bool:
+        if not known:
+            places = {f"{e[1]}:{e[2]}:{e[3]}": n for n, e in enumerate(state.seen)}
+            newest: dict[tuple[str, int], int] = {}
+            for entry in state.seen:
+                key = (entry[1], int(entry[2]))
+                newest[key] = max(newest.get(key, -1), int(entry[3]))
+            known.update(places=places, newest=newest,
+                         mine=places.get(source_id(source), len(places)))  # fmt: skip
+        place = known["places"].get(record)
+        if place is not None:
+            return bool(place > known["mine"])
+        topic, partition, offset = record.rsplit(":", 2)
+        newest_offset = known["newest"].get((topic, int(partition)))
+        return newest_offset is not None and int(offset) > newest_offset
+
+    return later
 
 
 def _first_leads(visitor: JSON | None, emails: int | None, phones: int | None) -> JSON | None:

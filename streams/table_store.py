@@ -18,7 +18,7 @@ whether the counts were taken and which place the message got.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from streams.sessions import JSON, RoomState, StoredMessage
@@ -70,7 +70,9 @@ class TableStore:
         if stored.seq is not None:
             self._order[self._order_key(room_id, stored.seq)] = message_id.encode()
 
-    def transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
+    def transcript(
+        self, room_id: str, next_seq: int, keep_deleted: Callable[[str], bool] | None = None
+    ) -> Iterator[JSON]:
         prefix = f"{room_id}{SEP}".encode()
         for seq in range(next_seq):
             message_id = self._order.get(prefix + str(seq).encode())
@@ -79,7 +81,8 @@ class TableStore:
             raw = self._messages.get(prefix + message_id)
             if raw is not None:
                 stored = _decode_message(raw)
-                if stored.deleted_by is None:
+                deleted_by = stored.deleted_by
+                if deleted_by is None or (keep_deleted is not None and keep_deleted(deleted_by)):
                     yield stored.message
 
     def raw_rooms(self) -> Iterable[tuple[str, bytes]]:

@@ -170,6 +170,10 @@ CASES = {
     "a message completing a close committed before it": ([CLOSE_AT_LEAD], [LEAD]),
     "a forward with an older lm, then a message": ([], [FORWARD_LM, LATER]),
     "a forward bringing an email after a capture": ([LEAD], [FORWARD_EMAIL]),
+    # Redone, the close and the forward find LEAD deleted (by a later record): their first
+    # runs had it in the transcript.
+    "a close, then a delete of a message it counts": ([LEAD], [CLOSE_AT_LEAD, DELETE]),
+    "a forward, then a delete of an earlier message": ([LEAD], [FORWARD, DELETE]),
 }
 
 
