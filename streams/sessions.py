@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streams.clock import iso
 from streams.events import (
@@ -197,24 +197,31 @@ class SessionProcessor:
 
     # -- room lifecycle --------------------------------------------------------------------
 
+    def _begin(self, state: RoomState, event_id: str, source: Source) -> _Start | None:
+        """Start applying a record to `state`; None for a duplicate (see `_is_duplicate`)."""
+        saved = _seen_entry(state, event_id, source)
+        if self._is_duplicate(state, event_id, source):
+            return None
+        self._kept_deleted = _deleted_after(state, source)
+        if saved is not None:
+            return _Start(saved, _before_image(saved), None)
+        return _Start(None, None, _before(state))
+
     def on_room_event(self, event: RoomEvent, source: Source) -> list[WebhookJob]:
         room_id = event.room_id
-        self._kept_deleted = None
         state = self.store.load(room_id) or RoomState()
-        saved = _seen_entry(state, event.id, source)
-        if self._is_duplicate(state, event.id, source):
+        start = self._begin(state, event.id, source)
+        if start is None:
             return []
+        saved, image, first_image = start
         # The room as this record found it, for its webhooks (see `_before`): read again
         # after a crash, the record finds the room moved on by itself and later records.
-        image = _before_image(saved)
         view = _as_before(state, image, leads=False) if image is not None else state
-        self._kept_deleted = _deleted_after(state, source)
-        first_image = _before(state) if saved is None else None
         if first_image is not None:
             _note_before(state, event.id, source, first_image)
         found_lm = (state.room or {}).get("lm")
         state.partition = source.partition
-        for target in {id(state): state, id(view): view}.values():
+        for target in [state] if view is state else [state, view]:
             target.room = _merge_room(target.room, event.room)
             if event.has_visitor:
                 target.visitor = _keep_captured_leads(target.visitor, event.visitor)
@@ -223,8 +230,8 @@ class SessionProcessor:
         # Leads are counted after the merge: a room event's visitor document comes first and
         # the addresses captured before stay after it (`_keep_captured_leads`).
         if first_image is not None:
-            first_image[2:4] = _before(state)[2:4]
-        elif image is not None and view is not state:
+            first_image[2:4] = _lead_counts(state.visitor)
+        elif image is not None:
             view.visitor = _first_leads(view.visitor, image[2], image[3])
         if saved is not None:
             # The room state already holds what came after this record; its messages, read
@@ -281,7 +288,6 @@ class SessionProcessor:
 
     def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
         room_id, message_id = event.room_id, event.message_id
-        self._kept_deleted = None
         state = self.store.load(room_id) or RoomState()
         # A record writes the message, its order entry and the room state: three changelog
         # records, and a crash can keep any of them and lose the others. The record is then
@@ -289,10 +295,10 @@ class SessionProcessor:
         # (in the room state) tells whether the counts were taken and which place the
         # message got; a stored message (or delete marker) naming this record was written by
         # it, not by an earlier one.
-        saved = _seen_entry(state, event.id, source)
-        if self._is_duplicate(state, event.id, source):
+        start = self._begin(state, event.id, source)
+        if start is None:
             return []
-        first_image = _before(state) if saved is None else None
+        saved, image, first_image = start
         state.partition = source.partition
         stored = self.store.message(room_id, message_id)
         here = source_id(source)
@@ -338,9 +344,7 @@ class SessionProcessor:
         # The room as this record found it, for its own webhooks (see `_before`).
         if first_image is not None:
             _note_before(state, event.id, source, first_image)
-        image = _before_image(saved)
         view = _as_before(state, image) if image is not None else state
-        self._kept_deleted = _deleted_after(state, source)
         jobs: list[WebhookJob] = []
         if self._message_webhook_wanted(message):
             # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
@@ -380,7 +384,6 @@ class SessionProcessor:
         if pending is not None:
             complete = self._complete_transcript(room_id, view, pending.expected)
             if complete is not None:
-                state.pending_close = view.pending_close = pending
                 jobs.append(self._pending_close_job(room_id, view, pending, complete))
                 state.pending_close = None
                 if first_image is not None:
@@ -444,25 +447,21 @@ class SessionProcessor:
             self._expire_due.pop(event.room_id, None)
             return []
         if event.event == "omnihooks.close-due":
-            image: list[Any] | None = None
-            saved = None
+            image = first_image = None
             if source is not None:
-                saved = _seen_entry(state, event.id, source)
-                if self._is_duplicate(state, event.id, source):
+                start = self._begin(state, event.id, source)
+                if start is None:
                     return []
-                image = _before_image(saved)
-                if saved is None:
-                    image = _before(state)
-                    _note_before(state, event.id, source, image)
+                _, image, first_image = start
+                if first_image is not None:
+                    _note_before(state, event.id, source, first_image)
             # Read again after a crash that kept the room state but lost the job: made again.
-            pending = state.pending_close or (_completed_close(image) if saved else None)
+            pending = state.pending_close or _completed_close(image)
             if pending is None or pending.event_id != event.ref:
                 if source is not None:
                     self.store.save(event.room_id, state)
                 return []
-            view = _as_before(state, image) if saved and image is not None else state
-            if source is not None:
-                self._kept_deleted = _deleted_after(state, source)
+            view = _as_before(state, image) if image is not None else state
             messages = list(self._transcript(event.room_id, view.next_seq))
             log.warning(
                 "room %s closed with %d of the %d messages its close event counts after "
@@ -474,8 +473,8 @@ class SessionProcessor:
             )
             jobs = [self._pending_close_job(event.room_id, view, pending, messages)]
             state.pending_close = None
-            if image is not None and not saved:
-                _note_completed_close(image, pending)
+            if first_image is not None:
+                _note_completed_close(first_image, pending)
             self.store.save(event.room_id, state)
             return self._deliverable(jobs)
         if (
@@ -664,18 +663,34 @@ def _is_later(record: str, source: Source) -> bool:
     ) > source.offset
 
 
+class _Start(NamedTuple):
+    """A record that is not a duplicate, as it starts: its `seen` entry as found (None the
+    first time), the before-image that entry kept (read again after a crash), and the
+    before-image to note (the first time)."""
+
+    saved: tuple[Any, ...] | None
+    image: list[Any] | None
+    first_image: list[Any] | None
+
+
 def _before(state: RoomState) -> list[Any]:
     """What a record may change that its own webhooks show as it was before it: `lm`, the
-    transcript's end (`next_seq`), and how many emails and phones the visitor had (lead
-    capture and `_keep_captured_leads` only append)."""
-    visitor = state.visitor or {}
-    emails, phones = visitor.get("visitorEmails"), visitor.get("phone")
+    transcript's end (`next_seq`), how many emails and phones the visitor had (lead capture
+    and `_keep_captured_leads` only append), and the message count."""
     return [
         (state.room or {}).get("lm"),
         state.next_seq,
+        *_lead_counts(state.visitor),
+        state.present,
+    ]
+
+
+def _lead_counts(visitor: JSON | None) -> list[int | None]:
+    visitor = visitor or {}
+    emails, phones = visitor.get("visitorEmails"), visitor.get("phone")
+    return [
         len(emails) if isinstance(emails, list) else None,
         len(phones) if isinstance(phones, list) else None,
-        state.present,
     ]
 
 
