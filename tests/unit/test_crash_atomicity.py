@@ -57,13 +57,20 @@ def message(message_id: str, text: str, event_id: str, **extra: Any) -> demo.Inp
 LEAD = message("lead-1", "mail me at lead@example.com", "e-lead")
 SECOND = message("second-1", "and a second question", "e-second")
 EDIT = message("lead-1", "edited", "e-edit", editedAt="2023-02-02T10:18:00.000Z")
-# Produced in the same millisecond as the two messages above (its room counts them and
-# the seed's first one, 3): read before them, it waits for them.
-CLOSE = demo.room_event(
-    ROOM, "closed", "2023-02-02T10:17:00.000Z",
-    {**demo.seed_conversation(run="r")[6].value["room"], "msgs": 3, "lm": "2023-02-02T10:17:00.000Z"},
-    demo.AGENT, "e-close",
-)  # fmt: skip
+
+
+def close_counting(msgs: int, event_id: str) -> demo.InputRecord:
+    """The seed's close, counting `msgs` messages, produced in the millisecond of LEAD and
+    SECOND (so read before them, rooms first)."""
+    room = demo.seed_conversation(run="r")[6].value["room"]
+    return demo.room_event(
+        ROOM, "closed", "2023-02-02T10:17:00.000Z",
+        {**room, "msgs": msgs, "lm": "2023-02-02T10:17:00.000Z"}, demo.AGENT, event_id,
+    )  # fmt: skip
+
+
+# Counts the two messages above and the seed's first one: read before them, it waits.
+CLOSE = close_counting(3, "e-close")
 # A forward, then two messages: read again after a crash, the forward finds the room
 # counting them (and its lm moved): its body must show the transcript it showed first.
 FORWARD = demo.room_event(
@@ -76,11 +83,7 @@ FORWARD = demo.room_event(
 # Counts the seed's first message and LEAD: committed before LEAD, it waits for LEAD, whose
 # record sends it. A crash that kept LEAD's room state (no close pending any more) but lost
 # the close's job must not lose the close.
-CLOSE_AT_LEAD = demo.room_event(
-    ROOM, "closed", "2023-02-02T10:17:00.000Z",
-    {**demo.seed_conversation(run="r")[6].value["room"], "msgs": 2, "lm": "2023-02-02T10:17:00.000Z"},
-    demo.AGENT, "e-close-at-lead",
-)  # fmt: skip
+CLOSE_AT_LEAD = close_counting(2, "e-close-at-lead")
 # A forward whose room has an `lm` older than the message after it: read again, it must
 # not leave the room's `lm` behind that message's.
 FORWARD_LM = demo.room_event(
