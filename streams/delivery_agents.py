@@ -5,6 +5,11 @@ their next attempt and waits for each due time in its own task, so a job waiting
 another job, room or partition. Each job runs in its own task (bounded), and events are
 acknowledged per partition in offset order (`InOrderSink`) only once their job is delivered,
 re-queued or dead-lettered, so a committed offset never passes a job still in flight.
+
+Each endpoint has a circuit breaker (`streams/breaker.py`). A fresh job for an open endpoint
+is moved, unattempted, to the retries topic; there the retry agent holds it (and every retry
+for that endpoint) until a probe succeeds, so a dead endpoint costs the worker one produce per
+job instead of ten failing POSTs, and its jobs spend no attempts while it is down.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from faust.types import StreamT
 
 from streams import metrics
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
+from streams.breaker import BreakerPolicy, Pass
 from streams.clock import iso, parse_iso
+from streams.endpoint_gates import ALWAYS, EndpointGates
 from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
@@ -47,6 +54,19 @@ def policy_from(settings: Settings) -> RetryPolicy:
     )
 
 
+def breaker_policy_from(settings: Settings) -> BreakerPolicy | None:
+    if not settings.breaker:
+        return None
+    return BreakerPolicy(
+        failure_ratio=settings.breaker_failure_ratio,
+        min_jobs=settings.breaker_min_jobs,
+        window_s=settings.breaker_window_s,
+        cooldown_s=settings.breaker_cooldown_s,
+        max_cooldown_s=settings.breaker_max_cooldown_s,
+        max_hold_s=settings.breaker_max_hold_s,
+    )
+
+
 class Delivery:
     """One job's attempt and its outcome: POST, then delivered, retry or dead letter."""
 
@@ -63,36 +83,55 @@ class Delivery:
         self.rejected = omnihooks.topics[Topic.REJECTED]
         self.posts = asyncio.Semaphore(self.settings.delivery_concurrency)
         self.failures = FailureLog(log, time.monotonic)
+        self.gates = EndpointGates(breaker_policy_from(self.settings))
 
-    async def settle(self, job: WebhookJob) -> None:
+    async def settle(self, job: WebhookJob, leave: Pass = ALWAYS) -> None:
         settled = self.settled
         if settled is None:
-            await self.attempt(job)
+            await self.attempt(job, leave)
             return
         if not settled.begin(job):
+            self.gates.release(job.url, leave)
             metrics.ALREADY_SETTLED.labels(job.type).inc()
             log.debug("job %s (%s) settled already: not sent again", job.delivery_id, job.type)
             return
         try:
-            await self.attempt(job)
+            await self.attempt(job, leave)
         finally:
             settled.end(job)
+
+    async def hold(self, job: WebhookJob) -> None:
+        """The job's endpoint is open: move the job, unattempted, to the retries topic, where
+        the retry agent holds it until the endpoint lets it through; the jobs topic's
+        partition goes on with other endpoints' jobs meanwhile."""
+        metrics.HELD.labels(job.type).inc()
+        await (await self.retries.send(key=job.key(), value=job.to_json()))
 
     def _settled(self, job: WebhookJob, attempts: int, final: bool, now: float) -> None:
         if self.settled is not None:
             self.settled.settle(job, attempts, final=final, now=now)
 
-    async def attempt(self, job: WebhookJob) -> None:
-        async with self.posts:
-            metrics.IN_FLIGHT.inc()
-            try:
-                answer = await self.client.post(job)
-            finally:
-                metrics.IN_FLIGHT.dec()
+    async def attempt(self, job: WebhookJob, leave: Pass) -> None:
+        try:
+            async with self.posts:
+                metrics.IN_FLIGHT.inc()
+                try:
+                    answer = await self.client.post(job)
+                finally:
+                    metrics.IN_FLIGHT.dec()
+        except BaseException:
+            self.gates.release(job.url, leave)  # a probe that never got its answer
+            raise
         attempt = answer.attempt
         metrics.LATENCY.observe(attempt.duration_ms / 1000)
+        # Only what a retry could fix says the endpoint is unwell: a 4xx that the rule does
+        # not retry is the endpoint answering, about this job.
+        endpoint_failed = not self.policy.is_success(attempt.status) and (
+            self.policy.is_retriable(attempt.status, attempt.error)
+        )
+        self.gates.record(job.url, leave, job.delivery_id, endpoint_failed)
         now = time.time()
-        decision = next_attempt(job, attempt, self.policy, now)
+        decision = next_attempt(job, attempt, self.policy, now, probe=leave.probe)
         attempts = len(job.attempts) + 1
         # Each outcome is written once what it sent is on the brokers: a crash in between
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.
@@ -184,11 +223,20 @@ class DeliveryAgent:
                 reason = f"not a webhook job: {type(exc).__name__}: {exc}"
                 await self.delivery.reject(event, reason)
                 return
-            if self.wait_until_due and job.due_at:
-                delay = parse_iso(job.due_at) - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await self.delivery.settle(job)
+            gates = self.delivery.gates
+            if self.wait_until_due:
+                if job.due_at:
+                    delay = parse_iso(job.due_at) - time.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                leave = await gates.wait_pass(job.url)
+            else:
+                maybe = gates.try_pass(job.url)
+                if maybe is None:
+                    await self.delivery.hold(job)
+                    return
+                leave = maybe
+            await self.delivery.settle(job, leave)
         except Exception:  # not CancelledError (a BaseException): handle() sees that
             # A bug, not a delivery failure. Left unacknowledged it would stall the
             # partition's commits forever: log it loudly and keep the job instead.

@@ -20,6 +20,22 @@ LATENCY = Histogram(
 JOBS_EMITTED = Counter(
     "omnihooks_jobs_emitted", "Webhook jobs emitted by the session pipeline", ["type"]
 )
+ENDPOINT_STATE = Gauge(
+    "omnihooks_endpoint_state",
+    "Circuit breaker per endpoint: 0 closed, 1 open, 2 probing, 3 given up (open too long)",
+    ["endpoint"],
+)
+ENDPOINT_WAITING = Gauge(
+    "omnihooks_endpoint_waiting", "Jobs held in this worker until the endpoint closes", ["endpoint"]
+)
+ENDPOINT_FAILURES = Counter(
+    "omnihooks_endpoint_failures", "Failed attempts per endpoint (retriable ones)", ["endpoint"]
+)
+HELD = Counter(
+    "omnihooks_held",
+    "Fresh jobs moved to the retries topic because their endpoint was open",
+    ["type"],
+)
 REJECTED = Counter("omnihooks_rejected", "Input records sent to the rejected topic", ["topic"])
 
 

@@ -61,8 +61,14 @@ class Decision:
         )
 
 
-def next_attempt(job: WebhookJob, attempt: Attempt, policy: RetryPolicy, now: float) -> Decision:
-    """What happens to `job` after `attempt`: delivered, wait for another try, or dead."""
+def next_attempt(
+    job: WebhookJob, attempt: Attempt, policy: RetryPolicy, now: float, probe: bool = False
+) -> Decision:
+    """What happens to `job` after `attempt`: delivered, wait for another try, or dead.
+
+    A probe of an open endpoint (streams/breaker.py) is not the job's own failure but the
+    endpoint's: it never exhausts the job's attempts, so holding a job never dead-letters it.
+    """
     if policy.is_success(attempt.status):
         return Decision(Verdict.DELIVERED, job.with_attempt(attempt, due_at=None))
     made = len(job.attempts) + 1
@@ -72,7 +78,7 @@ def next_attempt(job: WebhookJob, attempt: Attempt, policy: RetryPolicy, now: fl
             f" under the {policy.rule} rule" if attempt.status is not None else ""
         )
         return Decision(Verdict.DEAD, job.with_attempt(attempt, due_at=None), reason)
-    if made > policy.retries:
+    if made > policy.retries and not probe:
         reason = f"{made} attempts failed; the last: {outcome}"
         return Decision(Verdict.DEAD, job.with_attempt(attempt, due_at=None), reason)
     due = iso(now + policy.delay_s)
