@@ -5,7 +5,8 @@
 `omnihooks receive` (aiohttp's server) measured about 5k requests/s on one core here, so a
 ceiling measured against it was the receiver's, not the client's. This one speaks just
 enough HTTP/1.1 for keep-alive POSTs: it answers 200 (500 under /fail) and keeps
-(webhook-id, arrival time) of each 200 for `GET /arrivals`; `DELETE /arrivals` forgets them.
+(webhook-id, arrival time) of each 200 for `GET /arrivals`, and the count of failed POSTs for
+`GET /failed`; `DELETE /arrivals` forgets both.
 Not a web server: no chunked bodies, no TLS, requests from the benchmark only.
 """
 
@@ -23,6 +24,7 @@ NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"
 HEADERS_END = b"\r\n\r\n"
 
 arrivals: list[tuple[str, float]] = []
+failed = [0]
 
 
 class Receiver(asyncio.Protocol):
@@ -61,13 +63,15 @@ class Receiver(asyncio.Protocol):
         method, path, _ = request_line.split(" ", 2)
         if method == "POST":
             if path.startswith("/fail"):
+                failed[0] += 1
                 return FAILED
             arrivals.append((webhook_id, time.time()))
             return OK
         if method == "DELETE":
             arrivals.clear()
+            failed[0] = 0
             return NO_CONTENT
-        body = orjson.dumps(arrivals)
+        body = orjson.dumps(failed[0] if path == "/failed" else arrivals)
         return (
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(body)).encode()

@@ -437,6 +437,7 @@ class Bench:
                  for name, used in self.cpu_use().items()}  # fmt: skip
         wait_until(lambda: len(self.arrivals()) >= len(sent), 60, 0.5)
         arrivals = dict(self.arrivals())
+        failed_posts = int(httpx.get(self.url("/failed"), timeout=30).json())
         floor.stop()
         self.stop_workers()
         self.forget()
@@ -452,6 +453,8 @@ class Bench:
             "p99_ms": percentile(latencies, 0.99),
             "kafka_p50_ms": percentile(kafka, 0.50),
             "kafka_p99_ms": percentile(kafka, 0.99),
+            "failing_jobs": total - len(sent),
+            "failed_posts": failed_posts,
             "cpu_cores": cores,
         }
 
@@ -857,6 +860,10 @@ def main() -> int:
             )
             clean = bench.latency_at(1000, ISOLATION_STAGE_S)
             r["latency_trials"].append({"clean": clean, "isolation": bench.latency_at(1000, ISOLATION_STAGE_S, failing_share=0.3)})  # fmt: skip
+        step("latency at 1000/s, 30% of jobs failing, circuit breaker off (30 s)")
+        r["latency_isolation_no_breaker"] = bench.latency_at(
+            1000, ISOLATION_STAGE_S, failing_share=0.3, breaker=False
+        )
         middle = median_trial(r["latency_trials"], kafka_ratio)
         r["latency"].append(middle["clean"])
         step("latency at 1000/s without the settled-jobs table")
@@ -914,6 +921,7 @@ def render(r: dict[str, Any]) -> str:
     the same run, and met/not met; then every figure itself."""
     by_rate = {x["rate"]: x for x in r["latency"]}
     clean, iso_, unsettled = by_rate[1000], r["latency_isolation"], r["latency_unsettled"]
+    no_breaker = r["latency_isolation_no_breaker"]
     post, floor = r["ceiling_post_per_s"], r["faust_floor_per_s"]
     post_floor = r["faust_post_floor_per_s"]
     delivery, sessions = r["delivery_per_s"], r["session_events_per_s"]
@@ -954,7 +962,11 @@ def render(r: dict[str, Any]) -> str:
         ("isolation: 30% of jobs to a failing endpoint",
          f"healthy p99 {iso_['p99_ms']:.0f} ms = {iso_ratio:.1f}× the clean p99 of its trial (median of 3 paired trials: {iso_each})",
          f"clean p99 {iso_clean['p99_ms']:.0f} ms at 1,000 jobs/s, the stage just before; Kafka alone in the failing stage p99 "
-         f"{iso_['kafka_p99_ms']:.0f} ms", "≤ 2× the clean p99", met(iso_ratio <= 2)),
+         f"{iso_['kafka_p99_ms']:.0f} ms. POSTs to the failing endpoint in the stage: {iso_['failed_posts']:,} for "
+         f"{iso_['failing_jobs']:,} jobs with the circuit breaker (default); without it (OMNIHOOKS_BREAKER=false) "
+         f"{no_breaker['failed_posts']:,}, healthy p99 {no_breaker['p99_ms']:.0f} ms = "
+         f"{no_breaker['p99_ms'] / iso_clean['p99_ms']:.1f}× the same clean p99",
+         "≤ 2× the clean p99", met(iso_ratio <= 2)),
         ("delivery latency at 1,000 jobs/s",
          f"p99 {clean['p99_ms']:.0f} ms = {p99_ratio:.1f}× Kafka alone (median of 3 trials: {kafka_each})",
          f"Kafka alone (produce → plain consumer) p99 {clean['kafka_p99_ms']:.0f} ms. Without the settled-jobs "
@@ -1000,6 +1012,9 @@ def render(r: dict[str, Any]) -> str:
          f"p50 {unsettled['p50_ms']:.1f} / p95 {unsettled['p95_ms']:.1f} / p99 {unsettled['p99_ms']:.1f} ms"),
         ("1000/s with 30% of jobs failing", f"healthy p50 {iso_['p50_ms']:.1f} / p95 {iso_['p95_ms']:.1f} / p99 {iso_['p99_ms']:.1f} ms"),
         ("CPU in use, 30% of jobs failing (cores)", cores(iso_["cpu_cores"])),
+        ("1000/s with 30% of jobs failing, circuit breaker off", f"healthy p50 {no_breaker['p50_ms']:.1f} / p95 {no_breaker['p95_ms']:.1f} / p99 {no_breaker['p99_ms']:.1f} ms; "
+         f"{no_breaker['failed_posts']:,} failed POSTs for {no_breaker['failing_jobs']:,} failing jobs (with the breaker: {iso_['failed_posts']:,})"),
+        ("CPU in use, 30% of jobs failing, circuit breaker off (cores)", cores(no_breaker["cpu_cores"])),
         ("session pipeline without the order merge (Faust's fetch order)", f"{r['session_events_per_s_no_merge']:,} events/s"),
         *[(f"session latency at {x['rate']} events/s, {name} (message produced → its Message job)",
            f"p50 {x['p50_ms']:.0f} / p99 {x['p99_ms']:.0f} ms")

@@ -128,6 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--dry-run", action="store_true", help="say what would be purged")
     purge.set_defaults(command=_dlq_purge)
 
+    endpoints = commands.add_parser("endpoints", help="endpoint health: circuit breakers")
+    endpoint_commands = endpoints.add_subparsers(required=True, metavar="ACTION")
+    status = endpoint_commands.add_parser(
+        "status",
+        help="each worker's circuit breaker per endpoint",
+        description="Ask each delivery worker's web port (GET /endpoints) for its breakers: "
+        "state (closed, open, probing, given-up), jobs it holds, failed attempts.",
+    )
+    status.add_argument(
+        "--worker",
+        action="append",
+        metavar="URL",
+        help="a worker's web address (repeatable); default http://127.0.0.1:OMNIHOOKS_WEB_PORT",
+    )
+    status.set_defaults(command=_endpoints_status)
+
     receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
     receive.add_argument("--host", default="127.0.0.1")
     receive.add_argument("--port", type=int, default=8080)
@@ -336,6 +352,29 @@ def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     topic.flush()
     print(f"purged {len(entries)} dead letters")
     return EXIT_OK
+
+
+def _endpoints_status(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    workers = args.worker or [f"http://127.0.0.1:{settings.web_port}"]
+    failed = False
+    print(f"{'worker':28} {'endpoint':44} {'state':9} {'waiting':>7} {'failures':>8} reopen in")
+    for worker in workers:
+        if not worker.startswith(("http://", "https://")):
+            raise UsageError(f"--worker {worker!r}: give an http:// or https:// address")
+        try:
+            answer = httpx.get(worker.rstrip("/") + "/endpoints", timeout=5)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"{worker:28} unreachable: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        for e in answer.json()["endpoints"]:
+            reopen = "" if e["reopen_in_s"] is None else f"{e['reopen_in_s']} s"
+            print(f"{worker:28} {e['endpoint']:44} {e['state']:9} {e['waiting']:>7} "
+                  f"{e['failures']:>8} {reopen}")  # fmt: skip
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def _receive(args: argparse.Namespace, settings: Settings) -> int:

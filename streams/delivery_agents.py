@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import asdict
 from typing import Any
 
 import mode
@@ -272,6 +273,15 @@ def http_client_service(delivery: Delivery) -> type[mode.Service]:
     return HttpClientService
 
 
+def add_endpoints_page(app: Any, gates: EndpointGates) -> None:
+    """GET /endpoints: this worker's breaker per endpoint, for `omnihooks endpoints status`."""
+
+    async def endpoints_page(view: Any, request: Any) -> Any:
+        return view.json({"endpoints": [asdict(status) for status in gates.statuses()]})
+
+    app.page("/endpoints")(endpoints_page)
+
+
 def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     """Add the deliver and retry agents, their table and timers to the app."""
     app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
@@ -296,6 +306,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     app.agent(topics[Topic.WEBHOOK_JOBS], name="deliver")(deliver.run)
     app.agent(topics[Topic.WEBHOOK_RETRIES], name="retry")(retry.run)
     app.service(http_client_service(delivery))
+    add_endpoints_page(app, delivery.gates)
 
     async def summarize_failed_attempts() -> None:
         delivery.failures.flush()

@@ -26,12 +26,13 @@ from aiohttp import web
 from topics import codec
 
 
-@dataclass(frozen=True)
+@dataclass
 class Received:
     at: float
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int | None = None  # what the receiver answered (None: it hung up)
 
     def json(self) -> Any:
         return codec.loads(self.body)
@@ -44,6 +45,7 @@ class Receiver:
     ssl_context: Any = None  # an ssl.SSLContext to serve HTTPS
     requests: list[Received] = field(default_factory=list)
     crm_answer: bytes = b'{"contactId": "crm-42"}'
+    down: set[str] = field(default_factory=set)  # /outage/<name> answers 503 while listed
     _counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,9 +56,15 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         path = request.path
+        received = Received(time.time(), path, dict(request.headers), body)
         with self._lock:
-            self.requests.append(Received(time.time(), path, dict(request.headers), body))
+            self.requests.append(received)
             self._counts[path] = count = self._counts.get(path, 0) + 1
+        response = await self._answer(request, path, count)
+        received.status = None if path.startswith("/reset") else response.status
+        return response
+
+    async def _answer(self, request: web.Request, path: str, count: int) -> web.StreamResponse:
         parts = path.strip("/").split("/")
         if parts[0] == "ok":
             return web.Response(status=200)
@@ -64,6 +72,8 @@ class Receiver:
             return web.Response(status=200, body=self.crm_answer, content_type="application/json")
         if parts[0] == "fail":
             return web.Response(status=500 if count <= int(parts[1]) else 200)
+        if parts[0] == "outage":
+            return web.Response(status=503 if parts[1] in self.down else 200)
         if parts[0] == "status":
             return web.Response(status=int(parts[1]))
         if parts[0] == "hang":

@@ -1,0 +1,148 @@
+"""Endpoint health through the real broker and a real receiver: an endpoint that goes down is
+held by its circuit breaker (no attempts spent, nothing dead-lettered), the others flow, and
+everything held is delivered once it is back, across a SIGKILL too."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from streams.settings import Settings
+from tests.conftest import Broker
+from tests.harness import TopicReader, WorkerProcess, free_port
+from tests.integration.test_delivery import make_job, send_jobs
+from tests.receiver import Receiver
+from topics.catalogue import Topic
+from topics.records import WebhookJob
+
+pytestmark = pytest.mark.integration
+
+# Scaled down from minutes so the suite stays short: without the breaker, each held job
+# would spend its 4 POSTs within about 3 s and be dead-lettered long before the end.
+OUTAGE_S = 15
+BREAKER = {
+    "retry_attempts": 3,
+    "retry_delay_s": 1,
+    "breaker_min_jobs": 5,
+    "breaker_cooldown_s": 2,
+    "breaker_max_cooldown_s": 4,
+}
+
+
+def outage_jobs(receiver: Receiver, n: int) -> tuple[list[WebhookJob], list[WebhookJob]]:
+    down = [make_job(receiver.url("/outage/crm-a"), i, room=f"room-{i}") for i in range(n)]
+    healthy = [make_job(receiver.url("/ok"), i, room=f"room-{i}") for i in range(n)]
+    return down, healthy
+
+
+def delivered_ids(receiver: Receiver, path: str) -> set[str]:
+    return {r.headers["webhook-id"] for r in receiver.at(path) if r.status == 200}
+
+
+def wait_delivered(receiver: Receiver, path: str, ids: set[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ids <= delivered_ids(receiver, path):
+            return
+        time.sleep(0.1)
+    missing = ids - delivered_ids(receiver, path)
+    raise AssertionError(f"{len(missing)} of {len(ids)} jobs never delivered to {path}")
+
+
+def wait_status(port: int, endpoint: str, states: tuple[str, ...]) -> list[str]:
+    """`omnihooks endpoints status` until the endpoint's row shows one of `states` and
+    jobs held."""
+    deadline = time.monotonic() + 30
+    rows: list[list[str]] = []
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "endpoints", "status",
+             "--worker", f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        rows = [line.split() for line in done.stdout.splitlines()[1:]]
+        for row in rows:
+            if row[1] == endpoint and row[2] in states and int(row[3]) > 0:
+                return row[1:]
+        time.sleep(0.2)
+    raise AssertionError(f"{endpoint} never {states}: {rows}")
+
+
+def failed_posts(receiver: Receiver, path: str) -> int:
+    return sum(1 for r in receiver.at(path) if r.status != 200)
+
+
+def test_an_endpoint_down_then_back_loses_nothing_and_spends_few_attempts(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    port = free_port()
+    start_worker(settings_factory(web_enabled=True, web_port=port, **BREAKER), "delivery")
+    jobs_topic = applied_topics[Topic.WEBHOOK_JOBS]
+    receiver.down.add("crm-a")
+    down, healthy = outage_jobs(receiver, 40)
+    # interleaved: the same rooms and partitions carry both endpoints' jobs
+    send_jobs(kafka, jobs_topic, [job for pair in zip(down, healthy, strict=True) for job in pair])
+    wait_delivered(receiver, "/ok", {j.delivery_id for j in healthy}, timeout_s=60)
+    began = time.monotonic()
+    wait_status(port, receiver.url("/outage/crm-a"), ("open", "probing"))
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'omnihooks_endpoint_state{endpoint="' + receiver.url("/outage/crm-a") in metrics
+    # the outage itself: what is measured is what happens during it
+    time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - began)))
+    later_down, later_healthy = outage_jobs(receiver, 10)
+    send_jobs(kafka, jobs_topic, later_down + later_healthy)
+    wait_delivered(receiver, "/ok", {j.delivery_id for j in later_healthy}, timeout_s=30)
+    spent = failed_posts(receiver, "/outage/crm-a")
+    receiver.down.discard("crm-a")
+
+    wait_delivered(receiver, "/outage/crm-a", {j.delivery_id for j in down + later_down}, 60)
+    # 5 jobs to open it, a probe per cool-down (2, 4, 4, ... s), and the attempts that were
+    # already in flight when it opened; without the breaker: 50 jobs x 4 POSTs = 200.
+    assert spent <= 5 + OUTAGE_S // 2 + 16, f"{spent} failed POSTs to an endpoint that was down"
+    assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
+    accepted = [r for r in receiver.at("/outage/crm-a") if r.status == 200]
+    assert len(accepted) == 50, "each held job delivered once"
+
+
+def test_a_worker_killed_while_an_endpoint_is_open_loses_nothing(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    settings = settings_factory(**BREAKER)
+    first = start_worker(settings, "delivery")
+    jobs_topic = applied_topics[Topic.WEBHOOK_JOBS]
+    receiver.down.add("crm-a")
+    down, healthy = outage_jobs(receiver, 30)
+    send_jobs(kafka, jobs_topic, down + healthy)
+    wait_delivered(receiver, "/ok", {j.delivery_id for j in healthy}, timeout_s=60)
+    # held: moved to the retries topic unattempted (or waiting there after a failure)
+    read_topic(applied_topics[Topic.WEBHOOK_RETRIES]).wait_for(30, timeout_s=30)
+    first.stop(signal.SIGKILL)
+    before = len(receiver.at("/outage/crm-a"))
+    start_worker(settings, "delivery")
+    later_down, _ = outage_jobs(receiver, 5)
+    send_jobs(kafka, jobs_topic, later_down)
+    # The new worker meets the outage too (once the group gave it the partitions) and opens
+    # its own breaker; then long enough that without one every job would have spent its
+    # 4 POSTs, 1 s apart, and been dead-lettered.
+    receiver.wait_for("/outage/crm-a", before + 1, timeout_s=60)
+    time.sleep(8)
+    receiver.down.discard("crm-a")
+
+    wait_delivered(receiver, "/outage/crm-a", {j.delivery_id for j in down + later_down}, 90)
+    assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
