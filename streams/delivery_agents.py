@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import asdict
 from typing import Any
@@ -31,7 +32,7 @@ from streams.endpoint_gates import ALWAYS, EndpointGates
 from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
-from streams.retry import RetryPolicy, Verdict, next_attempt
+from streams.retry import RetryPolicy, Verdict, next_attempt, retry_after_seconds
 from streams.settings import Settings
 from streams.settled import SettledJobs
 from streams.webhook_client import WebhookClient
@@ -52,6 +53,8 @@ def policy_from(settings: Settings) -> RetryPolicy:
         delay_s=settings.retry_delay,
         rule=settings.retry_rule_in_force,
         accept_any_2xx=settings.accept_any_2xx,
+        jitter=settings.retry_jitter,
+        retry_after_max_s=settings.retry_after_max_s,
     )
 
 
@@ -132,7 +135,9 @@ class Delivery:
         )
         self.gates.record(job.url, leave, job.delivery_id, endpoint_failed)
         now = time.time()
-        decision = next_attempt(job, attempt, self.policy, now, probe=leave.probe)
+        retry_after = retry_after_seconds(answer.retry_after, now)
+        draw = random.uniform(-1.0, 1.0) if self.policy.jitter else 0.0
+        decision = next_attempt(job, attempt, self.policy, now, leave.probe, retry_after, draw)
         attempts = len(job.attempts) + 1
         # Each outcome is written once what it sent is on the brokers: a crash in between
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.

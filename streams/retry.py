@@ -9,6 +9,7 @@ apart, and drop any other answer (omnihooks dead-letters it instead: nothing is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from enum import Enum
 
 from streams.clock import iso
@@ -30,6 +31,18 @@ class RetryPolicy:
     delay_s: float
     rule: str = "documented"
     accept_any_2xx: bool = False
+    jitter: float = 0.0  # each delay moves by up to this share either way (0.2: ±20 %)
+    retry_after_max_s: float = 300.0  # the longest a receiver's Retry-After may push a retry
+
+    def delay_after(self, retry_after_s: float | None, draw: float) -> float:
+        """The wait before the next attempt: the schedule's delay moved by `draw` (-1 to 1)
+        times the jitter, and lengthened by a 429's or 503's Retry-After up to the cap.
+        A Retry-After never shortens the schedule (Svix and Rocket.Chat alike keep their own
+        delay as the minimum)."""
+        delay = self.delay_s * (1 + self.jitter * max(-1.0, min(1.0, draw)))
+        if retry_after_s is not None and retry_after_s > delay:
+            delay = max(delay, min(retry_after_s, self.retry_after_max_s))
+        return delay
 
     def is_success(self, status: int | None) -> bool:
         if status is None:
@@ -61,8 +74,31 @@ class Decision:
         )
 
 
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header's wait in seconds: delta-seconds or an HTTP date (RFC 9110
+    10.2.3); None when absent or unreadable (then the schedule alone decides)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None  # an HTTP date is always GMT; a zoneless one is not one
+    return max(0.0, when.timestamp() - now)
+
+
 def next_attempt(
-    job: WebhookJob, attempt: Attempt, policy: RetryPolicy, now: float, probe: bool = False
+    job: WebhookJob,
+    attempt: Attempt,
+    policy: RetryPolicy,
+    now: float,
+    probe: bool = False,
+    retry_after_s: float | None = None,
+    draw: float = 0.0,
 ) -> Decision:
     """What happens to `job` after `attempt`: delivered, wait for another try, or dead.
 
@@ -81,5 +117,6 @@ def next_attempt(
     if made > policy.retries and not probe:
         reason = f"{made} attempts failed; the last: {outcome}"
         return Decision(Verdict.DEAD, job.with_attempt(attempt, due_at=None), reason)
-    due = iso(now + policy.delay_s)
+    honoured = retry_after_s if attempt.status in (429, 503) else None
+    due = iso(now + policy.delay_after(honoured, draw))
     return Decision(Verdict.RETRY, job.with_attempt(attempt, due_at=due), f"retry at {due}")

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # 5xx, 429 and network errors, as current Rocket.Chat servers do.
     retry_rule: Literal["documented", "rocketchat-7", "rocketchat-2025"] | None = None
     accept_any_2xx: bool = False
+    # Each retry delay moves by up to this share either way (0.2: ±20 %, as Svix does), so
+    # jobs failed together do not all come back together. 0: Rocket.Chat's fixed delay.
+    retry_jitter: float = Field(0.0, ge=0, le=1)
+    # A 429 or 503 answer's Retry-After lengthens the next delay, never beyond this.
+    retry_after_max_s: float = Field(300.0, ge=0)
     signing_secret: SecretStr = SecretStr("")
     delivery_concurrency: int = Field(64, gt=0)
     tls_verify: bool = True

@@ -30,6 +30,7 @@ class Answer:
 
     attempt: Attempt
     body: bytes
+    retry_after: str | None = None  # the answer's Retry-After header, as sent
 
 
 class WebhookClient:
@@ -101,6 +102,7 @@ class WebhookClient:
         status: int | None = None
         error: str | None = None
         answer = b""
+        retry_after: str | None = None
         try:
             # Redirects are not followed: a POST turned into a GET would count as delivered
             # though the CRM never got the body. A 3xx is a failed attempt, on the record.
@@ -108,6 +110,7 @@ class WebhookClient:
                 target, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
                 answer = await self._read_bounded(response)
         except TimeoutError:
             error = "timeout"
@@ -129,7 +132,7 @@ class WebhookClient:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         excerpt = answer[: self._excerpt_bytes].decode("utf-8", "replace") if answer else None
         attempt = Attempt(iso(started_wall), status, error, duration_ms, excerpt)
-        return Answer(attempt, answer)
+        return Answer(attempt, answer, retry_after)
 
 
 async def private_address(url: str) -> str | None:

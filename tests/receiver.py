@@ -74,6 +74,10 @@ class Receiver:
             return web.Response(status=500 if count <= int(parts[1]) else 200)
         if parts[0] == "outage":
             return web.Response(status=503 if parts[1] in self.down else 200)
+        if parts[0] == "busy":  # /busy/<n>/<retry-after>: 429 with Retry-After n times
+            if count <= int(parts[1]):
+                return web.Response(status=429, headers={"Retry-After": parts[2]})
+            return web.Response(status=200)
         if parts[0] == "status":
             return web.Response(status=int(parts[1]))
         if parts[0] == "hang":

@@ -146,3 +146,22 @@ def test_a_worker_killed_while_an_endpoint_is_open_loses_nothing(
 
     wait_delivered(receiver, "/outage/crm-a", {j.delivery_id for j in down + later_down}, 90)
     assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
+
+
+def test_retry_after_from_a_busy_receiver_sets_the_next_attempt_within_the_cap(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+) -> None:
+    start_worker(settings_factory(retry_delay_s=0.2, retry_after_max_s=2.5), "delivery")
+    asks_1s, asks_an_hour = receiver.url("/busy/1/1"), receiver.url("/busy/1/3600")
+    send_jobs(
+        kafka, applied_topics[Topic.WEBHOOK_JOBS], [make_job(asks_1s), make_job(asks_an_hour)]
+    )
+    first, second = receiver.wait_for("/busy/1/1", 2, timeout_s=60)
+    assert (first.status, second.status) == (429, 200)
+    assert 1.0 * 0.95 <= second.at - first.at < 2.0, "Retry-After: 1 honoured over the 0.2 s delay"
+    first, second = receiver.wait_for("/busy/1/3600", 2, timeout_s=60)
+    assert 2.5 * 0.95 <= second.at - first.at < 4.0, "Retry-After: 3600 capped at 2.5 s"

@@ -3,7 +3,7 @@
 import pytest
 
 from streams.clock import parse_iso
-from streams.retry import RetryPolicy, Verdict, next_attempt
+from streams.retry import RetryPolicy, Verdict, next_attempt, retry_after_seconds
 from topics.records import Attempt, WebhookJob
 
 NOW = 1_700_000_000.0
@@ -69,3 +69,35 @@ def test_a_blocked_url_is_dead_at_once() -> None:
     decision = next_attempt(job(), blocked, RetryPolicy(10, 10), NOW)
     assert decision.verdict is Verdict.DEAD
     assert "not retried" in decision.reason
+
+
+def test_retry_after_lengthens_the_delay_up_to_the_cap_never_shortens_it() -> None:
+    job = WebhookJob("d", "Message", "room", "http://crm/hook", {}, "x")
+    policy = RetryPolicy(retries=10, delay_s=10, retry_after_max_s=120)
+    busy = Attempt("t", 429, None, 1.0)
+
+    def due_in(attempt: Attempt, retry_after: float | None) -> float:
+        decision = next_attempt(job, attempt, policy, 1000.0, retry_after_s=retry_after)
+        assert decision.verdict is Verdict.RETRY
+        assert decision.job.due_at is not None
+        return parse_iso(decision.job.due_at) - 1000.0
+
+    assert due_in(busy, 30) == pytest.approx(30)
+    assert due_in(busy, 3) == pytest.approx(10)  # never sooner than the schedule
+    assert due_in(busy, 3600) == pytest.approx(120)  # capped
+    assert due_in(Attempt("t", 503, None, 1.0), 45) == pytest.approx(45)
+    assert due_in(Attempt("t", 500, None, 1.0), 45) == pytest.approx(10)  # only 429 and 503
+    assert retry_after_seconds("120", 0) == 120
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412450) == 30
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412510) == 0
+    assert retry_after_seconds("soon", 0) is None
+    assert retry_after_seconds(None, 0) is None
+    assert retry_after_seconds("-5", 0) is None
+
+
+def test_jitter_moves_the_delay_within_its_share() -> None:
+    policy = RetryPolicy(retries=10, delay_s=10, jitter=0.2)
+    assert policy.delay_after(None, -1.0) == pytest.approx(8)
+    assert policy.delay_after(None, 1.0) == pytest.approx(12)
+    assert policy.delay_after(None, 0.0) == pytest.approx(10)
+    assert RetryPolicy(retries=10, delay_s=10).delay_after(None, 1.0) == 10  # off by default
