@@ -57,6 +57,7 @@ class Breaker:
         self.failures = 0  # failed attempts recorded, all time (for /metrics)
         # delivery id -> (time of its last outcome, whether it failed), oldest first
         self._window: OrderedDict[str, tuple[float, bool]] = OrderedDict()
+        self._failing = 0  # how many in the window failed: kept, not counted, per outcome
 
     def claim(self, now: float) -> Pass | None:
         """Leave to attempt now, or None while the endpoint is open (the job waits)."""
@@ -95,14 +96,15 @@ class Breaker:
             return
         if self.state is not State.CLOSED:
             return  # an attempt let through before the endpoint opened: the probe decides
+        earlier = self._window.pop(delivery_id, None)
+        if earlier is not None and earlier[1]:
+            self._failing -= 1
         self._window[delivery_id] = (now, failed)
-        self._window.move_to_end(delivery_id)
+        self._failing += failed
         self._forget_before(now - self.policy.window_s)
         tried = len(self._window)
-        if tried >= self.policy.min_jobs:
-            failing = sum(1 for _, bad in self._window.values() if bad)
-            if failing >= self.policy.failure_ratio * tried:
-                self._open(now, reset_since=True)
+        if tried >= self.policy.min_jobs and self._failing >= self.policy.failure_ratio * tried:
+            self._open(now, reset_since=True)
 
     def release(self, leave: Pass, now: float) -> None:
         """An attempt allowed but never made (the job was settled already, or shutdown): a
@@ -117,15 +119,17 @@ class Breaker:
             self.opened_at = now
         self.reopen_at = now + self.cooldown_s
         self._window.clear()
+        self._failing = 0
 
     def _close(self) -> None:
         self.state = State.CLOSED
         self.cooldown_s = self.policy.cooldown_s
         self._window.clear()
+        self._failing = 0
 
     def _forget_before(self, cutoff: float) -> None:
         while self._window:
             first = next(iter(self._window.values()))
             if first[0] >= cutoff:
                 return
-            self._window.popitem(last=False)
+            self._failing -= self._window.popitem(last=False)[1][1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -46,8 +47,8 @@ class EndpointGates:
         self.policy = policy  # None: no breaking, every attempt goes
         self.clock = clock
         self._breakers: dict[str, Breaker] = {}
-        self._changed: dict[str, asyncio.Event] = {}
-        self._waiting: dict[str, int] = {}
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        self._shown: dict[str, tuple[State, int]] = {}
 
     def _breaker(self, url: str) -> Breaker:
         breaker = self._breakers.get(url)
@@ -66,26 +67,36 @@ class EndpointGates:
         return leave
 
     async def wait_pass(self, url: str) -> Pass:
-        """Leave to attempt, once the endpoint's breaker gives it."""
+        """Leave to attempt, once the endpoint's breaker gives it.
+
+        Waiters queue per endpoint and only the first one watches the clock (the cool-down's
+        end) or a probe's outcome: thousands of held jobs cost no wake-ups while the
+        endpoint stays open. Each waiter let through wakes the next, so they drain in the
+        order they began to wait.
+        """
         leave = self.try_pass(url)
         if leave is not None:
             return leave
-        self._waiting[url] = self._waiting.get(url, 0) + 1
+        queue = self._queues.setdefault(url, deque())
+        me: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(me)
         self._show(url, self._breaker(url))
         try:
             while True:
-                changed = self._changed.setdefault(url, asyncio.Event())
-                wait_s = self._breaker(url).wait_s(self.clock())
-                # a probe's end wakes everyone; without one out, the cool-down's end does
+                wait_s = self._breaker(url).wait_s(self.clock()) if queue[0] is me else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout=wait_s)
+                    await asyncio.wait_for(asyncio.shield(me), timeout=wait_s)
+                if me.done():  # woken: keep this place in line with a fresh future
+                    fresh: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    queue[queue.index(me)] = fresh
+                    me = fresh
                 leave = self.try_pass(url)
                 if leave is not None:
                     return leave
         finally:
-            self._waiting[url] -= 1
-            if url in self._breakers:
-                self._show(url, self._breakers[url])
+            queue.remove(me)
+            self._wake(url)  # the next in line: let through too, or the new watcher
+            self._show(url, self._breaker(url))
 
     def record(self, url: str, leave: Pass, delivery_id: str, failed: bool) -> None:
         if self.policy is None:
@@ -94,7 +105,7 @@ class EndpointGates:
         before = breaker.state
         breaker.record(leave, delivery_id, failed, self.clock())
         if failed:
-            metrics.ENDPOINT_FAILURES.labels(endpoint_label(url)).inc()
+            metrics.ENDPOINT_FAILURES.labels(endpoint_label(url)).inc()  # failures are rarer
         if leave.probe or breaker.state is not before:
             self._wake(url)
         self._show(url, breaker)
@@ -117,7 +128,7 @@ class EndpointGates:
                 EndpointStatus(
                     endpoint_label(url),
                     breaker.state.value,
-                    self._waiting.get(url, 0),
+                    self._waiting(url),
                     breaker.failures,
                     None if wait is None else round(wait, 1),
                 )
@@ -125,11 +136,18 @@ class EndpointGates:
         return out
 
     def _wake(self, url: str) -> None:
-        changed = self._changed.pop(url, None)
-        if changed is not None:
-            changed.set()
+        queue = self._queues.get(url)
+        if queue and not queue[0].done():
+            queue[0].set_result(None)
+
+    def _waiting(self, url: str) -> int:
+        return len(self._queues.get(url, ()))
 
     def _show(self, url: str, breaker: Breaker) -> None:
+        shown = (breaker.state, self._waiting(url))
+        if self._shown.get(url) == shown:
+            return  # the hot path: a closed endpoint, nothing held, per job
+        self._shown[url] = shown
         label = endpoint_label(url)
         metrics.ENDPOINT_STATE.labels(label).set(STATE_NUMBER[breaker.state])
-        metrics.ENDPOINT_WAITING.labels(label).set(self._waiting.get(url, 0))
+        metrics.ENDPOINT_WAITING.labels(label).set(shown[1])
