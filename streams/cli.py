@@ -143,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a worker's web address (repeatable); default http://127.0.0.1:OMNIHOOKS_WEB_PORT",
     )
     status.set_defaults(command=_endpoints_status)
+    for action, verb in (("pause", "hold every job for it, attempt none"),
+                         ("resume", "deliver what it holds, in order, then flow")):  # fmt: skip
+        control = endpoint_commands.add_parser(
+            action,
+            help=f"{action} an endpoint: {verb}",
+            description=f"{action.capitalize()} an endpoint URL on every delivery worker (a "
+            "record on the endpoint-controls topic; workers started later read it too). "
+            "Lossless: a paused endpoint's jobs wait in Kafka without spending attempts.",
+        )
+        control.add_argument("url", help="the endpoint URL, exactly as the jobs carry it")
+        control.add_argument("--reason", default="", help="kept on the record and logged")
+        control.set_defaults(command=_endpoints_control, paused=action == "pause")
 
     receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
     receive.add_argument("--host", default="127.0.0.1")
@@ -375,6 +387,35 @@ def _endpoints_status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{worker:28} {e['endpoint']:44} {e['state']:9} {e['waiting']:>7} "
                   f"{e['failures']:>8} {reopen}")  # fmt: skip
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from confluent_kafka import Producer
+
+    from streams.clock import iso
+    from topics.catalogue import Topic
+    from topics.records import EndpointControl
+
+    if not args.url.startswith(("http://", "https://")):
+        raise UsageError(f"{args.url!r} is not an http:// or https:// URL")
+    record = EndpointControl(args.url, args.paused, iso(time.time()), args.reason)
+    topic = f"{settings.topic_prefix}{Topic.ENDPOINT_CONTROLS.value}"
+    config = {"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"}
+    producer = Producer(config)
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer.produce(topic, key=args.url.encode(), value=record.to_json(), on_delivery=delivered)
+    if producer.flush(30) != 0 or failures:
+        print(f"omnihooks: not written to {topic}: {failures or 'timed out'}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{'paused' if args.paused else 'resumed'} {args.url} ({topic})")
+    return EXIT_OK
 
 
 def _receive(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,7 @@ job instead of ten failing POSTs, and its jobs spend no attempts while it is dow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -28,9 +29,10 @@ from streams import metrics
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.breaker import BreakerPolicy, Pass
 from streams.clock import iso, parse_iso
-from streams.endpoint_gates import ALWAYS, EndpointGates
+from streams.endpoint_gates import ALWAYS, EndpointGates, endpoint_label
 from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
+from streams.engine.whole_topic import follow_whole_topic
 from streams.failure_log import FailureLog
 from streams.retry import RetryPolicy, Verdict, next_attempt, retry_after_seconds
 from streams.settings import Settings
@@ -38,7 +40,7 @@ from streams.settled import SettledJobs
 from streams.webhook_client import WebhookClient
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import CrmDataRecord, WebhookJob
+from topics.records import CrmDataRecord, EndpointControl, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,23 @@ class Delivery:
         self.posts = asyncio.Semaphore(self.settings.delivery_concurrency)
         self.failures = FailureLog(log, time.monotonic)
         self.gates = EndpointGates(breaker_policy_from(self.settings))
+        # set once the operators' pauses are read (`endpoint-controls`): nothing is attempted
+        # before, so a paused endpoint gets no POST from a worker that just started
+        self.controls_loaded = asyncio.Event()
+        controls = omnihooks.catalogue[Topic.ENDPOINT_CONTROLS]
+        self.controls_topic = controls.name(self.settings.topic_prefix)
+        self.controls_partitions = controls.partitions
+
+    def apply_control(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:  # a tombstone: the endpoint's controls are gone, so it flows
+            if key is not None:
+                self.gates.set_paused(key.decode(), False)
+            return
+        control = EndpointControl.from_json(value)
+        self.gates.set_paused(control.url, control.paused)
+        log.warning("endpoint %s %s by an operator at %s%s", endpoint_label(control.url),
+                    "paused" if control.paused else "resumed", control.at,
+                    f": {control.reason}" if control.reason else "")  # fmt: skip
 
     async def settle(self, job: WebhookJob, leave: Pass = ALWAYS) -> None:
         settled = self.settled
@@ -229,6 +248,7 @@ class DeliveryAgent:
                 reason = f"not a webhook job: {type(exc).__name__}: {exc}"
                 await self.delivery.reject(event, reason)
                 return
+            await self.delivery.controls_loaded.wait()
             gates = self.delivery.gates
             if self.wait_until_due:
                 if job.due_at:
@@ -278,6 +298,40 @@ def http_client_service(delivery: Delivery) -> type[mode.Service]:
     return HttpClientService
 
 
+def controls_service(delivery: Delivery) -> type[mode.Service]:
+    """The service that reads `endpoint-controls` whole and follows it while the worker runs;
+    a worker that cannot read it crashes rather than ignore an operator's pause."""
+
+    class ControlsService(mode.Service):
+        _follower: asyncio.Task[None] | None = None
+        _crashing: asyncio.Future[None] | None = None
+
+        async def on_start(self) -> None:
+            follow = follow_whole_topic(
+                delivery.settings.kafka_bootstrap_servers,
+                delivery.controls_topic,
+                delivery.controls_partitions,
+                delivery.apply_control,
+                delivery.controls_loaded,
+            )
+            self._follower = asyncio.create_task(follow, name="endpoint-controls")
+            self._follower.add_done_callback(self._ended)
+
+        def _ended(self, task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                log.error("reading %s failed: %s", delivery.controls_topic, exc)
+                self._crashing = asyncio.ensure_future(self.crash(exc))  # type: ignore[arg-type]
+
+        async def on_stop(self) -> None:
+            if self._follower is not None:
+                self._follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._follower
+
+    return ControlsService
+
+
 def add_endpoints_page(app: Any, gates: EndpointGates) -> None:
     """GET /endpoints: this worker's breaker per endpoint, for `omnihooks endpoints status`."""
 
@@ -312,6 +366,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     app.agent(topics[Topic.WEBHOOK_RETRIES], name="retry")(retry.run)
     app.service(http_client_service(delivery))
     add_endpoints_page(app, delivery.gates)
+    app.service(controls_service(delivery))
 
     async def summarize_failed_attempts() -> None:
         delivery.failures.flush()

@@ -23,6 +23,7 @@ class Topic(StrEnum):
     REJECTED = "rejected"
     CRM_DATA = "crm-data"
     WEBHOOK_DEAD_LETTER_MARKS = "webhook-dead-letter-marks"
+    ENDPOINT_CONTROLS = "endpoint-controls"
 
 
 @dataclass(frozen=True)

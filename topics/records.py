@@ -186,6 +186,27 @@ class CrmDataRecord:
         return codec.dumps(self)
 
 
+@dataclass(frozen=True)
+class EndpointControl:
+    """An operator's word on an endpoint URL (`endpoint-controls`, keyed by the URL): paused
+    holds its jobs, losslessly, until a later record resumes it."""
+
+    url: str
+    paused: bool
+    at: str
+    reason: str = ""
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> EndpointControl:
+        data = codec.loads(raw)
+        return cls(
+            str(data["url"]), bool(data["paused"]), str(data["at"]), str(data.get("reason", ""))
+        )
+
+
 INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire")
 
 

@@ -104,12 +104,20 @@ def test_an_endpoint_down_then_back_loses_nothing_and_spends_few_attempts(
     send_jobs(kafka, jobs_topic, later_down + later_healthy)
     wait_delivered(receiver, "/ok", {j.delivery_id for j in later_healthy}, timeout_s=30)
     spent = failed_posts(receiver, "/outage/crm-a")
+    later_ids = {j.delivery_id for j in later_down}
+    later_spent = sum(
+        1 for r in receiver.at("/outage/crm-a") if r.headers["webhook-id"] in later_ids
+    )
     receiver.down.discard("crm-a")
 
     wait_delivered(receiver, "/outage/crm-a", {j.delivery_id for j in down + later_down}, 60)
-    # 5 jobs to open it, a probe per cool-down (2, 4, 4, ... s), and the attempts that were
-    # already in flight when it opened; without the breaker: 50 jobs x 4 POSTs = 200.
-    assert spent <= 5 + OUTAGE_S // 2 + 16, f"{spent} failed POSTs to an endpoint that was down"
+    # Without the breaker: 50 jobs x 4 POSTs = 200 and 50 dead letters. With it, a job
+    # makes at most its first attempt (those in flight together when it opened) and then
+    # only probes go, one per cool-down (2, 4, 4, ... s); jobs sent once it was open wait
+    # unattempted, but for probes.
+    probes = OUTAGE_S // 2
+    assert spent <= 50 + probes, f"{spent} failed POSTs to an endpoint that was down"
+    assert later_spent <= probes, f"jobs sent while it was open made {later_spent} POSTs"
     assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
     accepted = [r for r in receiver.at("/outage/crm-a") if r.status == 200]
     assert len(accepted) == 50, "each held job delivered once"
@@ -165,3 +173,52 @@ def test_retry_after_from_a_busy_receiver_sets_the_next_attempt_within_the_cap(
     assert 1.0 * 0.95 <= second.at - first.at < 2.0, "Retry-After: 1 honoured over the 0.2 s delay"
     first, second = receiver.wait_for("/busy/1/3600", 2, timeout_s=60)
     assert 2.5 * 0.95 <= second.at - first.at < 4.0, "Retry-After: 3600 capped at 2.5 s"
+
+
+def endpoints_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "endpoints", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_a_paused_endpoint_gets_nothing_until_resumed_then_everything_once(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = settings_factory()
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap)
+    monkeypatch.setenv("OMNIHOOKS_TOPIC_PREFIX", settings.topic_prefix)
+    paused_url = receiver.url("/ok/paused")
+    done = endpoints_cli("pause", paused_url, "--reason", "CRM maintenance")
+    assert done.returncode == 0, done.stderr
+    # a worker started after the pause knows it before its first job
+    start_worker(settings, "delivery")
+    jobs_topic = applied_topics[Topic.WEBHOOK_JOBS]
+    held = [make_job(paused_url, n, room=f"room-{n % 4}") for n in range(20)]
+    healthy = [make_job(receiver.url("/ok"), n, room=f"room-{n % 4}") for n in range(20)]
+    send_jobs(kafka, jobs_topic, [job for pair in zip(held, healthy, strict=True) for job in pair])
+    wait_delivered(receiver, "/ok", {j.delivery_id for j in healthy}, timeout_s=60)
+    read_topic(applied_topics[Topic.WEBHOOK_RETRIES]).wait_for(20, timeout_s=30)
+    assert receiver.at("/ok/paused") == [], "a paused endpoint got a POST"
+
+    done = endpoints_cli("resume", paused_url)
+    assert done.returncode == 0, done.stderr
+    wait_delivered(receiver, "/ok/paused", {j.delivery_id for j in held}, timeout_s=60)
+    got = receiver.at("/ok/paused")
+    assert len(got) == 20, "each held job POSTed once"
+    assert all(len(r.json()["messages"]) == 1 for r in got)
+    assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
+
+
+def test_endpoint_commands_refuse_a_non_http_url_with_exit_2() -> None:
+    done = endpoints_cli("pause", "ftp://crm.example/hook")
+    assert done.returncode == 2
+    assert "not an http:// or https:// URL" in done.stderr
+    done = endpoints_cli("status", "--worker", "crm.example:6066")
+    assert done.returncode == 2

@@ -182,7 +182,7 @@ def test_no_breaker_lets_everything_through() -> None:
 
 def test_held_jobs_stay_in_line_through_a_failed_probe_and_drain_in_order() -> None:
     async def scenario() -> list[str]:
-        policy = BreakerPolicy(min_jobs=1, cooldown_s=0.05, max_cooldown_s=0.1)
+        policy = BreakerPolicy(min_jobs=1, cooldown_s=0.5, max_cooldown_s=0.5)
         gates = EndpointGates(policy)
         url = "http://crm/hook"
         leave = gates.try_pass(url)
