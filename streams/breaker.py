@@ -8,14 +8,14 @@ again for twice the cool-down (up to `max_cooldown_s`).
 
 Jobs, not attempts, are counted so that one job failing its ten retries alone never opens
 the endpoint: a lone failing job is dead-lettered as Rocket.Chat's rule says, and only an
-endpoint that fails many jobs is held. An endpoint open longer than `max_hold_s` (below
-the retries topic's retention, so nothing held is deleted unread) gives up holding: its
-jobs spend their attempts again and end as dead letters, which are kept and replayable.
+endpoint that fails many jobs is held. How long a job may be held is the delivery edge's
+rule (its age, `OMNIHOOKS_BREAKER_MAX_HOLD_S`), not the breaker's: a breaker lives and dies
+with its worker, a job's age does not.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -24,10 +24,9 @@ class State(Enum):
     CLOSED = "closed"
     OPEN = "open"
     PROBING = "probing"  # open, one probe attempt in flight
-    GIVEN_UP = "given-up"  # open past max_hold_s: attempts go again, to their dead letters
 
 
-STATE_NUMBER = {State.CLOSED: 0, State.OPEN: 1, State.PROBING: 2, State.GIVEN_UP: 3}
+STATE_NUMBER = {State.CLOSED: 0, State.OPEN: 1, State.PROBING: 2}
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,6 @@ class BreakerPolicy:
     window_s: float = 60.0
     cooldown_s: float = 30.0
     max_cooldown_s: float = 300.0
-    max_hold_s: float = 3 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -52,21 +50,20 @@ class Breaker:
         self.policy = policy
         self.state = State.CLOSED
         self.reopen_at = 0.0
-        self.opened_at = 0.0
         self.cooldown_s = policy.cooldown_s
         self.failures = 0  # failed attempts recorded, all time (for /metrics)
-        # delivery id -> (time of its last outcome, whether it failed), oldest first
-        self._window: OrderedDict[str, tuple[float, bool]] = OrderedDict()
-        self._failing = 0  # how many in the window failed: kept, not counted, per outcome
+        # A delivered job never comes back, so successes are counted per second, without
+        # ids (a busy endpoint's window would otherwise hold every job id of a minute); a
+        # failed job may come back, so failures are kept by id, last outcome last.
+        self._successes: deque[list[float]] = deque()  # [second, count], oldest first
+        self._succeeded = 0
+        self._failed: OrderedDict[str, float] = OrderedDict()  # delivery id -> when
 
     def claim(self, now: float) -> Pass | None:
         """Leave to attempt now, or None while the endpoint is open (the job waits)."""
-        if self.state is State.CLOSED or self.state is State.GIVEN_UP:
+        if self.state is State.CLOSED:
             return Pass(probe=False)
         if self.state is State.OPEN and now >= self.reopen_at:
-            if now - self.opened_at >= self.policy.max_hold_s:
-                self.state = State.GIVEN_UP
-                return Pass(probe=False)
             self.state = State.PROBING
             return Pass(probe=True)
         return None
@@ -86,25 +83,26 @@ class Breaker:
         if leave.probe:
             if failed:
                 self.cooldown_s = min(self.cooldown_s * 2, self.policy.max_cooldown_s)
-                self._open(now, reset_since=False)
+                self._open(now)
             else:
-                self._close()
-            return
-        if self.state is State.GIVEN_UP:
-            if not failed:
                 self._close()
             return
         if self.state is not State.CLOSED:
             return  # an attempt let through before the endpoint opened: the probe decides
-        earlier = self._window.pop(delivery_id, None)
-        if earlier is not None and earlier[1]:
-            self._failing -= 1
-        self._window[delivery_id] = (now, failed)
-        self._failing += failed
+        self._failed.pop(delivery_id, None)  # its earlier failure, if any, is superseded
+        if failed:
+            self._failed[delivery_id] = now
+        else:
+            second = float(int(now))
+            if self._successes and self._successes[-1][0] == second:
+                self._successes[-1][1] += 1
+            else:
+                self._successes.append([second, 1.0])
+            self._succeeded += 1
         self._forget_before(now - self.policy.window_s)
-        tried = len(self._window)
-        if tried >= self.policy.min_jobs and self._failing >= self.policy.failure_ratio * tried:
-            self._open(now, reset_since=True)
+        tried = self._succeeded + len(self._failed)
+        if tried >= self.policy.min_jobs and len(self._failed) >= self.policy.failure_ratio * tried:
+            self._open(now)
 
     def release(self, leave: Pass, now: float) -> None:
         """An attempt allowed but never made (the job was settled already, or shutdown): a
@@ -113,23 +111,23 @@ class Breaker:
             self.state = State.OPEN
             self.reopen_at = now
 
-    def _open(self, now: float, reset_since: bool) -> None:
+    def _open(self, now: float) -> None:
         self.state = State.OPEN
-        if reset_since:
-            self.opened_at = now
         self.reopen_at = now + self.cooldown_s
-        self._window.clear()
-        self._failing = 0
+        self._forget_all()
 
     def _close(self) -> None:
         self.state = State.CLOSED
         self.cooldown_s = self.policy.cooldown_s
-        self._window.clear()
-        self._failing = 0
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._successes.clear()
+        self._succeeded = 0
+        self._failed.clear()
 
     def _forget_before(self, cutoff: float) -> None:
-        while self._window:
-            first = next(iter(self._window.values()))
-            if first[0] >= cutoff:
-                return
-            self._failing -= self._window.popitem(last=False)[1][1]
+        while self._successes and self._successes[0][0] < cutoff:
+            self._succeeded -= int(self._successes.popleft()[1])
+        while self._failed and next(iter(self._failed.values())) < cutoff:
+            self._failed.popitem(last=False)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import mode
@@ -34,7 +34,13 @@ from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.engine.whole_topic import follow_whole_topic
 from streams.failure_log import FailureLog
-from streams.retry import RetryPolicy, Verdict, next_attempt, retry_after_seconds
+from streams.retry import (
+    RetryPolicy,
+    Verdict,
+    held_too_long,
+    next_attempt,
+    retry_after_seconds,
+)
 from streams.settings import Settings
 from streams.settled import SettledJobs
 from streams.webhook_client import WebhookClient
@@ -69,7 +75,6 @@ def breaker_policy_from(settings: Settings) -> BreakerPolicy | None:
         window_s=settings.breaker_window_s,
         cooldown_s=settings.breaker_cooldown_s,
         max_cooldown_s=settings.breaker_max_cooldown_s,
-        max_hold_s=settings.breaker_max_hold_s,
     )
 
 
@@ -113,7 +118,12 @@ class Delivery:
         if settled is None:
             await self.attempt(job, leave)
             return
-        if not settled.begin(job):
+        try:
+            first = settled.begin(job)
+        except BaseException:
+            self.gates.release(job.url, leave)  # a probe that never went
+            raise
+        if not first:
             self.gates.release(job.url, leave)
             metrics.ALREADY_SETTLED.labels(job.type).inc()
             log.debug("job %s (%s) settled already: not sent again", job.delivery_id, job.type)
@@ -124,9 +134,15 @@ class Delivery:
             settled.end(job)
 
     async def hold(self, job: WebhookJob) -> None:
-        """The job's endpoint is open: move the job, unattempted, to the retries topic, where
-        the retry agent holds it until the endpoint lets it through; the jobs topic's
-        partition goes on with other endpoints' jobs meanwhile."""
+        """The job's endpoint is open or paused: write the job, unattempted, to the tail of
+        the retries topic, where the retry agent holds it until the endpoint lets it
+        through, and let its offset go. The deliver agent does this for a fresh job (its
+        partition goes on with other endpoints' jobs); the retry agent for a job it held a
+        lease long, so no offset stays uncommitted longer than that, however long the hold:
+        a crash then repeats nothing older than the lease, and no held record outlives the
+        retries topic's retention."""
+        if job.held_since is None:
+            job = replace(job, held_since=iso(time.time()))
         metrics.HELD.labels(job.type).inc()
         await (await self.retries.send(key=job.key(), value=job.to_json()))
 
@@ -220,6 +236,8 @@ class DeliveryAgent:
         self.wait_until_due = wait_until_due
         self.sink = InOrderSink(pending)
         self._tasks: set[asyncio.Task[None]] = set()
+        # tasks waiting (for a due time or in an endpoint's line), by their partition
+        self._waiting: dict[asyncio.Task[None], Any] = {}
 
     async def run(self, stream: StreamT[Any]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
@@ -229,6 +247,18 @@ class DeliveryAgent:
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def drop_revoked(self, assigned: frozenset[Any]) -> int:
+        """Stop waiting for jobs of partitions this worker no longer holds: their new owner
+        reads them again from its committed offset, and two workers holding one job would
+        both POST it when its endpoint closes. A POST already under way is left to finish."""
+        dropped = 0
+        for task, tp in list(self._waiting.items()):
+            if tp not in assigned:
+                task.cancel()
+                dropped += 1
+        self.sink.forget(lambda tp: tp not in assigned)
+        return dropped
 
     async def handle(self, event: Any, entry: Entry) -> None:
         try:
@@ -240,6 +270,22 @@ class DeliveryAgent:
             raise
         self.sink.finish(entry)
 
+    async def leave_for(self, job: WebhookJob) -> Pass | None:
+        """Leave to attempt `job`, or None to hold it (to the tail of the retries topic).
+
+        Fresh jobs never wait here: an open endpoint's job is held at once. A retry waits
+        for its due time, then in its endpoint's line for at most a lease."""
+        gates = self.delivery.gates
+        if not self.wait_until_due:
+            return gates.try_pass(job.url)
+        if job.due_at:
+            delay = parse_iso(job.due_at) - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if held_too_long(job, time.time(), self.delivery.settings.breaker_max_hold_s):
+            return ALWAYS
+        return await gates.wait_pass(job.url, self.delivery.settings.breaker_hold_lease_s)
+
     async def deliver_one(self, event: Any) -> None:
         try:
             try:
@@ -249,19 +295,16 @@ class DeliveryAgent:
                 await self.delivery.reject(event, reason)
                 return
             await self.delivery.controls_loaded.wait()
-            gates = self.delivery.gates
-            if self.wait_until_due:
-                if job.due_at:
-                    delay = parse_iso(job.due_at) - time.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                leave = await gates.wait_pass(job.url)
-            else:
-                maybe = gates.try_pass(job.url)
-                if maybe is None:
-                    await self.delivery.hold(job)
-                    return
-                leave = maybe
+            task = asyncio.current_task()
+            assert task is not None
+            self._waiting[task] = event.message.tp
+            try:
+                leave = await self.leave_for(job)
+            finally:
+                self._waiting.pop(task, None)
+            if leave is None:
+                await self.delivery.hold(job)
+                return
             await self.delivery.settle(job, leave)
         except Exception:  # not CancelledError (a BaseException): handle() sees that
             # A bug, not a delivery failure. Left unacknowledged it would stall the
@@ -367,6 +410,18 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     app.service(http_client_service(delivery))
     add_endpoints_page(app, delivery.gates)
     app.service(controls_service(delivery))
+
+    assignment = AssignmentWatch(app)
+
+    async def drop_revoked_waits() -> None:
+        if assignment.changed():
+            consumer: Any = app.consumer
+            assigned = frozenset(consumer.assignment())
+            dropped = deliver.drop_revoked(assigned) + retry.drop_revoked(assigned)
+            if dropped:
+                log.info("partitions revoked: stopped waiting for %d jobs", dropped)
+
+    app.timer(interval=1.0, name="drop-revoked-waits")(drop_revoked_waits)
 
     async def summarize_failed_attempts() -> None:
         delivery.failures.flush()

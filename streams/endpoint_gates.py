@@ -20,16 +20,19 @@ from streams import metrics
 from streams.breaker import STATE_NUMBER, Breaker, BreakerPolicy, Pass, State
 
 ALWAYS = Pass(probe=False)
-PAUSED_NUMBER = 4  # omnihooks_endpoint_state of a paused endpoint, beside STATE_NUMBER
+PAUSED_NUMBER = 3  # omnihooks_endpoint_state of a paused endpoint, beside STATE_NUMBER
 
 
 def endpoint_label(url: str) -> str:
     """The URL as a metrics label: scheme, host and path only, since a query string or
     user info may hold a CRM's credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port is not None:  # raises for a port that is not a number in range
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "(invalid URL)"  # the POST says why, once, as a dead letter
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -76,8 +79,8 @@ class EndpointGates:
             return None  # until resumed
         return self._breaker(url).wait_s(self.clock())
 
-    async def wait_pass(self, url: str) -> Pass:
-        """Leave to attempt, once the endpoint gives it.
+    async def wait_pass(self, url: str, lease_s: float | None = None) -> Pass | None:
+        """Leave to attempt, once the endpoint gives it; None if `lease_s` passes first.
 
         Waiters queue per endpoint and only the first one watches the clock (the cool-down's
         end) or a probe's outcome: thousands of held jobs cost no wake-ups while the
@@ -91,9 +94,15 @@ class EndpointGates:
         me: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(me)
         self._show(url)
+        deadline = None if lease_s is None else self.clock() + lease_s
         try:
             while True:
                 wait_s = self._wait_s(url) if queue[0] is me else None
+                if deadline is not None:
+                    left = deadline - self.clock()
+                    if left <= 0:
+                        return None
+                    wait_s = left if wait_s is None else min(wait_s, left)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(me), timeout=wait_s)
                 if me.done():  # woken: keep this place in line with a fresh future

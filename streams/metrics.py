@@ -22,7 +22,7 @@ JOBS_EMITTED = Counter(
 )
 ENDPOINT_STATE = Gauge(
     "omnihooks_endpoint_state",
-    "Circuit breaker per endpoint: 0 closed, 1 open, 2 probing, 3 given up (open too long)",
+    "Circuit breaker per endpoint: 0 closed, 1 open, 2 probing, 3 paused by an operator",
     ["endpoint"],
 )
 ENDPOINT_WAITING = Gauge(

@@ -8,11 +8,11 @@ apart, and drop any other answer (omnihooks dead-letters it instead: nothing is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
-from streams.clock import iso
+from streams.clock import iso, parse_iso
 from topics.records import Attempt, DeadLetter, WebhookJob
 
 # Errors no retry can fix: the URL itself is refused (OMNIHOOKS_BLOCK_PRIVATE_URLS) or broken.
@@ -103,11 +103,14 @@ def next_attempt(
     """What happens to `job` after `attempt`: delivered, wait for another try, or dead.
 
     A probe of an open endpoint (streams/breaker.py) is not the job's own failure but the
-    endpoint's: it never exhausts the job's attempts, so holding a job never dead-letters it.
+    endpoint's: it is kept on the record marked as a probe and never counts against the
+    job's retries, now or later, so holding a job never dead-letters it.
     """
+    if probe:
+        attempt = replace(attempt, probe=True)
     if policy.is_success(attempt.status):
         return Decision(Verdict.DELIVERED, job.with_attempt(attempt, due_at=None))
-    made = len(job.attempts) + 1
+    made = sum(1 for earlier in job.attempts if not earlier.probe) + 1
     outcome = f"HTTP {attempt.status}" if attempt.status is not None else attempt.error
     if not policy.is_retriable(attempt.status, attempt.error):
         reason = f"{outcome} is not retried" + (
@@ -120,3 +123,11 @@ def next_attempt(
     honoured = retry_after_s if attempt.status in (429, 503) else None
     due = iso(now + policy.delay_after(honoured, draw))
     return Decision(Verdict.RETRY, job.with_attempt(attempt, due_at=due), f"retry at {due}")
+
+
+def held_too_long(job: WebhookJob, now: float, max_hold_s: float) -> bool:
+    """Held since longer than `max_hold_s` by an endpoint that was down or paused: the job
+    spends its attempts again, and a dead endpoint's jobs end as dead letters (kept and
+    replayable) rather than wait on. By the job's age, not a breaker's, which a restart
+    would reset."""
+    return job.held_since is not None and now - parse_iso(job.held_since) > max_hold_s

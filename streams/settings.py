@@ -75,15 +75,18 @@ class Settings(BaseSettings):
     # Circuit breaker per endpoint URL (streams/breaker.py): open when at least
     # BREAKER_MIN_JOBS distinct jobs were tried in BREAKER_WINDOW_S and BREAKER_FAILURE_RATIO
     # of them failed; its jobs then wait without spending attempts; one probe after the
-    # cool-down (doubling to BREAKER_MAX_COOLDOWN_S); holding stops after BREAKER_MAX_HOLD_S,
-    # kept below the retries topic's 7-day retention so nothing held is deleted unread.
+    # cool-down (doubling to BREAKER_MAX_COOLDOWN_S). A held job goes back to the tail of
+    # the retries topic every BREAKER_HOLD_LEASE_S (below SETTLED_RETENTION_S, so a crash
+    # repeats nothing the settled table forgot); one held longer than BREAKER_MAX_HOLD_S
+    # spends its attempts again and ends as a dead letter.
     breaker: bool = True
     breaker_failure_ratio: float = Field(0.5, gt=0, le=1)
     breaker_min_jobs: int = Field(10, gt=0)
     breaker_window_s: float = Field(60.0, gt=0)
     breaker_cooldown_s: float = Field(30.0, gt=0)
     breaker_max_cooldown_s: float = Field(300.0, gt=0)
-    breaker_max_hold_s: float = Field(3 * 86400.0, gt=0, le=6 * 86400.0)
+    breaker_max_hold_s: float = Field(3 * 86400.0, gt=0)
+    breaker_hold_lease_s: float = Field(240.0, gt=0)
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
     # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
     # 0: no settled-jobs table (faster delivery; a crash then re-sends what it re-reads).

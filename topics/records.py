@@ -26,6 +26,9 @@ class Attempt:
     error: str | None
     duration_ms: float
     response_excerpt: str | None = None
+    # A probe of an endpoint that was down (streams/breaker.py): on the record, but the
+    # endpoint's failure, not the job's, so it never counts against the job's retries.
+    probe: bool = False
 
     @classmethod
     def from_json(cls, data: JSON) -> Attempt:
@@ -35,6 +38,7 @@ class Attempt:
             error=data.get("error"),
             duration_ms=float(data.get("duration_ms", 0.0)),
             response_excerpt=data.get("response_excerpt"),
+            probe=bool(data.get("probe", False)),
         )
 
 
@@ -56,6 +60,9 @@ class WebhookJob:
     # The partition of the room's input records: its crm-data must land there too, even when
     # the chat stack's partitioner hashes keys differently from ours.
     room_partition: int | None = None
+    # When an endpoint that was down (or paused) first held this job; cleared by its next
+    # attempt. Held longer than OMNIHOOKS_BREAKER_MAX_HOLD_S, it spends its attempts again.
+    held_since: str | None = None
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()
@@ -64,7 +71,7 @@ class WebhookJob:
         return codec.dumps(self)
 
     def with_attempt(self, attempt: Attempt, due_at: str | None) -> WebhookJob:
-        return replace(self, attempts=(*self.attempts, attempt), due_at=due_at)
+        return replace(self, attempts=(*self.attempts, attempt), due_at=due_at, held_since=None)
 
     @classmethod
     def from_dict(cls, data: JSON) -> WebhookJob:
@@ -81,6 +88,7 @@ class WebhookJob:
             due_at=data.get("due_at"),
             replay_id=data.get("replay_id"),
             room_partition=data.get("room_partition"),
+            held_since=data.get("held_since"),
         )
 
     @classmethod

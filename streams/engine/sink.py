@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,9 @@ class InOrderSink:
         """The event is done: acknowledge it and every finished one after it, in order."""
         entry.done = True
         self._slots.release()
-        queue = self._queues[entry.event.message.tp]
+        queue = self._queues.get(entry.event.message.tp)
+        if queue is None:
+            return  # its partition was revoked meanwhile: its new owner commits it
         while queue and queue[0].done:
             finish(queue.popleft().event)
 
@@ -47,6 +50,12 @@ class InOrderSink:
         """The work was cancelled (shutting down): free its slot, never acknowledge it, so
         neither it nor anything after it in its partition is committed."""
         self._slots.release()
+
+    def forget(self, revoked: Callable[[Any], bool]) -> None:
+        """Drop the places of revoked partitions: were one assigned again, its events come
+        again from the committed offset, and a place nobody finishes would block it."""
+        for tp in [tp for tp in self._queues if revoked(tp)]:
+            del self._queues[tp]
 
     @property
     def in_flight(self) -> int:

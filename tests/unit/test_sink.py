@@ -60,3 +60,22 @@ async def test_track_waits_while_the_sink_is_full() -> None:
     await asyncio.wait_for(third, 1)
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(sink.track(Event(acked, "p0", 3)), 0.05)
+
+
+async def test_a_revoked_partitions_places_are_forgotten_and_it_starts_clean_again() -> None:
+    """A worker losing a partition drops its places: a held job never finished there must
+    not block the partition should it come back (its events then come again)."""
+    acked: list[tuple[str, int]] = []
+    sink = InOrderSink(limit=10)
+    held = await sink.track(Event(acked, "p0", 0))
+    in_flight = await sink.track(Event(acked, "p0", 1))
+    other = await sink.track(Event(acked, "p1", 0))
+    sink.forget(lambda tp: tp == "p0")
+    sink.abandon(held)  # its waiting task was cancelled
+    sink.finish(in_flight)  # a POST under way when the partition went: nothing to ack
+    sink.finish(other)
+    assert acked == [("p1", 0)]
+    again = await sink.track(Event(acked, "p0", 0))  # assigned back, read again
+    sink.finish(again)
+    assert acked == [("p1", 0), ("p0", 0)]
+    assert sink.in_flight == 0
