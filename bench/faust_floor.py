@@ -15,8 +15,8 @@ BENCH_PROCESSING_GUARANTEE=exactly_once runs it with Faust's Kafka transactions.
 Same app factory, transport, worker class and producer settings as the real worker. Creates
 OUT.ready at its first event, writes events/s from its first to its COUNT-th event to OUT,
 and keeps running until it is stopped. With URL, each event's value is also POSTed there
-(aiohttp, 64 at a time, one task per event: the worker's pattern without its retry, ack and
-metrics work), and the rate counts answered POSTs.
+(aiohttp, 64 at a time, one task per event, with the job's delivery id as webhook-id: the
+worker's pattern without its retry, ack and metrics work), and the rate counts answered POSTs.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from streams.engine import DirectTable, bytes_table, release_freed_memory
 from streams.engine import finish as finish_event
 from streams.settings import load_settings
 from streams.worker import Worker, _use_uvloop
+from topics import codec
 
 
 def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | None) -> None:
@@ -86,8 +87,10 @@ def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | Non
 
         async def post(body: bytes) -> None:
             assert session is not None and url is not None
+            # the job's delivery id as webhook-id, so the receiver times each one
+            headers = {"webhook-id": str(codec.loads(body).get("delivery_id", ""))}
             try:
-                async with session.post(url, data=body) as response:
+                async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
             finally:
                 # a failed POST counts too: the stage must end, and the receiver never fails
