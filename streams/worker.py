@@ -43,6 +43,12 @@ def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     omnihooks = build_worker_app(settings, role)
     if not settings.delivery_enabled:
         log.warning("OMNIHOOKS_WEBHOOK_URL is empty: no webhook will be sent (Rocket.Chat's rule)")
+    lease, kept = settings.breaker_hold_lease_s, settings.settled_retention_s
+    if settings.breaker and 0 < kept <= lease:
+        # a crash then repeats held-and-delivered jobs the settled table has forgotten
+        log.warning("OMNIHOOKS_BREAKER_HOLD_LEASE_S (%.0f s) is not below "
+                    "OMNIHOOKS_SETTLED_RETENTION_S (%.0f s): a crash may POST again jobs "
+                    "delivered more than %.0f s before it", lease, kept, kept)  # fmt: skip
     worker = Worker(omnihooks.app, loglevel=loglevel.lower(), quiet=True)
     worker.execute_from_commandline()  # returns only via SystemExit on shutdown
     return 0

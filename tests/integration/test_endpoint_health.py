@@ -16,7 +16,7 @@ import pytest
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.harness import TopicReader, WorkerProcess, free_port
-from tests.integration.test_delivery import make_job, send_jobs
+from tests.integration.test_delivery import make_job, send_jobs, uncommitted
 from tests.receiver import Receiver
 from topics.catalogue import Topic
 from topics.records import WebhookJob
@@ -222,3 +222,43 @@ def test_endpoint_commands_refuse_a_non_http_url_with_exit_2() -> None:
     assert "not an http:// or https:// URL" in done.stderr
     done = endpoints_cli("status", "--worker", "crm.example:6066")
     assert done.returncode == 2
+
+
+def test_a_long_hold_commits_past_held_jobs_and_keeps_when_the_hold_began(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Held past its lease, a job is written again to the retries topic's tail and its old
+    offset committed: a crash repeats nothing older than the lease, and no held record ages
+    toward the topic's retention. The copies keep when the hold began (the give-up clock)."""
+    settings = settings_factory(breaker_hold_lease_s=2)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap)
+    monkeypatch.setenv("OMNIHOOKS_TOPIC_PREFIX", settings.topic_prefix)
+    paused_url = receiver.url("/ok/paused")
+    assert endpoints_cli("pause", paused_url).returncode == 0
+    start_worker(settings, "delivery")
+    held = [make_job(paused_url, n, room=f"room-{n}") for n in range(10)]
+    send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], held)
+    retries_topic = applied_topics[Topic.WEBHOOK_RETRIES]
+    copies = read_topic(retries_topic).wait_for(30, timeout_s=60)  # the hold and 2 leases
+    began: dict[str, set[str]] = {}
+    for copy in copies:
+        began.setdefault(copy["delivery_id"], set()).add(copy["held_since"])
+    assert set(began) == {j.delivery_id for j in held}
+    assert all(len(times) == 1 and None not in times for times in began.values()), began
+
+    group = f"{settings.app_id}-delivery"
+    deadline = time.monotonic() + 30
+    while uncommitted(kafka, group, retries_topic) > 10 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert uncommitted(kafka, group, retries_topic) <= 10, "held copies left uncommitted"
+    assert receiver.at("/ok/paused") == []
+
+    assert endpoints_cli("resume", paused_url).returncode == 0
+    wait_delivered(receiver, "/ok/paused", {j.delivery_id for j in held}, timeout_s=60)
+    assert len(receiver.at("/ok/paused")) == 10
