@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         help="each worker's circuit breaker per endpoint",
         description="Ask each delivery worker's web port (GET /endpoints) for its breakers: "
-        "state (closed, open, probing, given-up), jobs it holds, failed attempts.",
+        "state (closed, open, probing, paused), jobs it holds, failed attempts.",
     )
     status.add_argument(
         "--worker",

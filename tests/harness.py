@@ -45,6 +45,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def omnihooks_cli(
+    settings: Settings | None, *args: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`omnihooks ARGS` in its own process, reading exactly `settings` (or the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=settings_env(settings) if settings is not None else None,
+        capture_output=True, text=True, timeout=timeout_s, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 @dataclass
 class WorkerProcess:
     """One `omnihooks worker` subprocess with its log in a file."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -11,7 +10,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, settings_env
+from tests.harness import TopicReader, WorkerProcess, omnihooks_cli
 from tests.integration.test_delivery import make_job, send_jobs
 from tests.receiver import Receiver
 from topics import codec
@@ -21,11 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def dlq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "dlq", *args],
-        env=settings_env(settings), capture_output=True, text=True, timeout=120, check=False,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    return omnihooks_cli(settings, "dlq", *args)
 
 
 def test_dead_letters_are_listed_replayed_once_and_purged(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -15,7 +14,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, free_port
+from tests.harness import TopicReader, WorkerProcess, free_port, omnihooks_cli
 from tests.integration.test_delivery import make_job, send_jobs, uncommitted
 from tests.receiver import Receiver
 from topics.catalogue import Topic
@@ -55,17 +54,14 @@ def wait_delivered(receiver: Receiver, path: str, ids: set[str], timeout_s: floa
     raise AssertionError(f"{len(missing)} of {len(ids)} jobs never delivered to {path}")
 
 
-def wait_status(port: int, endpoint: str, states: tuple[str, ...]) -> list[str]:
+def wait_status(settings: Settings, endpoint: str, states: tuple[str, ...]) -> list[str]:
     """`omnihooks endpoints status` until the endpoint's row shows one of `states` and
     jobs held."""
     deadline = time.monotonic() + 30
     rows: list[list[str]] = []
+    worker = f"http://127.0.0.1:{settings.web_port}"
     while time.monotonic() < deadline:
-        done = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "endpoints", "status",
-             "--worker", f"http://127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
+        done = omnihooks_cli(settings, "endpoints", "status", "--worker", worker)
         rows = [line.split() for line in done.stdout.splitlines()[1:]]
         for row in rows:
             if row[1] == endpoint and row[2] in states and int(row[3]) > 0:
@@ -86,8 +82,8 @@ def test_an_endpoint_down_then_back_loses_nothing_and_spends_few_attempts(
     receiver: Receiver,
     read_topic: Callable[[str], TopicReader],
 ) -> None:
-    port = free_port()
-    start_worker(settings_factory(web_enabled=True, web_port=port, **BREAKER), "delivery")
+    settings = settings_factory(web_enabled=True, web_port=free_port(), **BREAKER)
+    start_worker(settings, "delivery")
     jobs_topic = applied_topics[Topic.WEBHOOK_JOBS]
     receiver.down.add("crm-a")
     down, healthy = outage_jobs(receiver, 40)
@@ -95,8 +91,8 @@ def test_an_endpoint_down_then_back_loses_nothing_and_spends_few_attempts(
     send_jobs(kafka, jobs_topic, [job for pair in zip(down, healthy, strict=True) for job in pair])
     wait_delivered(receiver, "/ok", {j.delivery_id for j in healthy}, timeout_s=60)
     began = time.monotonic()
-    wait_status(port, receiver.url("/outage/crm-a"), ("open", "probing"))
-    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    wait_status(settings, receiver.url("/outage/crm-a"), ("open", "probing"))
+    metrics = httpx.get(f"http://127.0.0.1:{settings.web_port}/metrics").text
     assert 'omnihooks_endpoint_state{endpoint="' + receiver.url("/outage/crm-a") in metrics
     # the outage itself: what is measured is what happens during it
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - began)))
@@ -175,11 +171,8 @@ def test_retry_after_from_a_busy_receiver_sets_the_next_attempt_within_the_cap(
     assert 2.5 * 0.95 <= second.at - first.at < 4.0, "Retry-After: 3600 capped at 2.5 s"
 
 
-def endpoints_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "endpoints", *args],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+def endpoints_cli(settings: Settings | None, *args: str) -> subprocess.CompletedProcess[str]:
+    return omnihooks_cli(settings, "endpoints", *args, timeout_s=60)
 
 
 def test_a_paused_endpoint_gets_nothing_until_resumed_then_everything_once(
@@ -189,13 +182,10 @@ def test_a_paused_endpoint_gets_nothing_until_resumed_then_everything_once(
     start_worker: Callable[..., WorkerProcess],
     receiver: Receiver,
     read_topic: Callable[[str], TopicReader],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = settings_factory()
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap)
-    monkeypatch.setenv("OMNIHOOKS_TOPIC_PREFIX", settings.topic_prefix)
     paused_url = receiver.url("/ok/paused")
-    done = endpoints_cli("pause", paused_url, "--reason", "CRM maintenance")
+    done = endpoints_cli(settings, "pause", paused_url, "--reason", "CRM maintenance")
     assert done.returncode == 0, done.stderr
     # a worker started after the pause knows it before its first job
     start_worker(settings, "delivery")
@@ -207,7 +197,7 @@ def test_a_paused_endpoint_gets_nothing_until_resumed_then_everything_once(
     read_topic(applied_topics[Topic.WEBHOOK_RETRIES]).wait_for(20, timeout_s=30)
     assert receiver.at("/ok/paused") == [], "a paused endpoint got a POST"
 
-    done = endpoints_cli("resume", paused_url)
+    done = endpoints_cli(settings, "resume", paused_url)
     assert done.returncode == 0, done.stderr
     wait_delivered(receiver, "/ok/paused", {j.delivery_id for j in held}, timeout_s=60)
     got = receiver.at("/ok/paused")
@@ -217,10 +207,10 @@ def test_a_paused_endpoint_gets_nothing_until_resumed_then_everything_once(
 
 
 def test_endpoint_commands_refuse_a_non_http_url_with_exit_2() -> None:
-    done = endpoints_cli("pause", "ftp://crm.example/hook")
+    done = endpoints_cli(None, "pause", "ftp://crm.example/hook")
     assert done.returncode == 2
     assert "not an http:// or https:// URL" in done.stderr
-    done = endpoints_cli("status", "--worker", "crm.example:6066")
+    done = endpoints_cli(None, "status", "--worker", "crm.example:6066")
     assert done.returncode == 2
 
 
@@ -231,16 +221,13 @@ def test_a_long_hold_commits_past_held_jobs_and_keeps_when_the_hold_began(
     start_worker: Callable[..., WorkerProcess],
     receiver: Receiver,
     read_topic: Callable[[str], TopicReader],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Held past its lease, a job is written again to the retries topic's tail and its old
     offset committed: a crash repeats nothing older than the lease, and no held record ages
     toward the topic's retention. The copies keep when the hold began (the give-up clock)."""
     settings = settings_factory(breaker_hold_lease_s=2)
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap)
-    monkeypatch.setenv("OMNIHOOKS_TOPIC_PREFIX", settings.topic_prefix)
     paused_url = receiver.url("/ok/paused")
-    assert endpoints_cli("pause", paused_url).returncode == 0
+    assert endpoints_cli(settings, "pause", paused_url).returncode == 0
     start_worker(settings, "delivery")
     held = [make_job(paused_url, n, room=f"room-{n}") for n in range(10)]
     send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], held)
@@ -259,6 +246,6 @@ def test_a_long_hold_commits_past_held_jobs_and_keeps_when_the_hold_began(
     assert uncommitted(kafka, group, retries_topic) <= 10, "held copies left uncommitted"
     assert receiver.at("/ok/paused") == []
 
-    assert endpoints_cli("resume", paused_url).returncode == 0
+    assert endpoints_cli(settings, "resume", paused_url).returncode == 0
     wait_delivered(receiver, "/ok/paused", {j.delivery_id for j in held}, timeout_s=60)
     assert len(receiver.at("/ok/paused")) == 10
