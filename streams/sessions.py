@@ -106,6 +106,9 @@ class RoomState:
     # writes back for the room (due events, crm-data) goes there, whatever hash it would
     # pick itself: the room's state lives in that partition's changelog.
     partition: int | None = None
+    # Webhook jobs numbered so far (the last job's `sequence`); a record read again after a
+    # crash numbers its jobs from what its before-image noted, so they keep their numbers.
+    webhooks: int = 0
 
     def to_json(self) -> bytes:
         return codec.dumps(self)
@@ -125,6 +128,7 @@ class RoomState:
             pending_close=PendingClose(**pending) if pending else None,
             seen=[tuple(entry) for entry in data.get("seen", [])],
             partition=data.get("partition"),
+            webhooks=data.get("webhooks", 0),
         )
 
     @staticmethod
@@ -252,8 +256,9 @@ class SessionProcessor:
             # Rocket.Chat sends LivechatEdit whenever a closed room's info is saved,
             # whatever the trigger settings say.
             jobs.append(self._session_job("LivechatEdit", room_id, view, event))
+        jobs = self._numbered(state, image, self._deliverable(jobs))
         self.store.save(room_id, state)
-        return self._deliverable(jobs)
+        return jobs
 
     def _close_or_wait(
         self, room_id: str, state: RoomState, view: RoomState, event: RoomEvent
@@ -388,8 +393,9 @@ class SessionProcessor:
                 state.pending_close = None
                 if first_image is not None:
                     _note_completed_close(first_image, pending)
+        jobs = self._numbered(state, image, self._deliverable(jobs))
         self.store.save(room_id, state)
-        return self._deliverable(jobs)
+        return jobs
 
     def _message_webhook_wanted(self, message: JSON) -> bool:
         # Rocket.Chat: a message with a token is the visitor's, one without is an agent's.
@@ -475,8 +481,9 @@ class SessionProcessor:
             state.pending_close = None
             if first_image is not None:
                 _note_completed_close(first_image, pending)
+            jobs = self._numbered(state, image, self._deliverable(jobs))
             self.store.save(event.room_id, state)
-            return self._deliverable(jobs)
+            return jobs
         if (
             event.event == "omnihooks.expire"
             and state.closed_at is not None
@@ -631,6 +638,20 @@ class SessionProcessor:
             workspace=workspace,
         )
 
+    @staticmethod
+    def _numbered(
+        state: RoomState, image: list[Any] | None, jobs: list[WebhookJob]
+    ) -> list[WebhookJob]:
+        """The record's jobs with the room's next webhook numbers. Read again after a crash,
+        the record numbers from where its first run started (its before-image), whatever
+        the saved room state counts: the jobs it makes again are the same webhooks."""
+        if not jobs:
+            return jobs
+        start = _webhooks_before(image)
+        first = state.webhooks if start is None else start
+        state.webhooks = max(state.webhooks, first + len(jobs))
+        return [replace(job, sequence=first + n) for n, job in enumerate(jobs, start=1)]
+
     def _deliverable(self, jobs: list[WebhookJob]) -> list[WebhookJob]:
         # Rocket.Chat builds nothing while Livechat_webhookUrl is empty.
         return jobs if self.settings.delivery_enabled else []
@@ -676,13 +697,23 @@ class _Start(NamedTuple):
 def _before(state: RoomState) -> list[Any]:
     """What a record may change that its own webhooks show as it was before it: `lm`, the
     transcript's end (`next_seq`), how many emails and phones the visitor had (lead capture
-    and `_keep_captured_leads` only append), and the message count."""
+    and `_keep_captured_leads` only append), and the message count; then the close it
+    completed (set by `_note_completed_close`) and the room's webhook count."""
     return [
         (state.room or {}).get("lm"),
         state.next_seq,
         *_lead_counts(state.visitor),
         state.present,
+        None,
+        state.webhooks,
     ]
+
+
+def _webhooks_before(image: list[Any] | None) -> int | None:
+    """The room's webhook count when the record of `image` first ran (None: not noted)."""
+    if image is None or len(image) < 7 or not isinstance(image[6], int):
+        return None
+    return image[6]
 
 
 def _lead_counts(visitor: JSON | None) -> list[int | None]:
@@ -708,7 +739,7 @@ def _note_before(state: RoomState, event_id: str, source: Source, image: list[An
 
 def _note_completed_close(image: list[Any], pending: PendingClose) -> None:
     """Note in a record's before-image the pending close it completed (its job's identity)."""
-    image[5:] = [[pending.event_id, pending.workspace, pending.expected]]
+    image[5] = [pending.event_id, pending.workspace, pending.expected]
 
 
 def _completed_close(image: list[Any] | None) -> PendingClose | None:

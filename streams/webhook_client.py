@@ -63,6 +63,8 @@ class WebhookClient:
 
     def headers(self, job: WebhookJob, body: bytes, timestamp: int) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "webhook-id": job.delivery_id}
+        if job.sequence is not None:
+            headers["webhook-sequence"] = str(job.sequence)
         if self._token:
             headers[TOKEN_HEADER] = self._token
         if self._signing_key is not None:

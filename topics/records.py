@@ -63,6 +63,9 @@ class WebhookJob:
     # When an endpoint that was down (or paused) first held this job; cleared by its next
     # attempt. Held longer than OMNIHOOKS_BREAKER_MAX_HOLD_S, it spends its attempts again.
     held_since: str | None = None
+    # The room's webhook number: 1 for its first job, one more for each job after, whatever
+    # its type; sent as `webhook-sequence`, so a receiver can tell a gap from a delay.
+    sequence: int | None = None
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()
@@ -89,6 +92,7 @@ class WebhookJob:
             replay_id=data.get("replay_id"),
             room_partition=data.get("room_partition"),
             held_since=data.get("held_since"),
+            sequence=data.get("sequence"),
         )
 
     @classmethod

@@ -133,13 +133,14 @@ def apply(
     processor: SessionProcessor, records: list[demo.InputRecord], after: dict[Topic, int]
 ) -> list[Any]:
     """Apply `records`, each at the next offset of its topic after `after`; the jobs they
-    made, whole, as a receiver gets them (a redo may make a job at another of the records,
+    made, whole, as a receiver gets them, with their webhook numbers (a redo may make a job at another of the records,
     as a close whose messages survived: with the same delivery id and body)."""
     feed, offsets, jobs = Feed(processor), dict(after), []
     for record in records:
         offsets[record.topic] = offsets.get(record.topic, -1) + 1
         jobs += [
-            (job.type, job.delivery_id, job.body) for job in feed(record, offsets[record.topic])
+            (job.type, job.delivery_id, job.sequence, job.body)
+            for job in feed(record, offsets[record.topic])
         ]
     return sorted(jobs, key=lambda job: (job[0], job[1]))
 
@@ -230,7 +231,7 @@ def test_a_close_sent_after_its_grace_is_made_again_when_its_job_was_lost() -> N
         if keep:
             dict.__setitem__(survived[log[0][0]], log[0][1], log[0][2])
         again = processor_over(survived).on_internal_event(internal, source)  # type: ignore[arg-type]
-        assert [(job.delivery_id, job.body) for job in again] == [
-            (job.delivery_id, job.body) for job in expected
+        assert [(job.delivery_id, job.sequence, job.body) for job in again] == [
+            (job.delivery_id, job.sequence, job.body) for job in expected
         ], f"room state {'kept' if keep else 'lost'}"
         assert snapshot(survived) == snapshot(tables)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devtools import demo
-from streams.events import decode_message_event, decode_room_event
+from streams.events import OfflineMessageEvent, decode_message_event, decode_room_event
 from streams.leads import compile_lead_patterns
 from streams.sessions import SessionProcessor, Source
 from streams.settings import Settings, load_settings
@@ -146,6 +146,31 @@ def test_delivery_ids_are_stable_for_a_replayed_event_and_duplicates_are_dropped
     [replayed] = feed(records[3], offset=10)  # Kafka redelivery after a crash
     assert replayed.delivery_id == first.delivery_id
     assert feed(records[3], offset=11) == []  # the chat stack sent the same event twice
+
+
+def test_each_rooms_webhooks_are_numbered_from_one_across_types() -> None:
+    processor, _, _ = make(
+        send_on_start=True, send_on_chat_taken=True, send_on_visitor_message=True,
+        send_on_agent_message=True, send_on_close=True, send_on_offline_msg=True,
+    )  # fmt: skip
+    feed = Feed(processor)
+    first = feed.all(demo.seed_conversation())
+    other = feed.all(demo.seed_conversation(room_id="other-room"))
+    assert [job.sequence for job in first] == list(range(1, len(first) + 1))
+    assert [job.sequence for job in other] == list(range(1, len(other) + 1))
+    assert len(first) == 7  # start, taken, 4 messages (the closing one too, 2023), close
+    # Kafka redelivering a record: its jobs keep their numbers; the next job goes on.
+    processor2, _, _ = make(send_on_visitor_message=True, send_on_agent_message=True)
+    feed2 = Feed(processor2)
+    records = demo.seed_conversation()
+    feed2.all(records[:3])
+    [again] = feed2(records[2], offset=feed2.offsets[records[2].topic])
+    [next_one] = feed2(records[3])
+    assert (again.sequence, next_one.sequence) == (1, 2)
+    offline = OfflineMessageEvent(
+        "off-1", "2023-02-02T10:16:07.230Z", None, "Ann", "a@b.c", "hi", None, None
+    )
+    assert [job.sequence for job in processor.on_offline_message(offline)] == [None]
 
 
 def test_edit_replaces_and_delete_removes_from_the_transcript() -> None:
