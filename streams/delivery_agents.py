@@ -10,6 +10,10 @@ Each endpoint has a circuit breaker (`streams/breaker.py`). A fresh job for an o
 is moved, unattempted, to the retries topic; there the retry agent holds it (and every retry
 for that endpoint) until a probe succeeds, so a dead endpoint costs the worker one produce per
 job instead of ten failing POSTs, and its jobs spend no attempts while it is down.
+
+With `OMNIHOOKS_DELIVERY_ORDER=room` (the default) a room's jobs also keep their order per
+endpoint (`streams/room_lines.py`): a job waits while an earlier job of its room is pending,
+in memory behind one in flight, in the retries topic behind one there.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from streams.retry import (
     next_attempt,
     retry_after_seconds,
 )
+from streams.room_lines import RoomLines
 from streams.settings import Settings
 from streams.settled import SettledJobs
 from streams.webhook_client import WebhookClient
@@ -53,6 +58,8 @@ log = logging.getLogger(__name__)
 # Rocket.Chat ignores the offline-message webhook's answer: it never becomes crmData.
 NO_CRM_DATA = frozenset({"LivechatOfflineMessage"})
 INTERNAL_ERROR = "internal error while delivering; see the worker log"
+# A retry whose room's earlier jobs took its whole lease still gets this long at its gate.
+MIN_GATE_WAIT_S = 1.0
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -82,11 +89,16 @@ class Delivery:
     """One job's attempt and its outcome: POST, then delivered, retry or dead letter."""
 
     def __init__(
-        self, omnihooks: Omnihooks, client: WebhookClient, settled: SettledJobs | None
+        self,
+        omnihooks: Omnihooks,
+        client: WebhookClient,
+        settled: SettledJobs | None,
+        lines: RoomLines | None = None,
     ) -> None:
         self.settings = omnihooks.settings
         self.client = client
         self.settled = settled
+        self.lines = lines
         self.policy = policy_from(self.settings)
         self.retries = omnihooks.topics[Topic.WEBHOOK_RETRIES]
         self.dead_letters = omnihooks.topics[Topic.WEBHOOK_DEAD_LETTERS]
@@ -113,10 +125,10 @@ class Delivery:
                     "paused" if control.paused else "resumed", control.at,
                     f": {control.reason}" if control.reason else "")  # fmt: skip
 
-    async def settle(self, job: WebhookJob, leave: Pass = ALWAYS) -> None:
+    async def settle(self, job: WebhookJob, leave: Pass = ALWAYS, fresh: bool = True) -> None:
         settled = self.settled
         if settled is None:
-            await self.attempt(job, leave)
+            await self.attempt(job, leave, fresh)
             return
         try:
             first = settled.begin(job)
@@ -125,15 +137,21 @@ class Delivery:
             raise
         if not first:
             self.gates.release(job.url, leave)
+            if self.lines is not None:
+                outcome = settled.outcome(job)
+                if outcome is not None and outcome.final:
+                    self.lines.leave(job)
+                else:  # its newer copy is pending (in flight, or in the retries topic)
+                    self.lines.step_out(job, fresh)
             metrics.ALREADY_SETTLED.labels(job.type).inc()
             log.debug("job %s (%s) settled already: not sent again", job.delivery_id, job.type)
             return
         try:
-            await self.attempt(job, leave)
+            await self.attempt(job, leave, fresh)
         finally:
             settled.end(job)
 
-    async def hold(self, job: WebhookJob) -> None:
+    async def hold(self, job: WebhookJob, fresh: bool) -> None:
         """The job's endpoint is open or paused: write the job, unattempted, to the tail of
         the retries topic, where the retry agent holds it until the endpoint lets it
         through, and let its offset go. The deliver agent does this for a fresh job (its
@@ -143,14 +161,15 @@ class Delivery:
         retries topic's retention."""
         if job.held_since is None:
             job = replace(job, held_since=iso(time.time()))
-        metrics.HELD.labels(job.type).inc()
+        if self.lines is not None:
+            self.lines.park(job, fresh)
         await (await self.retries.send(key=job.key(), value=job.to_json()))
 
     def _settled(self, job: WebhookJob, attempts: int, final: bool, now: float) -> None:
         if self.settled is not None:
             self.settled.settle(job, attempts, final=final, now=now)
 
-    async def attempt(self, job: WebhookJob, leave: Pass) -> None:
+    async def attempt(self, job: WebhookJob, leave: Pass, fresh: bool = True) -> None:
         try:
             async with self.posts:
                 metrics.IN_FLIGHT.inc()
@@ -181,10 +200,13 @@ class Delivery:
             if self.keeps_answer(job, answer.body):
                 await self.publish_crm_data(job, answer.body)
             self._settled(job, attempts, final=True, now=now)
+            self._leave(job)
             return
         metrics.FAILED_ATTEMPTS.labels(job.type).inc()
         if decision.verdict is Verdict.RETRY:
             metrics.RETRIED.labels(job.type).inc()
+            if self.lines is not None:
+                self.lines.park(job, fresh)
             await (await self.retries.send(key=job.key(), value=decision.job.to_json()))
             self._settled(job, attempts, final=False, now=now)
             outcome = attempt.error or f"HTTP {attempt.status}"
@@ -198,7 +220,12 @@ class Delivery:
         dead_letter = decision.dead_letter(now).to_json()
         await (await self.dead_letters.send(key=job.key(), value=dead_letter))
         self._settled(job, attempts, final=True, now=now)
+        self._leave(job)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
+
+    def _leave(self, job: WebhookJob) -> None:
+        if self.lines is not None:
+            self.lines.leave(job)
 
     def keeps_answer(self, job: WebhookJob, body: bytes) -> bool:
         """Whether a 200 answer goes back to the room as crmData: a non-empty one always; an
@@ -234,6 +261,7 @@ class DeliveryAgent:
         self.delivery = delivery
         self.name = name
         self.wait_until_due = wait_until_due
+        self.fresh = not wait_until_due  # reads the jobs topic
         self.sink = InOrderSink(pending)
         self._tasks: set[asyncio.Task[None]] = set()
         # tasks waiting (for a due time or in an endpoint's line), by their partition
@@ -275,26 +303,37 @@ class DeliveryAgent:
 
         Fresh jobs never wait here: an open endpoint's job is held at once. A retry waits
         for its due time, then in its endpoint's line for at most a lease."""
-        gates = self.delivery.gates
-        if not self.wait_until_due:
-            return gates.try_pass(job.url)
+        gates, lines = self.delivery.gates, self.delivery.lines
+        if self.fresh:
+            if lines is not None and not await lines.wait_fresh(job):
+                metrics.ORDER_PARKED.labels(job.type).inc()
+                return None  # behind its room's earlier job, in the retries topic
+            return _held_unless(gates.try_pass(job.url), job)
         if job.due_at:
             delay = parse_iso(job.due_at) - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
         if held_too_long(job, time.time(), self.delivery.settings.breaker_max_hold_s):
             return ALWAYS
-        return await gates.wait_pass(job.url, self.delivery.settings.breaker_hold_lease_s)
+        lease_s = self.delivery.settings.breaker_hold_lease_s
+        if lines is not None:
+            started = time.monotonic()
+            if not await lines.wait_turn(job, lease_s):
+                return None
+            lease_s = max(lease_s - (time.monotonic() - started), MIN_GATE_WAIT_S)
+        return _held_unless(await gates.wait_pass(job.url, lease_s), job)
 
     async def deliver_one(self, event: Any) -> None:
         try:
-            try:
-                job = WebhookJob.from_json(event.value)
-            except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                reason = f"not a webhook job: {type(exc).__name__}: {exc}"
-                await self.delivery.reject(event, reason)
-                return
-            await self.delivery.controls_loaded.wait()
+            job = WebhookJob.from_json(event.value)
+        except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            await self.delivery.reject(event, f"not a webhook job: {type(exc).__name__}: {exc}")
+            return
+        await self.delivery.controls_loaded.wait()
+        lines = self.delivery.lines
+        if lines is not None:
+            lines.enter(job, self.fresh, event.message.tp)
+        try:
             task = asyncio.current_task()
             assert task is not None
             self._waiting[task] = event.message.tp
@@ -303,15 +342,27 @@ class DeliveryAgent:
             finally:
                 self._waiting.pop(task, None)
             if leave is None:
-                await self.delivery.hold(job)
+                await self.delivery.hold(job, self.fresh)
                 return
-            await self.delivery.settle(job, leave)
-        except Exception:  # not CancelledError (a BaseException): handle() sees that
+            await self.delivery.settle(job, leave, self.fresh)
+        except asyncio.CancelledError:
+            if lines is not None:
+                lines.step_out(job, self.fresh)  # read again from its uncommitted offset
+            raise
+        except Exception:  # not CancelledError (a BaseException): handled above
             # A bug, not a delivery failure. Left unacknowledged it would stall the
             # partition's commits forever: log it loudly and keep the job instead.
             log.exception("delivering %s[%d]@%d failed", event.message.topic,
                           event.message.partition, event.message.offset)  # fmt: skip
             await self.delivery.reject(event, INTERNAL_ERROR)
+            if lines is not None:
+                lines.leave(job)  # kept on the rejected topic: its room's next job goes
+
+
+def _held_unless(leave: Pass | None, job: WebhookJob) -> Pass | None:
+    if leave is None:
+        metrics.HELD.labels(job.type).inc()
+    return leave
 
 
 class SettledExpiry:
@@ -400,7 +451,18 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         settled = SettledJobs(DirectTable(app, table))
         expiry = SettledExpiry(app, table, settled, settings.settled_retention_s)
         app.timer(interval=30.0, name="settled-jobs-expiry")(expiry.run)
-    delivery = Delivery(omnihooks, WebhookClient(settings), settled)
+    lines: RoomLines | None = None
+    if settings.delivery_order == "room":
+        order_table = bytes_table(
+            app,
+            "delivery-order",
+            omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
+            "per room and endpoint, the webhook numbers of jobs waiting in the retries topic",
+            {"cleanup.policy": "compact"},
+        )
+        lines = RoomLines(DirectTable(app, order_table))
+        metrics.ORDER_WAITING.set_function(lambda: lines.waiting if lines else 0)
+    delivery = Delivery(omnihooks, WebhookClient(settings), settled, lines)
     concurrency = settings.delivery_concurrency
     deliver = DeliveryAgent(delivery, "deliver", wait_until_due=False, pending=concurrency * 4)
     # A retry waits in its task; allow many such waits before pausing the retries topic.
@@ -418,6 +480,8 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             consumer: Any = app.consumer
             assigned = frozenset(consumer.assignment())
             dropped = deliver.drop_revoked(assigned) + retry.drop_revoked(assigned)
+            if delivery.lines is not None:
+                delivery.lines.forget(lambda tp: tp not in assigned)
             if dropped:
                 log.info("partitions revoked: stopped waiting for %d jobs", dropped)
 

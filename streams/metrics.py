@@ -36,6 +36,14 @@ HELD = Counter(
     "Fresh jobs moved to the retries topic because their endpoint was open",
     ["type"],
 )
+ORDER_WAITING = Gauge(
+    "omnihooks_order_waiting", "Jobs waiting for an earlier job of their room (ordered delivery)"
+)
+ORDER_PARKED = Counter(
+    "omnihooks_order_parked",
+    "Fresh jobs moved to the retries topic behind an earlier job of their room",
+    ["type"],
+)
 REJECTED = Counter("omnihooks_rejected", "Input records sent to the rejected topic", ["topic"])
 
 

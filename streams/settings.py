@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     breaker_max_cooldown_s: float = Field(300.0, gt=0)
     breaker_max_hold_s: float = Field(3 * 86400.0, gt=0)
     breaker_hold_lease_s: float = Field(240.0, gt=0)
+    # "room": a room's webhooks reach each endpoint in their order (`webhook-sequence`); a
+    # job failing holds back its own room's later jobs on that endpoint only. "none": each
+    # job on its own, as Rocket.Chat sends them (streams/room_lines.py).
+    delivery_order: Literal["room", "none"] = "room"
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
     # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
     # 0: no settled-jobs table (faster delivery; a crash then re-sends what it re-reads).

@@ -11,6 +11,10 @@ Paths choose the behaviour, so one receiver serves a whole test:
   /trickle            200 headers, then one byte every 0.5 s for 20 s
   /redirect           302 to /ok
   /huge               200 with a 10 MB body
+  /outage/<name>      503 while <name> is in `down`, else 200
+  /busy/<n>/<s>       429 with Retry-After <s> for the first n requests, then 200
+  /ordered/<name>     500 while `failing` counts failures left for the request's (name,
+                      room id in the body's `_id`, `webhook-sequence` header), else 200
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     crm_answer: bytes = b'{"contactId": "crm-42"}'
     down: set[str] = field(default_factory=set)  # /outage/<name> answers 503 while listed
+    failing: dict[tuple[str, str, int], int] = field(default_factory=dict)  # see /ordered
     _counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,6 +79,14 @@ class Receiver:
             return web.Response(status=500 if count <= int(parts[1]) else 200)
         if parts[0] == "outage":
             return web.Response(status=503 if parts[1] in self.down else 200)
+        if parts[0] == "ordered":
+            room = codec.loads(await request.read()).get("_id")
+            webhook = (parts[1], room, int(request.headers.get("webhook-sequence", "0")))
+            with self._lock:
+                left = self.failing.get(webhook, 0)
+                if left > 0:
+                    self.failing[webhook] = left - 1
+            return web.Response(status=500 if left > 0 else 200)
         if parts[0] == "busy":  # /busy/<n>/<retry-after>: 429 with Retry-After n times
             if count <= int(parts[1]):
                 return web.Response(status=429, headers={"Retry-After": parts[2]})

@@ -95,6 +95,7 @@ def test_no_token_header_without_a_secret(
     assert "X-RocketChat-Livechat-Token" not in request.headers
     assert "webhook-signature" not in request.headers
     assert "webhook-id" in request.headers
+    assert "webhook-sequence" not in request.headers  # a job without a webhook number
 
 
 def test_failing_receiver_gets_the_job_on_attempt_n_plus_1_at_the_set_interval(

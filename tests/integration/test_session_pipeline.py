@@ -68,6 +68,7 @@ def test_seed_conversation_yields_the_seed_webhooks(
     # The agent's answer, the closing comment (its own Message in the 2023 profile), the close.
     jobs = read_topic(applied_topics[Topic.WEBHOOK_JOBS]).wait_for(3, timeout_s=90)
     assert [job["type"] for job in jobs] == ["Message", "Message", "LivechatSession"]
+    assert [job["sequence"] for job in jobs] == [1, 2, 3]  # sent as webhook-sequence
     # Byte-equal JSON: same fields, same values, same key order as the seed's samples.
     for job, sample in ((jobs[0], "message.json"), (jobs[2], "livechat-session.json")):
         golden = codec.dumps(codec.loads((SEED / sample).read_bytes()))
