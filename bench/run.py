@@ -10,6 +10,7 @@ each measured stage runs ONE worker process. Results: bench/results/latest.json 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -210,12 +211,17 @@ class Bench:
         self.forget()
         return rate
 
-    def fill_jobs(self, topic: str, count: int, url: Callable[[int], str]) -> list[WebhookJob]:
+    def fill_jobs(
+        self, topic: str, count: int, url: Callable[[int], str], numbered: bool = False
+    ) -> list[WebhookJob]:
+        """`count` jobs for 500 rooms in turn; `numbered`: each room's numbered from 1, as the
+        session pipeline numbers them (`webhook-sequence`), so ordered delivery orders them."""
         producer = self.producer()
         jobs = []
         for n in range(count):
             job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 500}", url(n), job_body(n),
-                             "2023-02-02T10:00:00.000Z")  # fmt: skip
+                             "2023-02-02T10:00:00.000Z",
+                             sequence=n // 500 + 1 if numbered else None)  # fmt: skip
             jobs.append(job)
             producer.produce(topic, key=job.key(), value=job.to_json())
             if n % 10_000 == 0:
@@ -298,11 +304,11 @@ class Bench:
     # -- stages ----------------------------------------------------------------------------
 
     def delivery_throughput(
-        self, count: int = 20_000, workers: int = 1, **overrides: Any
+        self, count: int = 20_000, workers: int = 1, numbered: bool = False, **overrides: Any
     ) -> tuple[float, float]:
         settings = self.settings(**overrides)
         topic = f"{settings.topic_prefix}webhook-jobs"
-        self.fill_jobs(topic, count, lambda n: self.url("/hook"))
+        self.fill_jobs(topic, count, lambda n: self.url("/hook"), numbered)
         consume = self.ceiling_consume(topic, count)
         for _ in range(workers):
             self.start_worker(settings, "delivery")
@@ -457,6 +463,50 @@ class Bench:
             "failed_posts": failed_posts,
             "cpu_cores": cores,
         }
+
+    def dead_endpoint_attempts(self, minutes: float, rate: int, **overrides: Any) -> dict[str, Any]:
+        """`rate` jobs/s for `minutes` to an endpoint answering 500 all along, one delivery
+        worker on the default schedule (10 retries 10 s apart): the POSTs it spent on it,
+        and the dead letters it made, by the end of the stage."""
+        settings = self.settings(**overrides)
+        topic = f"{settings.topic_prefix}webhook-jobs"
+        self.start_worker(settings, "delivery")
+        producer = self.producer()
+        cpu = self.cpu_use()
+        started = time.perf_counter()
+        total = int(rate * minutes * 60)
+        for n in range(total):
+            job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 200}",
+                             self.url("/fail/dead"), job_body(n), "x")  # fmt: skip
+            sleep_until(started + n / rate)
+            producer.produce(topic, key=job.key(), value=job.to_json())
+            producer.poll(0)
+        producer.flush(30)
+        elapsed = time.perf_counter() - started
+        cores = {name: round((used - cpu[name]) / elapsed, 2)
+                 for name, used in self.cpu_use().items()}  # fmt: skip
+        failed_posts = int(httpx.get(self.url("/failed"), timeout=30).json())
+        dead_letters = self.records_in(f"{settings.topic_prefix}webhook-dead-letters")
+        self.stop_workers()
+        self.forget()
+        return {
+            "minutes": minutes,
+            "rate": rate,
+            "jobs": total,
+            "failed_posts": failed_posts,
+            "posts_per_job": round(failed_posts / total, 3),
+            "dead_letters": dead_letters,
+            "cpu_cores": cores,
+        }
+
+    def records_in(self, topic: str) -> int:
+        consumer = self.read_from_start(topic)
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                       for p in partitions)  # fmt: skip
+        finally:
+            consumer.close()
 
     def floor_latency_at(self, rate: int, seconds: float) -> dict[str, float]:
         """Produce→receipt latency of jobs at `rate`/s through a Faust agent that does
@@ -834,7 +884,53 @@ def bench_session() -> Iterator[Bench]:
             broker.down()
 
 
+DEAD_ENDPOINT_MINUTES = 10
+DEAD_ENDPOINT_RATE = 20  # jobs/s to the dead endpoint: a CRM with a busy day's traffic
+
+
+def isolation_trials(bench: Bench, step: Callable[[str], None], floor: bool) -> list[Any]:
+    """Three paired trials at 1,000 jobs/s (30 s each): clean, then 30% of jobs failing,
+    then (`floor`) the Faust+POST latency floor."""
+    trials = []
+    for trial in range(1, 4):
+        step(f"latency at 1000/s, trial {trial} of 3: clean, 30% of jobs failing"
+             + (", then the Faust+POST floor" if floor else "") + " (30 s each)")  # fmt: skip
+        clean = bench.latency_at(1000, ISOLATION_STAGE_S)
+        isolation = bench.latency_at(1000, ISOLATION_STAGE_S, failing_share=0.3)
+        entry = {"clean": clean, "isolation": isolation}
+        if floor:
+            entry["floor"] = bench.floor_latency_at(1000, ISOLATION_STAGE_S)
+        trials.append(entry)
+    return trials
+
+
+def endpoint_health_stages(bench: Bench, r: dict[str, Any], step: Callable[[str], None]) -> None:
+    """Issue 17's figures: attempts on a dead endpoint over 10 minutes with and without the
+    breaker, and ordered delivery's cost beside unordered (3 paired trials)."""
+    r["dead_endpoint"] = {}
+    for name, breaker in (("breaker", True), ("no_breaker", False)):
+        step(f"{DEAD_ENDPOINT_MINUTES} minutes of {DEAD_ENDPOINT_RATE} jobs/s to a dead endpoint, "
+             f"circuit breaker {'on' if breaker else 'off'}")  # fmt: skip
+        r["dead_endpoint"][name] = bench.dead_endpoint_attempts(
+            DEAD_ENDPOINT_MINUTES, DEAD_ENDPOINT_RATE, breaker=breaker
+        )
+    r["ordered_trials"] = []
+    for trial in range(1, 4):
+        step(f"ordered delivery, trial {trial} of 3: 20,000 numbered jobs of 500 rooms, "
+             "OMNIHOOKS_DELIVERY_ORDER=none then room")  # fmt: skip
+        unordered = bench.delivery_throughput(numbered=True, delivery_order="none")[0]
+        ordered = bench.delivery_throughput(numbered=True, delivery_order="room")[0]
+        r["ordered_trials"].append({"none_per_s": round(unordered), "room_per_s": round(ordered)})
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description="omnihooks benchmark (README, Benchmark)")
+    parser.add_argument(
+        "--only", choices=["endpoint-health"],
+        help="run only issue 17's stages (isolation, dead-endpoint attempts, ordered "
+             "delivery; about 30 minutes) into bench/results/endpoint-health.{json,md}",
+    )  # fmt: skip
+    args = parser.parse_args()
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
     with bench_session() as bench:
@@ -843,6 +939,21 @@ def main() -> int:
             # partial results survive a failing later stage
             (RESULTS / "partial.json").write_text(codec.dumps_pretty(r) + "\n")
             print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+
+        if args.only == "endpoint-health":
+            step("warm-up: a fresh broker took about a core for its first minute")
+            bench.delivery_throughput(count=10_000)
+            r["latency_trials"] = isolation_trials(bench, step, floor=False)
+            step("latency at 1000/s, 30% of jobs failing, circuit breaker off (30 s)")
+            r["latency_isolation_no_breaker"] = bench.latency_at(
+                1000, ISOLATION_STAGE_S, failing_share=0.3, breaker=False
+            )
+            endpoint_health_stages(bench, r, step)
+            (RESULTS / "endpoint-health.json").write_text(codec.dumps_pretty(r) + "\n")
+            markdown = render_endpoint_health(r)
+            (RESULTS / "endpoint-health.md").write_text(markdown)
+            print(markdown)
+            return 0
 
         step("warm-up: a fresh broker took about a core for its first minute")
         bench.delivery_throughput(count=10_000)
@@ -895,16 +1006,7 @@ def main() -> int:
         # latency goals take the median of three paired trials of 30 s each (retries fire
         # twice within the failing stage), a clean stage and right after it one with 30% of
         # jobs failing.
-        r["latency_trials"] = []
-        for trial in range(1, 4):
-            step(
-                f"latency at 1000/s, trial {trial} of 3: clean, 30% of jobs failing, then the "
-                "Faust+POST floor (30 s each)"
-            )
-            clean = bench.latency_at(1000, ISOLATION_STAGE_S)
-            isolation = bench.latency_at(1000, ISOLATION_STAGE_S, failing_share=0.3)
-            floor_now = bench.floor_latency_at(1000, ISOLATION_STAGE_S)
-            r["latency_trials"].append({"clean": clean, "isolation": isolation, "floor": floor_now})
+        r["latency_trials"] = isolation_trials(bench, step, floor=True)
         step("latency at 1000/s, 30% of jobs failing, circuit breaker off (30 s)")
         r["latency_isolation_no_breaker"] = bench.latency_at(
             1000, ISOLATION_STAGE_S, failing_share=0.3, breaker=False
@@ -930,8 +1032,9 @@ def main() -> int:
                 step(f"open rooms: {rooms:,} of {messages} messages on the {store} store")
                 r["open_rooms"][store].append(bench.open_rooms(rooms, store, messages))
         r["plain_dict_bytes_per_room"] = bench.results["plain_dict_bytes_per_room"]
+        endpoint_health_stages(bench, r, step)
     (RESULTS / "latest.json").write_text(codec.dumps_pretty(r) + "\n")
-    markdown = render(r)
+    markdown = render(r) + "\n" + render_endpoint_health(r)
     (RESULTS / "latest.md").write_text(markdown)
     plot(r)
     print(markdown)
@@ -1091,6 +1194,47 @@ def render(r: dict[str, Any]) -> str:
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in targets]
     lines += ["", "| figure | measured |", "|---|---|"]
     lines += [f"| {a} | {b} |" for a, b in figures]
+    return "\n".join(lines) + "\n"
+
+
+def ordered_ratio(trial: dict[str, Any]) -> float:
+    return float(trial["room_per_s"] / trial["none_per_s"])
+
+
+def render_endpoint_health(r: dict[str, Any]) -> str:
+    """Issue 17's goals beside their figures, all from the same run."""
+    trials = r["latency_trials"]
+    iso_trial = median_trial(trials, isolation_ratio)
+    iso_, iso_clean, iso_ratio = (
+        iso_trial["isolation"],
+        iso_trial["clean"],
+        isolation_ratio(iso_trial),
+    )
+    no_breaker = r["latency_isolation_no_breaker"]
+    dead, dead_off = r["dead_endpoint"]["breaker"], r["dead_endpoint"]["no_breaker"]
+    ordered = median_trial(r["ordered_trials"], ordered_ratio)
+    each = ", ".join(f"{ordered_ratio(t):.0%}" for t in r["ordered_trials"])
+    iso_each = ", ".join(f"{isolation_ratio(t):.1f}×" for t in trials)
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    rows = [
+        ("isolation, circuit breaker on", f"healthy p99 {iso_['p99_ms']:.0f} ms = {iso_ratio:.1f}× the clean p99 (median of 3 paired trials: {iso_each})",
+         f"clean p99 {iso_clean['p99_ms']:.0f} ms, 1,000 jobs/s, 30% to an endpoint answering 500; breaker off: healthy p99 "
+         f"{no_breaker['p99_ms']:.0f} ms = {no_breaker['p99_ms'] / iso_clean['p99_ms']:.1f}×, {no_breaker['failed_posts']:,} failed POSTs "
+         f"in 30 s against {iso_['failed_posts']:,}", "≤ 2× clean", met(iso_ratio <= 2)),
+        (f"attempts on a dead endpoint over {dead['minutes']:g} minutes ({dead['rate']} jobs/s, {dead['jobs']:,} jobs)",
+         f"breaker on: {dead['failed_posts']:,} POSTs ({dead['posts_per_job']:.3f} per job), {dead['dead_letters']:,} dead letters",
+         f"breaker off: {dead_off['failed_posts']:,} POSTs ({dead_off['posts_per_job']:.2f} per job), {dead_off['dead_letters']:,} dead letters; "
+         f"worker CPU {cores(dead['cpu_cores'])} on, {cores(dead_off['cpu_cores'])} off", "reported", "—"),
+        ("ordered delivery's cost (20,000 numbered jobs, 500 rooms, 1 worker)",
+         f"room: {ordered['room_per_s']:,} jobs/s = {ordered_ratio(ordered):.0%} of none (median of 3 paired trials: {each})",
+         f"none, the same jobs, just before: {ordered['none_per_s']:,} jobs/s", "reported", "—"),
+    ]  # fmt: skip
+    lines = [f"# omnihooks endpoint health and order — {r['date']}", "", f"Machine: {r['machine']}.", "",
+             "| goal (issue 17) | measured | same run | target | |", "|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -81,15 +81,16 @@ class RoomLines:
             line.fresh[job.sequence] += 1
 
     async def wait_fresh(self, job: WebhookJob) -> bool:
-        """For a job read from the jobs topic: wait while its room's earlier job is a fresh
-        one in flight here. True: its turn; False: an earlier job is in the retries topic,
-        so this one goes there too (`park`)."""
+        """For a job read from the jobs topic: wait while the one job ahead of it in its
+        line is a fresh one in flight here. True: its turn; False: it goes to the retries
+        topic behind its room's earlier jobs (`park`). One waiter per line at most, so a busy
+        room's backlog never fills the jobs partition's window and stalls other rooms."""
         while True:
             line = self._line(job)
             if _its_turn(line, job):
                 return True
-            assert line is not None
-            if line.fresh[line.head] == 0:
+            assert line is not None and job.sequence is not None
+            if line.fresh[line.head] == 0 or _ahead(line, job.sequence) > 1:
                 return False
             await self._wait(line, None)
 
@@ -146,7 +147,7 @@ class RoomLines:
             if line.numbers:
                 self._table[key] = codec.dumps(sorted(line.numbers))
             else:
-                del self._table[key]
+                self._table.pop(key, None)
                 line.persisted = False
         if not line.numbers:
             del self._lines[key]
@@ -187,3 +188,7 @@ def _its_turn(line: _Line | None, job: WebhookJob) -> bool:
     """No earlier job of the room is pending. A copy whose number left the line (another
     copy settled it) goes too: it finds the job settled and sends nothing."""
     return line is None or job.sequence not in line.numbers or job.sequence == line.head
+
+
+def _ahead(line: _Line, number: int) -> int:
+    return sum(1 for pending in line.numbers if pending < number)

@@ -58,6 +58,17 @@ async def test_a_fresh_job_waits_for_its_rooms_earlier_one_in_flight_then_goes()
     assert table.writes == 0 and lines.lines == 0  # straight through: nothing written
 
 
+async def test_only_the_next_job_of_a_room_waits_in_memory_the_rest_go_to_retries() -> None:
+    lines = RoomLines(Table())
+    for number in (1, 2, 3):
+        lines.enter(job(number), fresh=True, partition=0)
+    second = asyncio.ensure_future(lines.wait_fresh(job(2)))
+    assert await lines.wait_fresh(job(3)) is False  # two ahead: parked, its partition goes on
+    assert still_waiting(second)
+    lines.leave(job(1))
+    assert await settles_soon(second)
+
+
 async def test_when_the_earlier_job_goes_to_retries_the_later_one_follows_it_there() -> None:
     table = Table()
     lines = RoomLines(table)
