@@ -1227,7 +1227,7 @@ def render_endpoint_health(r: dict[str, Any]) -> str:
         (f"attempts on a dead endpoint over {dead['minutes']:g} minutes ({dead['rate']} jobs/s, {dead['jobs']:,} jobs)",
          f"breaker on: {dead['failed_posts']:,} POSTs ({dead['posts_per_job']:.3f} per job), {dead['dead_letters']:,} dead letters",
          f"breaker off: {dead_off['failed_posts']:,} POSTs ({dead_off['posts_per_job']:.2f} per job), {dead_off['dead_letters']:,} dead letters; "
-         f"worker CPU {cores(dead['cpu_cores'])} on, {cores(dead_off['cpu_cores'])} off", "reported", "—"),
+         f"the worker used {dead['cpu_cores']['worker']:.2f} of a core with the breaker, {dead_off['cpu_cores']['worker']:.2f} without", "reported", "—"),
         ("ordered delivery's cost (20,000 numbered jobs, 500 rooms, 1 worker)",
          f"room: {ordered['room_per_s']:,} jobs/s = {ordered_ratio(ordered):.0%} of none (median of 3 paired trials: {each})",
          f"none, the same jobs, just before: {ordered['none_per_s']:,} jobs/s", "reported", "—"),
