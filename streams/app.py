@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import faust
 
 from streams.clock import now_iso
+from streams.endpoints import EndpointDirectory
+from streams.followers import follower_service
 from streams.settings import Settings
 from topics.catalogue import Catalogue, Topic, load_catalogue
 from topics.records import RejectedRecord
@@ -29,6 +32,18 @@ class Omnihooks:
     catalogue: Catalogue
     topics: dict[Topic, Any]
     role: Role
+    # Every workspace's endpoints, as the `endpoints` topic says; `endpoints_loaded` is set
+    # once it is read whole, and no webhook is made or sent before.
+    endpoints: EndpointDirectory = field(init=False)
+    endpoints_loaded: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.endpoints = EndpointDirectory(self.settings)
+        spec = self.catalogue[Topic.ENDPOINTS]
+        self.app.service(follower_service(
+            self.settings, spec.name(self.settings.topic_prefix), spec.partitions,
+            self.endpoints.apply, self.endpoints_loaded,
+        ))  # fmt: skip
 
 
 async def send_rejected(rejected_topic: Any, message: Any, reason: str) -> None:

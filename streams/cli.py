@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--type", action="append", default=[], help="payload type (repeatable)")
     filters.add_argument("--room", help="room _id")
     filters.add_argument("--status", help="last attempt: 500, 5xx, or an error word (timeout)")
+    filters.add_argument("--endpoint", help="endpoint id (default: the environment's)")
+    filters.add_argument("--workspace", help="workspace (default: events without one)")
     listing = dlq_commands.add_parser("list", parents=[filters], help="a table of dead letters")
     listing.add_argument("--url", help="only jobs whose URL contains this")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -128,8 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--dry-run", action="store_true", help="say what would be purged")
     purge.set_defaults(command=_dlq_purge)
 
-    endpoints = commands.add_parser("endpoints", help="endpoint health: circuit breakers")
+    endpoints = commands.add_parser(
+        "endpoints", help="endpoints as data (add, list, update, rotate-secret...) and health"
+    )
     endpoint_commands = endpoints.add_subparsers(required=True, metavar="ACTION")
+    _add_endpoint_data_commands(endpoint_commands)
     status = endpoint_commands.add_parser(
         "status",
         help="each worker's circuit breaker per endpoint",
@@ -174,6 +179,198 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--role", choices=["all", "sessions", "delivery"], default="all")
     worker.set_defaults(command=_worker)
     return parser
+
+
+def _add_endpoint_data_commands(commands: Any) -> None:
+    from streams.endpoints import TRIGGERS
+
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument("id", help="endpoint id: letters, digits, '.', '_', '-'")
+    named.add_argument("--workspace", default="default", help="its workspace (default: default)")
+    named.add_argument("--json", action="store_true", help="print the endpoint as JSON")
+    fields = argparse.ArgumentParser(add_help=False)
+    fields.add_argument("--url", help="where its webhooks are POSTed")
+    fields.add_argument("--token", help="sent as X-RocketChat-Livechat-Token")
+    fields.add_argument("--triggers", help=f"comma-separated, of: {', '.join(TRIGGERS)} (or 'all')")
+    fields.add_argument(
+        "--navigation-history", action=argparse.BooleanOptionalAction, default=None,
+        help="send page visits in bodies (Livechat_webhook_send_navigation_history)",
+    )  # fmt: skip
+    fields.add_argument("--compat", help="rocketchat-2023 or rocketchat-7 (default: the worker's)")
+    fields.add_argument("--retry-attempts", type=int, help="retries after the first POST")
+    fields.add_argument("--retry-delay-s", type=float, help="seconds between attempts")
+    fields.add_argument("--timeout-ms", type=int, help="per POST")
+    fields.add_argument("--concurrency", type=int, help="its POSTs in flight per worker, at most")
+
+    add = commands.add_parser("add", parents=[named, fields], help="add an endpoint")
+    add.add_argument("--secret", help="signing secret (whsec_...); --generate-secret makes one")
+    add.add_argument("--generate-secret", action="store_true", help="make a signing secret")
+    add.add_argument("--disabled", action="store_true", help="add it disabled")
+    add.set_defaults(command=_endpoints_add)
+    listing = commands.add_parser("list", help="every endpoint, secrets masked")
+    listing.add_argument("--workspace", help="only this workspace's")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(command=_endpoints_list)
+    commands.add_parser("show", parents=[named], help="one endpoint, secrets masked").set_defaults(
+        command=_endpoints_show
+    )
+    update = commands.add_parser("update", parents=[named, fields], help="change an endpoint")
+    update.set_defaults(command=_endpoints_update)
+    for action, verb in (("disable", "no new webhooks for it"), ("enable", "webhooks again"),
+                         ("remove", "delete it (what was made for it still goes)")):  # fmt: skip
+        command = commands.add_parser(action, parents=[named], help=f"{action}: {verb}")
+        command.set_defaults(command=_endpoints_change, action=action)
+    rotation = commands.add_parser(
+        "rotate-secret", parents=[named],
+        help="a new signing secret; the old one keeps signing through --grace",
+        description="Standard Webhooks rotation: during the grace period each webhook carries "
+        "two signatures (new and old) in webhook-signature, so receivers can switch at will.",
+    )  # fmt: skip
+    rotation.add_argument("--secret", help="the new secret (default: a generated whsec_...)")
+    rotation.add_argument("--grace", default="24h", help="how long the old one still signs")
+    rotation.set_defaults(command=_endpoints_rotate)
+
+
+def _triggers(text: str | None) -> tuple[str, ...] | None:
+    from streams.endpoints import TRIGGERS
+
+    if text is None:
+        return None
+    if text.strip() == "all":
+        return TRIGGERS
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _endpoint_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "url": args.url, "token": args.token, "triggers": _triggers(args.triggers),
+        "navigation_history": args.navigation_history, "compat": args.compat,
+        "retry_attempts": args.retry_attempts, "retry_delay_s": args.retry_delay_s,
+        "timeout_ms": args.timeout_ms, "concurrency": args.concurrency,
+    }  # fmt: skip
+
+
+def _print_endpoint(args: argparse.Namespace, record: Any, verb: str) -> None:
+    from streams.endpoint_admin import print_json, shown
+
+    if args.json:
+        print_json(shown(record))
+    else:
+        print(f"{verb} {record.workspace}/{record.id} ({record.url})")
+
+
+def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.endpoint_admin import EndpointsTopic, new_secret, now_iso
+    from streams.endpoints import EndpointError, validate
+    from topics.records import EndpointRecord, SigningSecret, endpoint_key
+
+    if not args.url:
+        raise UsageError("endpoints add needs --url")
+    topic = EndpointsTopic(settings)
+    secret = args.secret or (new_secret() if args.generate_secret else None)
+    now = now_iso()
+    fields = {k: v for k, v in _endpoint_fields(args).items() if v is not None}
+    record = EndpointRecord(
+        workspace=args.workspace, id=args.id, created_at=now, updated_at=now,
+        secrets=(SigningSecret(secret, now),) if secret else (), enabled=not args.disabled,
+        **fields,
+    )  # fmt: skip
+    try:
+        record = validate(record)  # before any Kafka: bad input is told at once
+        if endpoint_key(args.workspace, args.id) in topic.records():
+            raise EndpointError(f"endpoint {args.workspace}/{args.id} exists: use update")
+        record = topic.put(record)
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, "added")
+    if args.generate_secret and not args.secret:
+        print(f"signing secret (shown once): {secret}")
+    return EXIT_OK
+
+
+def _endpoints_list(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.endpoint_admin import EndpointsTopic, listing, print_json, table
+
+    rows = listing(settings, EndpointsTopic(settings), args.workspace)
+    if args.json:
+        for row in rows:
+            print_json(row)
+    elif rows:
+        print(table(rows))
+    else:
+        print("no endpoints", file=sys.stderr)
+    return EXIT_OK
+
+
+def _endpoints_show(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.endpoint_admin import EndpointsTopic, listing
+    from topics import codec
+
+    rows = [
+        row
+        for row in listing(settings, EndpointsTopic(settings), args.workspace)
+        if row["id"] == args.id
+    ]
+    if not rows:
+        raise UsageError(f"no endpoint {args.workspace}/{args.id}")
+    print(codec.dumps_pretty(rows[0]))
+    return EXIT_OK
+
+
+def _endpoints_update(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.endpoint_admin import EndpointsTopic, changed, validate_fields
+    from streams.endpoints import EndpointError
+
+    topic = EndpointsTopic(settings)
+    fields = _endpoint_fields(args)
+    try:
+        validate_fields(args.workspace, args.id, fields)  # before any Kafka
+        record = topic.put(changed(topic.find(args.workspace, args.id), **fields))
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, "updated")
+    return EXIT_OK
+
+
+def _endpoints_change(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.endpoint_admin import EndpointsTopic, changed
+    from streams.endpoints import EndpointError
+
+    topic = EndpointsTopic(settings)
+    try:
+        record = topic.find(args.workspace, args.id)
+        if args.action == "remove":
+            topic.remove(record)
+        else:
+            record = topic.put(changed(record, enabled=args.action == "enable"))
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, {"remove": "removed", "enable": "enabled"}.get(
+        args.action, "disabled"))  # fmt: skip
+    return EXIT_OK
+
+
+def _endpoints_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dead_letters import FilterError, parse_time
+    from streams.endpoint_admin import EndpointsTopic, rotated
+    from streams.endpoints import EndpointError
+
+    try:
+        grace_s = -parse_time(args.grace, 0.0, "--grace")
+    except FilterError as exc:
+        raise UsageError(f"{exc}") from None
+    if grace_s < 0:
+        raise UsageError("--grace: give a duration such as 24h or 30m")
+    topic = EndpointsTopic(settings)
+    try:
+        record, secret = rotated(topic.find(args.workspace, args.id), args.secret, grace_s)
+        record = topic.put(record)
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, "rotated the signing secret of")
+    if not args.secret:
+        print(f"new signing secret (shown once): {secret}")
+    return EXIT_OK
 
 
 def _kafka_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -264,7 +461,7 @@ def _selected(
     try:
         filters = build_filters(
             since=args.since, until=args.until, types=args.type, room=args.room, url=args.url,
-            status=args.status, ids=ids,
+            status=args.status, ids=ids, endpoint=args.endpoint, workspace=args.workspace,
         )  # fmt: skip
     except FilterError as exc:
         raise UsageError(str(exc)) from None

@@ -78,6 +78,8 @@ class Entry:
             "room": job.room_id,
             "type": job.type,
             "url": job.url,
+            "workspace": job.workspace or "default",
+            "endpoint": job.endpoint_id or "default",
             "attempts": len(self.letter.attempts),
             "last": self.last_outcome,
             "dead_lettered_at": self.letter.dead_lettered_at,
@@ -95,6 +97,8 @@ class Filters:
     url: str | None = None
     status: str | None = None
     ids: frozenset[str] = frozenset()
+    endpoint: str | None = None  # the job's endpoint id ("default": the environment's)
+    workspace: str | None = None  # the job's workspace ("default": none given)
 
     @property
     def is_empty(self) -> bool:
@@ -114,6 +118,10 @@ class Filters:
         if self.room is not None and job.room_id != self.room:
             return False
         if self.url is not None and self.url not in job.url:
+            return False
+        if self.endpoint is not None and (job.endpoint_id or "default") != self.endpoint:
+            return False
+        if self.workspace is not None and (job.workspace or "default") != self.workspace:
             return False
         return self.status is None or _status_matches(entry, self.status)
 
@@ -153,6 +161,8 @@ def build_filters(
     status: str | None,
     ids: Iterable[str] = (),
     now: float | None = None,
+    endpoint: str | None = None,
+    workspace: str | None = None,
 ) -> Filters:
     now = time.time() if now is None else now
     if status is not None and not re.fullmatch(r"\d{3}|[1-5]xx|[A-Za-z][\w :-]*", status):
@@ -173,6 +183,8 @@ def build_filters(
         url=url,
         status=status,
         ids=frozenset(ids),
+        endpoint=endpoint,
+        workspace=workspace,
     )
     if filters.since is not None and filters.until is not None and filters.since > filters.until:
         raise FilterError("--since is after --until")
@@ -180,6 +192,52 @@ def build_filters(
 
 
 # -- the Kafka side -------------------------------------------------------------------------
+
+
+def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of `topic` as it is now, each partition from its start to its end, in a
+    consumer that joins no group and commits nothing."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            # Assigned, never subscribed, never committed: no group offsets are touched.
+            "group.id": f"omnihooks-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=15)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
+        wanted = []
+        for partition in metadata.topics[topic].partitions:
+            low, high = watermarks(consumer, TopicPartition(topic, partition))
+            if high > low:
+                wanted.append((partition, low, high))
+        consumer.assign([TopicPartition(topic, p, low) for p, low, _ in wanted])
+        ends = {partition: high for partition, _, high in wanted}
+        records: list[Any] = []
+        deadline = time.monotonic() + 120
+        while ends and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                # End of a partition (as it was when we looked): done with it. Compaction
+                # leaves offset gaps, so the error, not an offset, says where the end is.
+                if error.code() == KafkaError._PARTITION_EOF:
+                    ends.pop(message.partition(), None)
+                continue
+            records.append(message)
+        if ends:
+            raise RuntimeError(f"could not read {topic} to its end within 120 s")
+        return records
+    finally:
+        consumer.close()
 
 
 @dataclass
@@ -193,47 +251,7 @@ class DeadLetterTopic:
     _producer: Any = field(default=None, repr=False)
 
     def _read_all(self, topic: str) -> list[Any]:
-        from confluent_kafka import Consumer, KafkaError, TopicPartition
-
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                # Assigned, never subscribed, never committed: no group offsets are touched.
-                "group.id": f"omnihooks-dlq-reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        try:
-            metadata = consumer.list_topics(topic, timeout=15)
-            if topic not in metadata.topics or metadata.topics[topic].error is not None:
-                raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
-            wanted = []
-            for partition in metadata.topics[topic].partitions:
-                low, high = watermarks(consumer, TopicPartition(topic, partition))
-                if high > low:
-                    wanted.append((partition, low, high))
-            consumer.assign([TopicPartition(topic, p, low) for p, low, _ in wanted])
-            ends = {partition: high for partition, _, high in wanted}
-            records: list[Any] = []
-            deadline = time.monotonic() + 120
-            while ends and time.monotonic() < deadline:
-                message = consumer.poll(1.0)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    # End of a partition (as it was when we looked): done with it. Compaction
-                    # leaves offset gaps, so the error, not an offset, says where the end is.
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        ends.pop(message.partition(), None)
-                    continue
-                records.append(message)
-            if ends:
-                raise RuntimeError(f"could not read {topic} to its end within 120 s")
-            return records
-        finally:
-            consumer.close()
+        return read_all(self.bootstrap, topic)
 
     def entries(self) -> list[Entry]:
         """Every dead letter with its marks, oldest first."""

@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import mode
@@ -33,11 +34,13 @@ from streams import metrics
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.breaker import BreakerPolicy, Pass
 from streams.clock import iso, parse_iso
+from streams.compat import profile_named, retry_delay_s
 from streams.endpoint_gates import ALWAYS, EndpointGates, endpoint_label
+from streams.endpoints import EndpointDirectory, signing_secrets
 from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
-from streams.engine.whole_topic import follow_whole_topic
 from streams.failure_log import FailureLog
+from streams.followers import follower_service
 from streams.retry import (
     RetryPolicy,
     Verdict,
@@ -48,10 +51,10 @@ from streams.retry import (
 from streams.room_lines import RoomLines
 from streams.settings import Settings
 from streams.settled import SettledJobs
-from streams.webhook_client import WebhookClient
+from streams.webhook_client import Credentials, WebhookClient
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import CrmDataRecord, EndpointControl, WebhookJob
+from topics.records import CrmDataRecord, EndpointControl, EndpointRecord, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +65,86 @@ INTERNAL_ERROR = "internal error while delivering; see the worker log"
 MIN_GATE_WAIT_S = 1.0
 
 
-def policy_from(settings: Settings) -> RetryPolicy:
+def policy_from(settings: Settings, endpoint: EndpointRecord | None = None) -> RetryPolicy:
+    """The worker's retry policy, or an endpoint's: its own attempts, delay and timeout,
+    else the worker's settings, else its compatibility profile's."""
+    if endpoint is None:
+        retries, delay_s, rule = (
+            settings.retries,
+            settings.retry_delay,
+            settings.retry_rule_in_force,
+        )
+    else:
+        profile = profile_named(endpoint.compat or settings.compat)
+        timeout_s = (endpoint.timeout_ms or settings.http_timeout_ms) / 1000
+        retries = _first(endpoint.retry_attempts, settings.retry_attempts, profile.retries)
+        delay_s = _first(endpoint.retry_delay_s, settings.retry_delay_s,
+                         retry_delay_s(profile, timeout_s))  # fmt: skip
+        rule = settings.retry_rule or profile.retry_rule
+        rule = "rocketchat-7" if rule == "rocketchat-2025" else rule
     return RetryPolicy(
-        retries=settings.retries,
-        delay_s=settings.retry_delay,
-        rule=settings.retry_rule_in_force,
+        retries=retries,
+        delay_s=delay_s,
+        rule=rule,
         accept_any_2xx=settings.accept_any_2xx,
         jitter=settings.retry_jitter,
         retry_after_max_s=settings.retry_after_max_s,
     )
+
+
+def _first(*values: Any) -> Any:
+    return next(value for value in values if value is not None)
+
+
+@dataclass(frozen=True)
+class Target:
+    """How one endpoint's jobs go: its retry policy, its token, keys and timeout (None: the
+    worker's), and its own limit on POSTs in flight (None: only the worker's)."""
+
+    policy: RetryPolicy
+    credentials: Credentials | None = None
+    limit: asyncio.Semaphore | None = None
+    limit_size: int | None = None
+    renew_at: float = math.inf  # when a rotated-out secret stops signing: work it out again
+
+
+class Targets:
+    """Each endpoint's `Target`, worked out again when its record changes."""
+
+    def __init__(self, settings: Settings, directory: EndpointDirectory) -> None:
+        self.settings, self.directory = settings, directory
+        self.default = Target(policy_from(settings))
+        self._known: dict[tuple[str | None, str], tuple[EndpointRecord, Target]] = {}
+
+    def of(self, job: WebhookJob) -> Target:
+        if job.endpoint_id is None:
+            return self.default
+        endpoint = self.directory.find(job.workspace, job.endpoint_id)
+        if endpoint is None or not endpoint.created_at:
+            # Removed (what was made for it still goes, the worker's way), or the
+            # environment's own endpoint, which is the worker's way.
+            return self.default
+        key = (job.workspace, job.endpoint_id)
+        known = self._known.get(key)
+        now = time.time()
+        if known is not None and known[0] is endpoint and now < known[1].renew_at:
+            return known[1]
+        target = self._target(endpoint, known[1] if known is not None else None, now)
+        self._known[key] = (endpoint, target)
+        return target
+
+    def _target(self, endpoint: EndpointRecord, before: Target | None, now: float) -> Target:
+        timeout_s = endpoint.timeout_ms / 1000 if endpoint.timeout_ms is not None else None
+        credentials = Credentials.of(endpoint.token, signing_secrets(endpoint, now), timeout_s)
+        ends = [parse_iso(s.expires_at) for s in endpoint.secrets if s.expires_at]
+        size = endpoint.concurrency
+        limit = None
+        if size is not None:
+            # the same semaphore while the size stands: POSTs in flight keep counting
+            same = before is not None and before.limit_size == size
+            limit = before.limit if same and before is not None else asyncio.Semaphore(size)
+        return Target(policy_from(self.settings, endpoint), credentials, limit, size,
+                      min((end for end in ends if end > now), default=math.inf))  # fmt: skip
 
 
 def breaker_policy_from(settings: Settings) -> BreakerPolicy | None:
@@ -100,6 +174,9 @@ class Delivery:
         self.settled = settled
         self.lines = lines
         self.policy = policy_from(self.settings)
+        self.endpoints = omnihooks.endpoints
+        self.endpoints_loaded = omnihooks.endpoints_loaded
+        self.targets = Targets(self.settings, omnihooks.endpoints)
         self.retries = omnihooks.topics[Topic.WEBHOOK_RETRIES]
         self.dead_letters = omnihooks.topics[Topic.WEBHOOK_DEAD_LETTERS]
         self.crm_data = omnihooks.topics[Topic.CRM_DATA]
@@ -171,10 +248,11 @@ class Delivery:
 
     async def attempt(self, job: WebhookJob, leave: Pass, fresh: bool = True) -> None:
         try:
-            async with self.posts:
+            target = self.targets.of(job)
+            async with target.limit or contextlib.nullcontext(), self.posts:
                 metrics.IN_FLIGHT.inc()
                 try:
-                    answer = await self.client.post(job)
+                    answer = await self.client.post(job, credentials=target.credentials)
                 finally:
                     metrics.IN_FLIGHT.dec()
         except BaseException:
@@ -184,14 +262,15 @@ class Delivery:
         metrics.LATENCY.observe(attempt.duration_ms / 1000)
         # Only what a retry could fix says the endpoint is unwell: a 4xx that the rule does
         # not retry is the endpoint answering, about this job.
-        endpoint_failed = not self.policy.is_success(attempt.status) and (
-            self.policy.is_retriable(attempt.status, attempt.error)
+        policy = target.policy
+        endpoint_failed = not policy.is_success(attempt.status) and (
+            policy.is_retriable(attempt.status, attempt.error)
         )
         self.gates.record(job.url, leave, job.delivery_id, endpoint_failed)
         now = time.time()
         retry_after = retry_after_seconds(answer.retry_after, now)
-        draw = random.uniform(-1.0, 1.0) if self.policy.jitter else 0.0
-        decision = next_attempt(job, attempt, self.policy, now, leave.probe, retry_after, draw)
+        draw = random.uniform(-1.0, 1.0) if policy.jitter else 0.0
+        decision = next_attempt(job, attempt, policy, now, leave.probe, retry_after, draw)
         attempts = len(job.attempts) + 1
         # Each outcome is written once what it sent is on the brokers: a crash in between
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.
@@ -222,6 +301,16 @@ class Delivery:
         self._settled(job, attempts, final=True, now=now)
         self._leave(job)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
+
+    def retarget(self, job: WebhookJob) -> WebhookJob:
+        """The job aimed at its endpoint's URL as it is now: an endpoint moved by an operator
+        gets its pending jobs at the new address."""
+        if job.endpoint_id is None:
+            return job
+        endpoint = self.endpoints.find(job.workspace, job.endpoint_id)
+        if endpoint is None or endpoint.url == job.url:
+            return job
+        return replace(job, url=endpoint.url)
 
     def _leave(self, job: WebhookJob) -> None:
         if self.lines is not None:
@@ -330,6 +419,8 @@ class DeliveryAgent:
             await self.delivery.reject(event, f"not a webhook job: {type(exc).__name__}: {exc}")
             return
         await self.delivery.controls_loaded.wait()
+        await self.delivery.endpoints_loaded.wait()
+        job = self.delivery.retarget(job)
         lines = self.delivery.lines
         if lines is not None:
             lines.enter(job, self.fresh, event.message.tp)
@@ -392,40 +483,6 @@ def http_client_service(delivery: Delivery) -> type[mode.Service]:
     return HttpClientService
 
 
-def controls_service(delivery: Delivery) -> type[mode.Service]:
-    """The service that reads `endpoint-controls` whole and follows it while the worker runs;
-    a worker that cannot read it crashes rather than ignore an operator's pause."""
-
-    class ControlsService(mode.Service):
-        _follower: asyncio.Task[None] | None = None
-        _crashing: asyncio.Future[None] | None = None
-
-        async def on_start(self) -> None:
-            follow = follow_whole_topic(
-                delivery.settings.kafka_bootstrap_servers,
-                delivery.controls_topic,
-                delivery.controls_partitions,
-                delivery.apply_control,
-                delivery.controls_loaded,
-            )
-            self._follower = asyncio.create_task(follow, name="endpoint-controls")
-            self._follower.add_done_callback(self._ended)
-
-        def _ended(self, task: asyncio.Task[None]) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                log.error("reading %s failed: %s", delivery.controls_topic, exc)
-                self._crashing = asyncio.ensure_future(self.crash(exc))  # type: ignore[arg-type]
-
-        async def on_stop(self) -> None:
-            if self._follower is not None:
-                self._follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._follower
-
-    return ControlsService
-
-
 def add_endpoints_page(app: Any, gates: EndpointGates) -> None:
     """GET /endpoints: this worker's breaker per endpoint, for `omnihooks endpoints status`."""
 
@@ -471,7 +528,9 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     app.agent(topics[Topic.WEBHOOK_RETRIES], name="retry")(retry.run)
     app.service(http_client_service(delivery))
     add_endpoints_page(app, delivery.gates)
-    app.service(controls_service(delivery))
+    app.service(follower_service(settings, delivery.controls_topic,
+                                 delivery.controls_partitions, delivery.apply_control,
+                                 delivery.controls_loaded))  # fmt: skip
 
     assignment = AssignmentWatch(app)
 

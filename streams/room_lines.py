@@ -1,6 +1,6 @@
 """Ordered delivery per room: a room's webhooks reach an endpoint in their webhook order.
 
-Each (room, endpoint URL) with jobs not settled yet has a line: the webhook numbers
+Each (room, endpoint) with jobs not settled yet has a line: the webhook numbers
 (`WebhookJob.sequence`) of its jobs read and not yet delivered or dead-lettered. Only the
 lowest number may be attempted; the others wait. A job waiting never holds back another
 room or another endpoint: a fresh job whose room's earlier job is only in flight waits for
@@ -37,7 +37,8 @@ def line_key(job: WebhookJob) -> bytes | None:
     """The job's line in the table, or None for a job that is not ordered."""
     if job.room_id is None or job.sequence is None:
         return None
-    return f"{job.room_id}\n{job.url}".encode()
+    # numbered per endpoint: a line is the room's jobs for one endpoint, wherever its URL
+    return f"{job.room_id}\n{job.endpoint_id or job.url}".encode()
 
 
 @dataclass

@@ -84,6 +84,7 @@ class SessionsAgent:
     def __init__(self, omnihooks: Omnihooks, processor: SessionProcessor, out: JobSender) -> None:
         self.processor = processor
         self.out = out
+        self.endpoints_loaded = omnihooks.endpoints_loaded
         self.names = omnihooks.catalogue.names(omnihooks.settings.topic_prefix)
         self.max_bytes = omnihooks.settings.max_event_bytes
 
@@ -104,6 +105,7 @@ class SessionsAgent:
         return []
 
     async def run(self, stream: StreamT[Any]) -> None:
+        await self.endpoints_loaded.wait()  # no webhook is made before every endpoint is known
         async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
             message = event.message
             try:
@@ -130,9 +132,11 @@ class OfflineMessagesAgent:
     def __init__(self, omnihooks: Omnihooks, processor: SessionProcessor, out: JobSender) -> None:
         self.processor = processor
         self.out = out
+        self.endpoints_loaded = omnihooks.endpoints_loaded
         self.max_bytes = omnihooks.settings.max_event_bytes
 
     async def run(self, stream: StreamT[Any]) -> None:
+        await self.endpoints_loaded.wait()
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             message = event.message
             try:
@@ -192,7 +196,8 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
         table("messages", "transcript messages by room and message id"),
         table("message-order", "message ids by room and arrival sequence"),
     )
-    processor = SessionProcessor(settings, store, leads, clock=time.time)
+    processor = SessionProcessor(settings, store, leads, clock=time.time,
+                                 directory=omnihooks.endpoints)  # fmt: skip
     names = omnihooks.catalogue.names(settings.topic_prefix)
     # Tie-break order for equal timestamps: a room event before a message of the same
     # millisecond (a `taken` and the agent's first message), crm-data last.

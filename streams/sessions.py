@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
 from streams.clock import iso
+from streams.compat import Profile
+from streams.endpoints import DEFAULT_ENDPOINT, EndpointDirectory
 from streams.events import (
     CrmData,
     InternalRoomEvent,
@@ -32,7 +34,7 @@ from streams.payloads import (
 )
 from streams.settings import Settings
 from topics import codec
-from topics.records import InternalRoomRecord, WebhookJob
+from topics.records import EndpointRecord, InternalRoomRecord, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,12 @@ SEEN_EVENTS_KEPT = 64
 # worth of a room's records. Their `seen` entries keep what they changed (a few dozen bytes).
 BEFORE_IMAGES_KEPT = 16
 
+# room event -> its webhook and the trigger (streams/endpoints.py TRIGGERS) that wants it
 ROOM_TRIGGERS: dict[str, tuple[PayloadType, str]] = {
-    "started": ("LivechatSessionStart", "send_on_start"),
-    "queued": ("LivechatSessionQueued", "send_on_chat_queued"),
-    "taken": ("LivechatSessionTaken", "send_on_chat_taken"),
-    "forwarded": ("LivechatSessionForwarded", "send_on_forward"),
+    "started": ("LivechatSessionStart", "start"),
+    "queued": ("LivechatSessionQueued", "chat_queued"),
+    "taken": ("LivechatSessionTaken", "chat_taken"),
+    "forwarded": ("LivechatSessionForwarded", "forward"),
 }
 
 
@@ -106,9 +109,9 @@ class RoomState:
     # writes back for the room (due events, crm-data) goes there, whatever hash it would
     # pick itself: the room's state lives in that partition's changelog.
     partition: int | None = None
-    # Webhook jobs numbered so far (the last job's `sequence`); a record read again after a
-    # crash numbers its jobs from what its before-image noted, so they keep their numbers.
-    webhooks: int = 0
+    # Webhook jobs numbered so far per endpoint id (the last job's `sequence`); a record
+    # read again after a crash numbers its jobs from what its before-image noted.
+    webhooks: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return codec.dumps(self)
@@ -128,7 +131,7 @@ class RoomState:
             pending_close=PendingClose(**pending) if pending else None,
             seen=[tuple(entry) for entry in data.get("seen", [])],
             partition=data.get("partition"),
-            webhooks=data.get("webhooks", 0),
+            webhooks=_webhook_counts(data.get("webhooks")),
         )
 
     @staticmethod
@@ -187,8 +190,12 @@ class SessionProcessor:
         store: SessionStore,
         leads: LeadPatterns,
         clock: Callable[[], float],
+        directory: EndpointDirectory | None = None,
     ) -> None:
         self.settings = settings
+        # Which endpoints of a workspace want which webhooks: the environment's alone unless
+        # the worker follows the `endpoints` topic into it.
+        self.directory = directory or EndpointDirectory(settings)
         self.store = store
         self.leads = leads
         # While a record is read again after a crash: messages deleted by records applied
@@ -243,20 +250,19 @@ class SessionProcessor:
             _set_lm(state.room, found_lm)
         jobs: list[WebhookJob] = []
         if event.event in ROOM_TRIGGERS:
-            payload_type, setting = ROOM_TRIGGERS[event.event]
-            if getattr(self.settings, setting):
-                transfer = event.transfer if event.event == "forwarded" else None
-                jobs.append(self._session_job(payload_type, room_id, view, event, transfer))
+            payload_type, trigger = ROOM_TRIGGERS[event.event]
+            transfer = event.transfer if event.event == "forwarded" else None
+            jobs += self._session_jobs(payload_type, trigger, room_id, view, event, transfer)
         elif event.event == "closed":
             state.closed_at = self.clock()
             self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
-            if self.settings.send_on_close:
+            if self.directory.wanting(event.workspace, "close"):
                 jobs += self._close_or_wait(room_id, state, view, event)
         elif event.event == "updated" and state.is_closed:
             # Rocket.Chat sends LivechatEdit whenever a closed room's info is saved,
             # whatever the trigger settings say.
-            jobs.append(self._session_job("LivechatEdit", room_id, view, event))
-        jobs = self._numbered(state, image, self._deliverable(jobs))
+            jobs += self._session_jobs("LivechatEdit", None, room_id, view, event)
+        jobs = self._numbered(state, image, jobs)
         self.store.save(room_id, state)
         return jobs
 
@@ -267,8 +273,9 @@ class SessionProcessor:
         messages = self._complete_transcript(room_id, view, expected)
         if messages is not None:
             state.pending_close = None
-            body = self._session_body("LivechatSession", room_id, view, None, messages)
-            return [self._job("LivechatSession", body, room_id, event.id, event.workspace)]
+            return self._session_jobs(
+                "LivechatSession", "close", room_id, view, event, messages=messages
+            )
         assert expected is not None  # a close without a count never waits
         due = self.clock() + self.settings.close_grace_s
         state.pending_close = PendingClose(event.id, event.workspace, expected, due)
@@ -351,25 +358,13 @@ class SessionProcessor:
             _note_before(state, event.id, source, first_image)
         view = _as_before(state, image) if image is not None else state
         jobs: list[WebhookJob] = []
-        if self._message_webhook_wanted(message):
-            # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
-            # priority MEDIUM, lead capture at LOW (`lib/callbacks/callbacksBase.ts`,
-            # `hooks/leadCapture.ts`), so the address shows from the next webhook on.
-            body = build_message_payload(
-                view.room or state.room,
-                view.visitor,
-                view.agent,
-                message,
-                crm_data=view.crm_data,
-                send_navigation_history=self.settings.send_navigation_history,
-                profile=self.settings.profile,
-                site_url=self.settings.site_url,
-            )
-            if body is not None:
-                jobs.append(self._job("Message", body, room_id, event.id, event.workspace))
+        # Built before lead capture saves the address: Rocket.Chat's CRM callback runs at
+        # priority MEDIUM, lead capture at LOW (`lib/callbacks/callbacksBase.ts`,
+        # `hooks/leadCapture.ts`), so the address shows from the next webhook on.
+        jobs += self._message_jobs(room_id, state, view, message, event)
         captured = self._capture_leads(view, message) if is_new else False
-        if captured and self.settings.send_on_lead_capture:
-            jobs.append(self._session_job("LeadCapture", room_id, view, event))
+        if captured:
+            jobs += self._session_jobs("LeadCapture", "lead_capture", room_id, view, event)
         if is_new and "t" not in message:
             # The seed's Message sample shows the previous message's time: lm moves after
             # the message's own webhook is built. System messages leave it (the seed's
@@ -389,34 +384,43 @@ class SessionProcessor:
         if pending is not None:
             complete = self._complete_transcript(room_id, view, pending.expected)
             if complete is not None:
-                jobs.append(self._pending_close_job(room_id, view, pending, complete))
+                jobs += self._pending_close_jobs(room_id, view, pending, complete)
                 state.pending_close = None
                 if first_image is not None:
                     _note_completed_close(first_image, pending)
-        jobs = self._numbered(state, image, self._deliverable(jobs))
+        jobs = self._numbered(state, image, jobs)
         self.store.save(room_id, state)
         return jobs
 
-    def _message_webhook_wanted(self, message: JSON) -> bool:
-        # Rocket.Chat: a message with a token is the visitor's, one without is an agent's.
-        settings, profile = self.settings, self.settings.profile
-        by_visitor = "token" in message and message["token"] is not None
-        if by_visitor:
-            # 2023 servers' afterSaveMessage hook (sendToCRM.js) checks both settings for a
-            # visitor message; current ones (sendToCRM.ts) only the visitor's.
-            wanted = settings.send_on_visitor_message and (
-                settings.send_on_agent_message or not profile.visitor_message_needs_agent_setting
-            )
-        else:
-            wanted = settings.send_on_agent_message
-        kind = message.get("t")
-        if kind == CLOSING_MESSAGE:
-            # 2023: the closing comment is sent through `sendMessage`, whose hook sends it
-            # as an agent Message; current servers save it as a system message (closeRoom.ts).
-            return wanted and profile.closing_message_webhook
-        # Other system messages, page visits included, are saved without the after-save
-        # hooks in every era (`Message.saveSystemMessage`): no Message webhook.
-        return wanted and kind is None
+    def _message_jobs(
+        self, room_id: str, state: RoomState, view: RoomState, message: JSON, event: MessageEvent
+    ) -> list[WebhookJob]:
+        """The message's `Message` webhook for each endpoint of the room's workspace that
+        wants it; one body per distinct (profile, navigation option)."""
+        bodies: dict[tuple[str, bool], JSON | None] = {}
+        jobs = []
+        for endpoint in self.directory.enabled(event.workspace):
+            profile = self.directory.profile(endpoint)
+            if not message_webhook_wanted(endpoint.triggers, profile, message):
+                continue
+            variant = (profile.name, endpoint.navigation_history)
+            if variant not in bodies:
+                bodies[variant] = build_message_payload(
+                    view.room or state.room or {"_id": room_id},
+                    view.visitor,
+                    view.agent,
+                    message,
+                    crm_data=view.crm_data,
+                    send_navigation_history=endpoint.navigation_history,
+                    profile=profile,
+                    site_url=self.settings.site_url,
+                )
+            body = bodies[variant]
+            if body is not None:
+                jobs.append(
+                    self._job("Message", body, room_id, event.id, event.workspace, endpoint)
+                )
+        return jobs
 
     def _capture_leads(self, state: RoomState, message: JSON) -> bool:
         if state.visitor is None or not is_lead_candidate(message):
@@ -477,11 +481,11 @@ class SessionProcessor:
                 pending.expected,
                 self.settings.close_grace_s,
             )
-            jobs = [self._pending_close_job(event.room_id, view, pending, messages)]
+            jobs = self._pending_close_jobs(event.room_id, view, pending, messages)
             state.pending_close = None
             if first_image is not None:
                 _note_completed_close(first_image, pending)
-            jobs = self._numbered(state, image, self._deliverable(jobs))
+            jobs = self._numbered(state, image, jobs)
             self.store.save(event.room_id, state)
             return jobs
         if (
@@ -493,17 +497,19 @@ class SessionProcessor:
             self._expire_due.pop(event.room_id, None)
         return []
 
-    def _pending_close_job(
+    def _pending_close_jobs(
         self,
         room_id: str,
         state: RoomState,
         pending: PendingClose,
         messages: list[JSON] | None = None,
-    ) -> WebhookJob:
+    ) -> list[WebhookJob]:
         state.pending_close = None
         self._close_due.pop(room_id, None)
-        body = self._session_body("LivechatSession", room_id, state, None, messages)
-        return self._job("LivechatSession", body, room_id, pending.event_id, pending.workspace)
+        return self._session_jobs(
+            "LivechatSession", "close", room_id, state, None, messages=messages,
+            event_id=pending.event_id, workspace=pending.workspace,
+        )  # fmt: skip
 
     def due_events(self) -> list[DueEvent]:
         """Closes whose grace has run out and rooms past retention, for the timer to publish."""
@@ -557,13 +563,16 @@ class SessionProcessor:
     # -- offline messages (no room state) --------------------------------------------------
 
     def on_offline_message(self, event: OfflineMessageEvent) -> list[WebhookJob]:
-        if not self.settings.send_on_offline_msg:
+        endpoints = self.directory.wanting(event.workspace, "offline_msg")
+        if not endpoints:
             return []
         body = build_offline_payload(
             {"ts": event.ts, "name": event.name, "email": event.email, "message": event.message}
         )
-        job = self._job("LivechatOfflineMessage", body, None, event.id, event.workspace)
-        return self._deliverable([job])
+        return [
+            self._job("LivechatOfflineMessage", body, None, event.id, event.workspace, endpoint)
+            for endpoint in endpoints
+        ]
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -582,41 +591,57 @@ class SessionProcessor:
     def _transcript(self, room_id: str, next_seq: int) -> Iterator[JSON]:
         return self.store.transcript(room_id, next_seq, self._kept_deleted)
 
-    def _session_body(
+    def _session_jobs(
         self,
         payload_type: PayloadType,
+        trigger: str | None,
         room_id: str,
         state: RoomState,
-        transfer: JSON | None,
-        messages: Iterable[JSON] | None = None,
-    ) -> JSON:
-        if payload_type == "LeadCapture":
-            messages = ()
-        elif messages is None:
-            messages = self._transcript(room_id, state.next_seq)
-        return build_session_payload(
-            payload_type,
-            state.room or {"_id": room_id},
-            state.visitor,
-            state.agent,
-            messages,
-            crm_data=state.crm_data,
-            send_navigation_history=self.settings.send_navigation_history,
-            transfer=transfer,
-            profile=self.settings.profile,
-            site_url=self.settings.site_url,
-        )
-
-    def _session_job(
-        self,
-        payload_type: PayloadType,
-        room_id: str,
-        state: RoomState,
-        event: RoomEvent | MessageEvent,
+        event: RoomEvent | MessageEvent | None,
         transfer: JSON | None = None,
-    ) -> WebhookJob:
-        body = self._session_body(payload_type, room_id, state, transfer)
-        return self._job(payload_type, body, room_id, event.id, event.workspace)
+        messages: list[JSON] | None = None,
+        event_id: str | None = None,
+        workspace: str | None = None,
+    ) -> list[WebhookJob]:
+        """A session webhook for each enabled endpoint of the workspace whose triggers
+        include `trigger` (None: every enabled one, as `LivechatEdit` goes whatever the
+        triggers). The transcript is read once, a body built once per distinct (profile,
+        navigation option)."""
+        if event is not None:
+            event_id, workspace = event.id, event.workspace
+        assert event_id is not None
+        endpoints = (
+            self.directory.enabled(workspace)
+            if trigger is None
+            else self.directory.wanting(workspace, trigger)
+        )
+        if not endpoints:
+            return []
+        if payload_type == "LeadCapture":
+            messages = []
+        elif messages is None:
+            messages = list(self._transcript(room_id, state.next_seq))
+        bodies: dict[tuple[str, bool], JSON] = {}
+        jobs = []
+        for endpoint in endpoints:
+            profile = self.directory.profile(endpoint)
+            variant = (profile.name, endpoint.navigation_history)
+            if variant not in bodies:
+                bodies[variant] = build_session_payload(
+                    payload_type,
+                    state.room or {"_id": room_id},
+                    state.visitor,
+                    state.agent,
+                    messages,
+                    crm_data=state.crm_data,
+                    send_navigation_history=endpoint.navigation_history,
+                    transfer=transfer,
+                    profile=profile,
+                    site_url=self.settings.site_url,
+                )
+            body = bodies[variant]
+            jobs.append(self._job(payload_type, body, room_id, event_id, workspace, endpoint))
+        return jobs
 
     def _job(
         self,
@@ -625,36 +650,66 @@ class SessionProcessor:
         room_id: str | None,
         event_id: str,
         workspace: str | None,
+        endpoint: EndpointRecord,
     ) -> WebhookJob:
-        delivery_id = uuid.uuid5(DELIVERY_NAMESPACE, f"{workspace or ''}/{event_id}/{payload_type}")
+        # The environment's endpoint keeps the delivery ids it always had; each other one
+        # gets its own, so replays and retries stay idempotent per receiver.
+        name = f"{workspace or ''}/{event_id}/{payload_type}"
+        if endpoint.id != DEFAULT_ENDPOINT:
+            name += f"/{endpoint.id}"
         return WebhookJob(
-            delivery_id=str(delivery_id),
+            delivery_id=str(uuid.uuid5(DELIVERY_NAMESPACE, name)),
             type=payload_type,
             room_id=room_id,
-            url=self.settings.webhook_url,
+            url=endpoint.url,
             body=body,
             created_at=iso(self.clock()),
             event_id=event_id,
             workspace=workspace,
+            endpoint_id=endpoint.id,
         )
 
     @staticmethod
     def _numbered(
         state: RoomState, image: list[Any] | None, jobs: list[WebhookJob]
     ) -> list[WebhookJob]:
-        """The record's jobs with the room's next webhook numbers. Read again after a crash,
+        """The record's jobs with the room's next webhook numbers, counted per endpoint (a
+        receiver sees 1, 2, 3, ... whichever triggers it wants). Read again after a crash,
         the record numbers from where its first run started (its before-image), whatever
         the saved room state counts: the jobs it makes again are the same webhooks."""
         if not jobs:
             return jobs
         start = _webhooks_before(image)
-        first = state.webhooks if start is None else start
-        state.webhooks = max(state.webhooks, first + len(jobs))
-        return [replace(job, sequence=first + n) for n, job in enumerate(jobs, start=1)]
+        counts = dict(state.webhooks if start is None else start)
+        numbered = []
+        for job in jobs:
+            endpoint = job.endpoint_id or DEFAULT_ENDPOINT
+            counts[endpoint] = counts.get(endpoint, 0) + 1
+            numbered.append(replace(job, sequence=counts[endpoint]))
+            state.webhooks[endpoint] = max(state.webhooks.get(endpoint, 0), counts[endpoint])
+        return numbered
 
-    def _deliverable(self, jobs: list[WebhookJob]) -> list[WebhookJob]:
-        # Rocket.Chat builds nothing while Livechat_webhookUrl is empty.
-        return jobs if self.settings.delivery_enabled else []
+
+def message_webhook_wanted(triggers: tuple[str, ...], profile: Profile, message: JSON) -> bool:
+    """Whether an endpoint with these triggers gets a `Message` webhook for `message`."""
+    # Rocket.Chat: a message with a token is the visitor's, one without is an agent's.
+    by_visitor = "token" in message and message["token"] is not None
+    if by_visitor:
+        # 2023 servers' afterSaveMessage hook (sendToCRM.js) checks both settings for a
+        # visitor message; current ones (sendToCRM.ts) only the visitor's.
+        wanted = "visitor_message" in triggers and (
+            "agent_message" in triggers or not profile.visitor_message_needs_agent_setting
+        )
+    else:
+        wanted = "agent_message" in triggers
+    kind = message.get("t")
+    if kind == CLOSING_MESSAGE:
+        # 2023: the closing comment is sent through `sendMessage`, whose hook sends it
+        # as an agent Message; current servers save it as a system message (closeRoom.ts).
+        return wanted and profile.closing_message_webhook
+    # Other system messages, page visits included, are saved without the after-save
+    # hooks in every era (`Message.saveSystemMessage`): no Message webhook.
+    return wanted and kind is None
 
 
 def crm_data_property(body: str) -> Any:
@@ -705,15 +760,21 @@ def _before(state: RoomState) -> list[Any]:
         *_lead_counts(state.visitor),
         state.present,
         None,
-        state.webhooks,
+        dict(state.webhooks),
     ]
 
 
-def _webhooks_before(image: list[Any] | None) -> int | None:
-    """The room's webhook count when the record of `image` first ran (None: not noted)."""
-    if image is None or len(image) < 7 or not isinstance(image[6], int):
+def _webhook_counts(stored: Any) -> dict[str, int]:
+    if isinstance(stored, int):  # before endpoints: one count, the default endpoint's
+        return {DEFAULT_ENDPOINT: stored}
+    return dict(stored) if isinstance(stored, dict) else {}
+
+
+def _webhooks_before(image: list[Any] | None) -> dict[str, int] | None:
+    """The room's webhook counts when the record of `image` first ran (None: not noted)."""
+    if image is None or len(image) < 7 or image[6] is None:
         return None
-    return image[6]
+    return _webhook_counts(image[6])
 
 
 def _lead_counts(visitor: JSON | None) -> list[int | None]:

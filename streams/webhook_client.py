@@ -33,11 +33,26 @@ class Answer:
     retry_after: str | None = None  # the answer's Retry-After header, as sent
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What an endpoint's POSTs carry: its Livechat token, the keys that sign (two during a
+    secret's rotation), and its own timeout (None: the worker's)."""
+
+    token: str = ""
+    keys: tuple[bytes, ...] = ()
+    timeout_s: float | None = None
+
+    @classmethod
+    def of(cls, token: str, secrets: list[str], timeout_s: float | None = None) -> Credentials:
+        return cls(token, tuple(signing_key(secret) for secret in secrets), timeout_s)
+
+
 class WebhookClient:
     def __init__(self, settings: Settings) -> None:
-        self._token = settings.secret_token.get_secret_value()
         secret = settings.signing_secret.get_secret_value()
-        self._signing_key = signing_key(secret) if secret else None
+        self.default = Credentials.of(
+            settings.secret_token.get_secret_value(), [secret] if secret else []
+        )
         self._timeout = aiohttp.ClientTimeout(total=settings.http_timeout_ms / 1000)
         self._excerpt_bytes = settings.response_excerpt_bytes
         self._body_limit = max(settings.crm_data_max_bytes, settings.response_excerpt_bytes)
@@ -61,15 +76,21 @@ class WebhookClient:
             await self._session.close()
             self._session = None
 
-    def headers(self, job: WebhookJob, body: bytes, timestamp: int) -> dict[str, str]:
+    def headers(
+        self, job: WebhookJob, body: bytes, timestamp: int, credentials: Credentials | None = None
+    ) -> dict[str, str]:
+        credentials = credentials or self.default
         headers = {"Content-Type": "application/json", "webhook-id": job.delivery_id}
         if job.sequence is not None:
             headers["webhook-sequence"] = str(job.sequence)
-        if self._token:
-            headers[TOKEN_HEADER] = self._token
-        if self._signing_key is not None:
+        if credentials.token:
+            headers[TOKEN_HEADER] = credentials.token
+        if credentials.keys:
+            # Standard Webhooks: space-separated signatures, any of which may verify.
             headers["webhook-timestamp"] = str(timestamp)
-            headers["webhook-signature"] = sign(self._signing_key, job.delivery_id, timestamp, body)
+            headers["webhook-signature"] = " ".join(
+                sign(key, job.delivery_id, timestamp, body) for key in credentials.keys
+            )
         return headers
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
@@ -86,7 +107,9 @@ class WebhookClient:
             size += len(chunk)
         return b"".join(chunks)
 
-    async def post(self, job: WebhookJob, url: str | None = None) -> Answer:
+    async def post(
+        self, job: WebhookJob, url: str | None = None, credentials: Credentials | None = None
+    ) -> Answer:
         """POST the job's body once; never raises for what the network or receiver does."""
         if self._session is None:
             await self.start()
@@ -100,7 +123,12 @@ class WebhookClient:
                 return Answer(attempt, b"")
         started_wall = time.time()
         started = time.perf_counter()
-        headers = self.headers(job, body, int(started_wall))
+        headers = self.headers(job, body, int(started_wall), credentials)
+        # aiohttp reads timeout=None as no timeout at all: the session's unless the endpoint
+        # sets its own.
+        timeout = self._timeout
+        if credentials is not None and credentials.timeout_s is not None:
+            timeout = aiohttp.ClientTimeout(total=credentials.timeout_s)
         status: int | None = None
         error: str | None = None
         answer = b""
@@ -109,7 +137,7 @@ class WebhookClient:
             # Redirects are not followed: a POST turned into a GET would count as delivered
             # though the CRM never got the body. A 3xx is a failed attempt, on the record.
             async with self._session.post(
-                target, data=body, headers=headers, allow_redirects=False
+                target, data=body, headers=headers, allow_redirects=False, timeout=timeout
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")

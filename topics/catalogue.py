@@ -24,6 +24,7 @@ class Topic(StrEnum):
     CRM_DATA = "crm-data"
     WEBHOOK_DEAD_LETTER_MARKS = "webhook-dead-letter-marks"
     ENDPOINT_CONTROLS = "endpoint-controls"
+    ENDPOINTS = "endpoints"
 
 
 @dataclass(frozen=True)

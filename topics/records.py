@@ -66,6 +66,10 @@ class WebhookJob:
     # The room's webhook number: 1 for its first job, one more for each job after, whatever
     # its type; sent as `webhook-sequence`, so a receiver can tell a gap from a delay.
     sequence: int | None = None
+    # The endpoint (`endpoints` topic, in the job's workspace) it is for; "default" is the
+    # one the environment settings describe. Its token and secrets are looked up when it is
+    # sent, so they never sit in a job, a retry or a dead letter.
+    endpoint_id: str | None = None
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()
@@ -93,6 +97,7 @@ class WebhookJob:
             room_partition=data.get("room_partition"),
             held_since=data.get("held_since"),
             sequence=data.get("sequence"),
+            endpoint_id=data.get("endpoint_id"),
         )
 
     @classmethod
@@ -217,6 +222,72 @@ class EndpointControl:
         return cls(
             str(data["url"]), bool(data["paused"]), str(data["at"]), str(data.get("reason", ""))
         )
+
+
+DEFAULT_WORKSPACE = "default"  # an input event without a `workspace` belongs to this one
+
+
+@dataclass(frozen=True)
+class SigningSecret:
+    """A Standard Webhooks secret; `expires_at` set once a newer one replaced it: until then
+    both sign (rotation's grace period)."""
+
+    secret: str
+    created_at: str
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    """One CRM (or any receiver) of a workspace (`endpoints`, keyed `workspace/id`; a
+    tombstone removes it). Optional fields left None take the worker's settings."""
+
+    workspace: str
+    id: str
+    url: str
+    created_at: str
+    updated_at: str
+    token: str = ""  # sent as X-RocketChat-Livechat-Token
+    secrets: tuple[SigningSecret, ...] = ()  # newest first
+    triggers: tuple[str, ...] = ()  # names in streams.endpoints.TRIGGERS
+    navigation_history: bool = False
+    compat: str | None = None
+    retry_attempts: int | None = None
+    retry_delay_s: float | None = None
+    timeout_ms: int | None = None
+    concurrency: int | None = None
+    enabled: bool = True
+
+    def key(self) -> bytes:
+        return endpoint_key(self.workspace, self.id)
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> EndpointRecord:
+        data = codec.loads(raw)
+        return cls(
+            workspace=str(data["workspace"]),
+            id=str(data["id"]),
+            url=str(data["url"]),
+            created_at=str(data["created_at"]),
+            updated_at=str(data["updated_at"]),
+            token=str(data.get("token") or ""),
+            secrets=tuple(SigningSecret(**s) for s in data.get("secrets") or ()),
+            triggers=tuple(data.get("triggers") or ()),
+            navigation_history=bool(data.get("navigation_history", False)),
+            compat=data.get("compat"),
+            retry_attempts=data.get("retry_attempts"),
+            retry_delay_s=data.get("retry_delay_s"),
+            timeout_ms=data.get("timeout_ms"),
+            concurrency=data.get("concurrency"),
+            enabled=bool(data.get("enabled", True)),
+        )
+
+
+def endpoint_key(workspace: str, endpoint_id: str) -> bytes:
+    return f"{workspace}/{endpoint_id}".encode()
 
 
 INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire")

@@ -1,5 +1,5 @@
 """A small compacted topic every worker reads whole, outside the consumer group: operators'
-controls, which each delivery worker must know for every endpoint, not for its partitions.
+controls and the endpoints, which each worker must know whole, not for its partitions.
 
 aiokafka's own consumer with no group: every partition assigned, read from the beginning,
 then followed. `loaded` is set once the records that existed at start are applied, so a
@@ -42,7 +42,7 @@ async def follow_whole_topic(
                 raise
             wait = RETRY_S[min(failures, len(RETRY_S) - 1)]
             failures += 1
-            log.exception("reading %s failed; again in %.0f s, known controls kept", topic, wait)
+            log.exception("reading %s failed; again in %.0f s, what it said kept", topic, wait)
             await asyncio.sleep(wait)
 
 
@@ -71,7 +71,7 @@ async def _read(
                     loaded.set()
                 elif not warned and time.monotonic() - started > SLOW_LOAD_S:
                     warned = True
-                    log.warning("still reading %s after %.0f s: no POST until it is read",
+                    log.warning("still reading %s after %.0f s: waiting for it",
                                 topic, SLOW_LOAD_S)  # fmt: skip
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
