@@ -35,8 +35,8 @@ from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.breaker import BreakerPolicy, Pass
 from streams.clock import iso, parse_iso
 from streams.compat import profile_named, retry_delay_s
-from streams.endpoint_gates import ALWAYS, EndpointGates, endpoint_label
-from streams.endpoints import EndpointDirectory, signing_secrets
+from streams.endpoint_gates import ALWAYS, EndpointGates
+from streams.endpoints import EndpointDirectory, endpoint_label, signing_secrets
 from streams.engine import DirectTable, bytes_table, forget_locally
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog

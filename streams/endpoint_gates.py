@@ -14,26 +14,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from streams import metrics
 from streams.breaker import STATE_NUMBER, Breaker, BreakerPolicy, Pass, State
+from streams.endpoints import endpoint_label
 
 ALWAYS = Pass(probe=False)
 PAUSED_NUMBER = 3  # omnihooks_endpoint_state of a paused endpoint, beside STATE_NUMBER
-
-
-def endpoint_label(url: str) -> str:
-    """The URL as a metrics label: scheme, host and path only, since a query string or
-    user info may hold a CRM's credentials."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port is not None:  # raises for a port that is not a number in range
-            host = f"{host}:{parts.port}"
-    except ValueError:
-        return "(invalid URL)"  # the POST says why, once, as a dead letter
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass(frozen=True)

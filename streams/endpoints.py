@@ -12,10 +12,11 @@ Pure: no Kafka, no HTTP. `EndpointDirectory.apply` takes the topic's records.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from streams.clock import parse_iso
 from streams.compat import PROFILES, Profile, profile_named
@@ -35,8 +36,23 @@ TRIGGERS = (
     "lead_capture",
     "offline_msg",
 )
+log = logging.getLogger(__name__)
+
 DEFAULT_ENDPOINT = "default"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def endpoint_label(url: str) -> str:
+    """The URL as a metrics label: scheme, host and path only, since a query string or
+    user info may hold a CRM's credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port is not None:  # raises for a port that is not a number in range
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "(invalid URL)"  # the POST says why, once, as a dead letter
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class EndpointError(ValueError):
@@ -127,10 +143,14 @@ class EndpointDirectory:
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """One record of the `endpoints` topic: an endpoint as it is now, or its tombstone."""
         if value is None:
-            if key is not None:
-                self._records.pop(key, None)
+            if key is not None and self._records.pop(key, None) is not None:
+                log.info("endpoint %s removed", key.decode())
         else:
             record = EndpointRecord.from_json(value)
+            if self._records.get(record.key()) != record:
+                log.info("endpoint %s/%s %s: %s", record.workspace, record.id,
+                         "enabled" if record.enabled else "disabled",
+                         endpoint_label(record.url))  # fmt: skip
             self._records[record.key()] = record
         self._rebuild()
 

@@ -47,5 +47,4 @@ def follower_service(
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._follower
 
-    FollowerService.__name__ = FollowerService.__qualname__ = f"Follow[{topic}]"
     return FollowerService

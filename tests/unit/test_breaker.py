@@ -7,7 +7,8 @@ from dataclasses import replace
 
 from streams.breaker import Breaker, BreakerPolicy, Pass, State
 from streams.clock import iso
-from streams.endpoint_gates import EndpointGates, endpoint_label
+from streams.endpoint_gates import EndpointGates
+from streams.endpoints import endpoint_label
 from streams.retry import RetryPolicy, Verdict, held_too_long, next_attempt
 from topics import codec
 from topics.records import Attempt, WebhookJob
