@@ -28,10 +28,17 @@ def build_receiver(quiet: bool = False, answer: bytes = b"") -> web.Application:
             return web.Response(status=500)  # the benchmark's failing endpoint
         arrivals.append((request.headers.get("webhook-id", ""), time.time()))
         if not quiet:
-            token = "token ok" if request.headers.get(TOKEN_HEADER) else "no token"
+            headers = request.headers
+            token = "token ok" if headers.get(TOKEN_HEADER) else "no token"
+            signatures = len(headers.get("webhook-signature", "").split())
+            try:
+                kind = codec.loads(body).get("type", "?")
+            except (codec.JSONDecodeError, AttributeError):
+                kind = "?"
             sys.stdout.write(
-                f"{request.headers.get('webhook-id', '-')} {token} {len(body)}B "
-                f"{body[:200].decode('utf-8', 'replace')}\n"
+                f"{request.path} {kind} #{headers.get('webhook-sequence', '-')} "
+                f"{headers.get('webhook-id', '-')} {token} {signatures} signature(s) "
+                f"{len(body)}B\n"
             )
             sys.stdout.flush()
         return web.Response(status=200, body=answer)

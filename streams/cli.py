@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="publish a sample conversation (the seed's chat) to the input topics"
     )
     demo.add_argument("--room", default=None, help="room _id (default: a fresh one)")
+    demo.add_argument("--workspace", default=None, help="the events' workspace (default: none)")
     demo.set_defaults(command=_demo)
 
     dlq = commands.add_parser("dlq", help="dead letters: list, show, replay, purge")
@@ -435,6 +436,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     room = args.room or f"demo-{uuid.uuid4().hex[:12]}"
     records = demo.seed_conversation(room)
+    if args.workspace:
+        for record in records:
+            record.value["workspace"] = args.workspace
     count = demo.produce(settings.kafka_bootstrap_servers, settings.topic_prefix, records)
     print(f"published {count} events for room {room} to {settings.topic_prefix}rooms/messages")
     return EXIT_OK

@@ -4,6 +4,7 @@ everything held is delivered once it is back, across a SIGKILL too."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -22,9 +23,10 @@ from topics.records import WebhookJob
 
 pytestmark = pytest.mark.integration
 
-# Scaled down from minutes so the suite stays short: without the breaker, each held job
-# would spend its 4 POSTs within about 3 s and be dead-lettered long before the end.
-OUTAGE_S = 15
+# Scaled down from the issue's 2 minutes so the suite stays short: without the breaker,
+# each held job would spend its 4 POSTs within about 3 s and be dead-lettered long before
+# the end. OMNIHOOKS_TEST_OUTAGE_S=120 runs the full 2 minutes (README, Tests).
+OUTAGE_S = int(os.environ.get("OMNIHOOKS_TEST_OUTAGE_S", "15"))
 BREAKER = {
     "retry_attempts": 3,
     "retry_delay_s": 1,
@@ -112,6 +114,8 @@ def test_an_endpoint_down_then_back_loses_nothing_and_spends_few_attempts(
     # only probes go, one per cool-down (2, 4, 4, ... s); jobs sent once it was open wait
     # unattempted, but for probes.
     probes = OUTAGE_S // 2
+    print(f"outage of {OUTAGE_S} s: {spent} failed POSTs for 50 jobs, {later_spent} by the 10 "
+          "sent once it was open")  # fmt: skip
     assert spent <= 50 + probes, f"{spent} failed POSTs to an endpoint that was down"
     assert later_spent <= probes, f"jobs sent while it was open made {later_spent} POSTs"
     assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
