@@ -162,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
         control.add_argument("--reason", default="", help="kept on the record and logged")
         control.set_defaults(command=_endpoints_control, paused=action == "pause")
 
+    ingest = commands.add_parser(
+        "ingest",
+        help="relay mode: take Rocket.Chat's own webhooks at /rocketchat/<workspace>",
+        description="An HTTP server for Rocket.Chat's Livechat_webhookUrl: each accepted body "
+        "is written to Kafka (answered 200 once acknowledged) and relayed to the workspace's "
+        "endpoints by the sessions worker. Needs OMNIHOOKS_INGEST_TOKEN.",
+    )
+    ingest.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    ingest.add_argument("--port", type=int, default=8090)
+    ingest.set_defaults(command=_ingest)
+
     receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
     receive.add_argument("--host", default="127.0.0.1")
     receive.add_argument("--port", type=int, default=8080)
@@ -616,6 +627,20 @@ def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
         print(f"omnihooks: not written to {topic}: {failures or 'timed out'}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{'paused' if args.paused else 'resumed'} {args.url} ({topic})")
+    return EXIT_OK
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from streams.ingest import serve
+
+    if not settings.ingest_token.get_secret_value():
+        raise UsageError("set OMNIHOOKS_INGEST_TOKEN (Rocket.Chat's Livechat_secret_token)")
+    import contextlib
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean stop
+        asyncio.run(serve(settings, args.host, args.port))
     return EXIT_OK
 
 

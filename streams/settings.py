@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # job failing holds back its own room's later jobs on that endpoint only. "none": each
     # job on its own, as Rocket.Chat sends them (streams/room_lines.py).
     delivery_order: Literal["room", "none"] = "room"
+    # Relay mode (`omnihooks ingest`): the token Rocket.Chat sends (its Livechat_secret_token),
+    # the largest body taken, and how long a write may wait for Kafka before a 503.
+    ingest_token: SecretStr = SecretStr("")
+    ingest_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    ingest_timeout_s: float = Field(5.0, gt=0)
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
     # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
     # 0: no settled-jobs table (faster delivery; a crash then re-sends what it re-reads).

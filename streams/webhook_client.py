@@ -114,7 +114,7 @@ class WebhookClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        body = codec.dumps(job.body)
+        body = job.raw_body.encode() if job.raw_body is not None else codec.dumps(job.body)
         target = url or job.url
         if self._block_private:
             blocked = await private_address(target)

@@ -18,9 +18,11 @@ def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
     omnihooks = create_app(settings, role)
     if role in ("all", "sessions"):
+        from streams.relay_agents import register_relay_agent
         from streams.session_agents import register_session_agents
 
         register_session_agents(omnihooks, leads)
+        register_relay_agent(omnihooks)
     if role in ("all", "delivery"):
         from streams.delivery_agents import register_delivery_agents
 

@@ -70,6 +70,9 @@ class WebhookJob:
     # one the environment settings describe. Its token and secrets are looked up when it is
     # sent, so they never sit in a job, a retry or a dead letter.
     endpoint_id: str | None = None
+    # Relay mode: the body exactly as Rocket.Chat posted it (JSON text), sent as is; `body`
+    # is then empty.
+    raw_body: str | None = None
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()
@@ -98,6 +101,7 @@ class WebhookJob:
             held_since=data.get("held_since"),
             sequence=data.get("sequence"),
             endpoint_id=data.get("endpoint_id"),
+            raw_body=data.get("raw_body"),
         )
 
     @classmethod
@@ -222,6 +226,26 @@ class EndpointControl:
         return cls(
             str(data["url"]), bool(data["paused"]), str(data["at"]), str(data.get("reason", ""))
         )
+
+
+@dataclass(frozen=True)
+class IngestedRecord:
+    """A Rocket.Chat webhook body `omnihooks ingest` accepted (`rocketchat-webhooks`, keyed
+    by room _id, an offline message by the visitor's email): the text exactly as posted."""
+
+    workspace: str
+    type: str
+    received_at: str
+    body: str
+
+    def to_json(self) -> bytes:
+        return codec.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> IngestedRecord:
+        data = codec.loads(raw)
+        return cls(str(data["workspace"]), str(data["type"]), str(data["received_at"]),
+                   str(data["body"]))  # fmt: skip
 
 
 DEFAULT_WORKSPACE = "default"  # an input event without a `workspace` belongs to this one
