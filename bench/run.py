@@ -499,6 +499,82 @@ class Bench:
             "cpu_cores": cores,
         }
 
+    def ingest_rate(self, count: int = 10_000, concurrency: int = 16) -> dict[str, Any]:
+        """Rocket.Chat's side of relay mode: `count` seed Message bodies POSTed to
+        `omnihooks ingest` with `concurrency` in flight, each answered once Kafka acknowledged
+        it; beside the floor, the same records written straight to the broker by the same
+        producer setup (acks=all, idempotent), the same number awaited at once."""
+        from streams.ingest import KafkaWriter
+
+        settings = self.settings(ingest_token="bench-token")
+        port = free_port()
+        env = settings_env(settings)
+        with open(ROOT / ".cache" / "bench-ingest.log", "ab") as log:
+            ingest = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "ingest", "--host", "127.0.0.1", "--port", str(port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
+        self.workers.append(ingest)
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, 0.2)
+        seed = codec.loads((ROOT.parent / "shared" / "seed" / "message.json").read_bytes())
+        bodies = [codec.dumps({**seed, "_id": f"room-{n % 500}"}) for n in range(count)]
+
+        async def run_http() -> tuple[float, list[float]]:
+            url = f"http://127.0.0.1:{port}/rocketchat/default"
+            headers = {
+                "X-RocketChat-Livechat-Token": "bench-token",
+                "Content-Type": "application/json",
+            }
+            latencies: list[float] = []
+            queue = iter(bodies)
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=concurrency)
+            ) as session:
+
+                async def one() -> None:
+                    for body in queue:
+                        started = time.perf_counter()
+                        async with session.post(url, data=body, headers=headers) as response:
+                            await response.read()
+                            assert response.status == 200, response.status
+                        latencies.append((time.perf_counter() - started) * 1000)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(concurrency)))
+                return count / (time.perf_counter() - started), latencies
+
+        async def run_raw() -> tuple[float, list[float]]:
+            writer = KafkaWriter(settings, 30)
+            latencies: list[float] = []
+            queue = iter(bodies)
+
+            async def one() -> None:
+                for body in queue:
+                    started = time.perf_counter()
+                    await writer.write(b"room", body)
+                    latencies.append((time.perf_counter() - started) * 1000)
+
+            try:
+                started = time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(concurrency)))
+                return count / (time.perf_counter() - started), latencies
+            finally:
+                writer.close()
+
+        raw_rate, raw_latencies = asyncio.run(run_raw())
+        http_rate, http_latencies = asyncio.run(run_http())
+        self.stop_workers()
+        return {
+            "count": count,
+            "concurrency": concurrency,
+            "ingest_per_s": round(http_rate),
+            "ingest_p50_ms": percentile(http_latencies, 0.50),
+            "ingest_p99_ms": percentile(http_latencies, 0.99),
+            "raw_per_s": round(raw_rate),
+            "raw_p50_ms": percentile(raw_latencies, 0.50),
+            "raw_p99_ms": percentile(raw_latencies, 0.99),
+        }
+
     def records_in(self, topic: str) -> int:
         consumer = self.read_from_start(topic)
         try:
@@ -884,6 +960,13 @@ def bench_session() -> Iterator[Bench]:
             broker.down()
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 DEAD_ENDPOINT_MINUTES = 10
 DEAD_ENDPOINT_RATE = 20  # jobs/s to the dead endpoint: a CRM with a busy day's traffic
 
@@ -926,9 +1009,10 @@ def endpoint_health_stages(bench: Bench, r: dict[str, Any], step: Callable[[str]
 def main() -> int:
     parser = argparse.ArgumentParser(description="omnihooks benchmark (README, Benchmark)")
     parser.add_argument(
-        "--only", choices=["endpoint-health"],
-        help="run only issue 17's stages (isolation, dead-endpoint attempts, ordered "
-             "delivery; about 30 minutes) into bench/results/endpoint-health.{json,md}",
+        "--only", choices=["endpoint-health", "ingest"],
+        help="endpoint-health: only issue 17's stages (isolation, dead-endpoint attempts, "
+             "ordered delivery; about 30 minutes) into bench/results/endpoint-health.{json,md}; "
+             "ingest: only relay mode's ingest stage (a minute) into bench/results/ingest.{json,md}",
     )  # fmt: skip
     args = parser.parse_args()
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -940,6 +1024,16 @@ def main() -> int:
             (RESULTS / "partial.json").write_text(codec.dumps_pretty(r) + "\n")
             print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
+        if args.only == "ingest":
+            step("warm-up: a fresh broker took about a core for its first minute")
+            bench.delivery_throughput(count=10_000)
+            step("relay mode: omnihooks ingest beside a raw produce, 16 in flight")
+            r["ingest"] = bench.ingest_rate()
+            (RESULTS / "ingest.json").write_text(codec.dumps_pretty(r) + "\n")
+            markdown = render_ingest(r)
+            (RESULTS / "ingest.md").write_text(markdown)
+            print(markdown)
+            return 0
         if args.only == "endpoint-health":
             step("warm-up: a fresh broker took about a core for its first minute")
             bench.delivery_throughput(count=10_000)
@@ -1033,8 +1127,10 @@ def main() -> int:
                 r["open_rooms"][store].append(bench.open_rooms(rooms, store, messages))
         r["plain_dict_bytes_per_room"] = bench.results["plain_dict_bytes_per_room"]
         endpoint_health_stages(bench, r, step)
+        step("relay mode: omnihooks ingest beside a raw produce, 16 in flight")
+        r["ingest"] = bench.ingest_rate()
     (RESULTS / "latest.json").write_text(codec.dumps_pretty(r) + "\n")
-    markdown = render(r) + "\n" + render_endpoint_health(r)
+    markdown = render(r) + "\n" + render_endpoint_health(r) + "\n" + render_ingest(r)
     (RESULTS / "latest.md").write_text(markdown)
     plot(r)
     print(markdown)
@@ -1236,6 +1332,18 @@ def render_endpoint_health(r: dict[str, Any]) -> str:
              "| goal (issue 17) | measured | same run | target | |", "|---|---|---|---|---|"]  # fmt: skip
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
     return "\n".join(lines) + "\n"
+
+
+def render_ingest(r: dict[str, Any]) -> str:
+    i = r["ingest"]
+    return "\n".join([
+        f"# omnihooks relay ingest — {r['date']}", "", f"Machine: {r['machine']}.", "",
+        "| figure (issue 18) | omnihooks ingest | raw produce, same run | ratio |", "|---|---|---|---|",
+        f"| requests/s, {i['concurrency']} in flight, {i['count']:,} seed Message bodies | {i['ingest_per_s']:,}/s | "
+        f"{i['raw_per_s']:,}/s | {i['ingest_per_s'] / i['raw_per_s']:.0%} |",
+        f"| time to 200 (to the acknowledgement), p50 / p99 | {i['ingest_p50_ms']:.1f} / {i['ingest_p99_ms']:.1f} ms | "
+        f"{i['raw_p50_ms']:.1f} / {i['raw_p99_ms']:.1f} ms | p99 {i['ingest_p99_ms'] / i['raw_p99_ms']:.1f}× |",
+    ]) + "\n"  # fmt: skip
 
 
 def cores(use: dict[str, float]) -> str:
