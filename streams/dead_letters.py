@@ -301,6 +301,7 @@ class DeadLetterTopic:
             attempts=(),
             due_at=None,
             url=url or entry.letter.job.url,
+            url_pinned=url is not None or entry.letter.job.url_pinned,
             replay_id=replay_id,
         )
         self._produce(self.jobs, job.key(), job.to_json())

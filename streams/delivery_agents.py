@@ -305,7 +305,7 @@ class Delivery:
     def retarget(self, job: WebhookJob) -> WebhookJob:
         """The job aimed at its endpoint's URL as it is now: an endpoint moved by an operator
         gets its pending jobs at the new address."""
-        if job.endpoint_id is None:
+        if job.endpoint_id is None or job.url_pinned:
             return job
         endpoint = self.endpoints.find(job.workspace, job.endpoint_id)
         if endpoint is None or endpoint.url == job.url:

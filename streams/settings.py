@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     # Relay mode (`omnihooks ingest`): the token Rocket.Chat sends (its Livechat_secret_token),
     # the largest body taken, and how long a write may wait for Kafka before a 503.
     ingest_token: SecretStr = SecretStr("")
-    ingest_max_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    # 4 MiB: a 10,000-message close is about 2 MB; a job carries the body escaped in JSON,
+    # and the jobs topic takes half its 16 MiB for a job (the rest for its attempts).
+    ingest_max_bytes: int = Field(4 * 1024 * 1024, gt=0)
     ingest_timeout_s: float = Field(5.0, gt=0)
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
     # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").

@@ -73,6 +73,9 @@ class WebhookJob:
     # Relay mode: the body exactly as Rocket.Chat posted it (JSON text), sent as is; `body`
     # is then empty.
     raw_body: str | None = None
+    # An operator's replay to a URL of their choosing (`dlq replay --url`): kept, even when
+    # the job's endpoint has moved since.
+    url_pinned: bool = False
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()
@@ -102,6 +105,7 @@ class WebhookJob:
             sequence=data.get("sequence"),
             endpoint_id=data.get("endpoint_id"),
             raw_body=data.get("raw_body"),
+            url_pinned=bool(data.get("url_pinned", False)),
         )
 
     @classmethod
