@@ -213,6 +213,11 @@ def _add_endpoint_data_commands(commands: Any) -> None:
     fields.add_argument("--retry-delay-s", type=float, help="seconds between attempts")
     fields.add_argument("--timeout-ms", type=int, help="per POST")
     fields.add_argument("--concurrency", type=int, help="its POSTs in flight per worker, at most")
+    fields.add_argument(
+        "--crm-answers", action=argparse.BooleanOptionalAction, default=None,
+        help="its 200 answers become the room's crmData (off by default; the environment's "
+        "endpoint: on, as in Rocket.Chat)",
+    )  # fmt: skip
 
     add = commands.add_parser("add", parents=[named, fields], help="add an endpoint")
     add.add_argument("--secret", help="signing secret (whsec_...); --generate-secret makes one")
@@ -259,6 +264,7 @@ def _endpoint_fields(args: argparse.Namespace) -> dict[str, Any]:
         "navigation_history": args.navigation_history, "compat": args.compat,
         "retry_attempts": args.retry_attempts, "retry_delay_s": args.retry_delay_s,
         "timeout_ms": args.timeout_ms, "concurrency": args.concurrency,
+        "crm_answers": args.crm_answers,
     }  # fmt: skip
 
 

@@ -106,6 +106,7 @@ class Target:
     limit: asyncio.Semaphore | None = None
     limit_size: int | None = None
     renew_at: float = math.inf  # when a rotated-out secret stops signing: work it out again
+    crm_answers: bool = True  # its 200 answers become the room's crmData
 
 
 class Targets:
@@ -114,18 +115,21 @@ class Targets:
     def __init__(self, settings: Settings, directory: EndpointDirectory) -> None:
         self.settings, self.directory = settings, directory
         self.default = Target(policy_from(settings))
+        self.unknown = Target(policy_from(settings), Credentials())
         self._known: dict[tuple[str | None, str], tuple[EndpointRecord, Target]] = {}
 
     def of(self, job: WebhookJob) -> Target:
         if job.endpoint_id is None:
             return self.default
         endpoint = self.directory.find(job.workspace, job.endpoint_id)
-        if endpoint is None or not endpoint.created_at:
-            # Removed (what was made for it still goes, the worker's way), or the
-            # environment's own endpoint, which is the worker's way.
-            return self.default
         key = (job.workspace, job.endpoint_id)
         known = self._known.get(key)
+        if endpoint is None:
+            # Removed: what was made for it still goes, with what it last had here, else
+            # with no token and no signature; never with another endpoint's credentials.
+            return known[1] if known is not None else self.unknown
+        if not endpoint.created_at:
+            return self.default  # the environment's own endpoint: the worker's settings
         now = time.time()
         if known is not None and known[0] is endpoint and now < known[1].renew_at:
             return known[1]
@@ -144,7 +148,8 @@ class Targets:
             same = before is not None and before.limit_size == size
             limit = before.limit if same and before is not None else asyncio.Semaphore(size)
         return Target(policy_from(self.settings, endpoint), credentials, limit, size,
-                      min((end for end in ends if end > now), default=math.inf))  # fmt: skip
+                      min((end for end in ends if end > now), default=math.inf),
+                      endpoint.crm_answers)  # fmt: skip
 
 
 def breaker_policy_from(settings: Settings) -> BreakerPolicy | None:
@@ -276,7 +281,7 @@ class Delivery:
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.
         if decision.verdict is Verdict.DELIVERED:
             metrics.DELIVERED.labels(job.type).inc()
-            if self.keeps_answer(job, answer.body):
+            if target.crm_answers and self.keeps_answer(job, answer.body):
                 await self.publish_crm_data(job, answer.body)
             self._settled(job, attempts, final=True, now=now)
             self._leave(job)
@@ -397,6 +402,11 @@ class DeliveryAgent:
             if lines is not None and not await lines.wait_fresh(job):
                 metrics.ORDER_PARKED.labels(job.type).inc()
                 return None  # behind its room's earlier job, in the retries topic
+            limit = self.delivery.targets.of(job).limit
+            if limit is not None and limit.locked():
+                # Its endpoint's own limit is full: waiting here would fill the jobs
+                # partition's window and hold back every other endpoint.
+                return None
             return _held_unless(gates.try_pass(job.url), job)
         if job.due_at:
             delay = parse_iso(job.due_at) - time.time()
@@ -517,7 +527,9 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
             "per room and endpoint, the webhook numbers of jobs waiting in the retries topic",
             {"cleanup.policy": "compact"},
         )
-        lines = RoomLines(DirectTable(app, order_table))
+        # Every parked job is read again at least once a hold lease (streams/room_lines.py).
+        stale_after_s = 2 * settings.breaker_hold_lease_s + 60
+        lines = RoomLines(DirectTable(app, order_table), stale_after_s)
         metrics.ORDER_WAITING.set_function(lambda: lines.waiting if lines else 0)
     delivery = Delivery(omnihooks, WebhookClient(settings), settled, lines)
     concurrency = settings.delivery_concurrency

@@ -13,6 +13,7 @@ Pure: no Kafka, no HTTP. `EndpointDirectory.apply` takes the topic's records.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import replace
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from streams.clock import parse_iso
 from streams.compat import PROFILES, Profile, profile_named
 from streams.settings import Settings
+from streams.signing import signing_key
 from topics.records import DEFAULT_WORKSPACE, EndpointRecord, SigningSecret, endpoint_key
 
 # Rocket.Chat's CRM triggers (Livechat_webhook_on_*, `OMNIHOOKS_SEND_ON_*`), by the setting's
@@ -75,6 +77,7 @@ def env_endpoint(settings: Settings) -> EndpointRecord | None:
         secrets=(SigningSecret(secret, ""),) if secret else (),
         triggers=tuple(name for name in TRIGGERS if getattr(settings, f"send_on_{name}")),
         navigation_history=settings.send_navigation_history,
+        crm_answers=True,  # Rocket.Chat's own rule: its CRM's answer is the room's crmData
     )
 
 
@@ -87,8 +90,17 @@ def validate(endpoint: EndpointRecord) -> EndpointRecord:
                 "starting with a letter or digit"
             )
     parts = urlsplit(endpoint.url)
+    try:
+        _ = parts.port  # a port that is not a number in range raises
+    except ValueError:
+        raise EndpointError(f"URL {endpoint.url!r}: its port is not a port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EndpointError(f"URL {endpoint.url!r}: an http:// or https:// URL with a host")
+    for secret in endpoint.secrets:
+        try:
+            signing_key(secret.secret)
+        except ValueError:  # binascii.Error: a whsec_ secret that is not base64
+            raise EndpointError("a whsec_ secret must be base64 after the prefix") from None
     unknown = sorted(set(endpoint.triggers) - set(TRIGGERS))
     if unknown:
         raise EndpointError(
@@ -101,8 +113,9 @@ def validate(endpoint: EndpointRecord) -> EndpointRecord:
                         ("concurrency", endpoint.concurrency)):  # fmt: skip
         if value is not None and value < (0 if name == "retry attempts" else 1):
             raise EndpointError(f"{name} {value}: too small")
-    if endpoint.retry_delay_s is not None and endpoint.retry_delay_s < 0:
-        raise EndpointError(f"retry delay {endpoint.retry_delay_s}: negative")
+    delay = endpoint.retry_delay_s
+    if delay is not None and not (math.isfinite(delay) and delay >= 0):
+        raise EndpointError(f"retry delay {delay}: a number of seconds, 0 or more")
     return replace(endpoint, triggers=tuple(t for t in TRIGGERS if t in endpoint.triggers))
 
 

@@ -82,13 +82,17 @@ class KafkaWriter:
             "message.timeout.ms": int(timeout_s * 1000),
             "message.max.bytes": catalogue[Topic.ROCKETCHAT_WEBHOOKS].max_message_bytes,
         })  # fmt: skip
+        self.timeout_s = timeout_s
         self._running = True
         self._thread = threading.Thread(target=self._poll, name="ingest-acks", daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while self._running:
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except Exception:  # a callback failing must not stop every acknowledgement
+                log.exception("acknowledging a write failed")
 
     async def write(self, key: bytes, value: bytes) -> None:
         """Return once the brokers have the record; raise if they cannot take it."""
@@ -106,11 +110,17 @@ class KafkaWriter:
 
             loop.call_soon_threadsafe(settle)
 
+        from confluent_kafka import KafkaException
+
         try:
             self._producer.produce(self.topic, key=key, value=value, on_delivery=acknowledged)
-        except BufferError as exc:  # the local queue is full: Kafka is not taking writes
+        except (BufferError, KafkaException) as exc:  # queue full, or the producer failed
             raise RuntimeError(str(exc)) from None
-        await done
+        # The producer gives up by message.timeout.ms; the margin covers a stalled poll.
+        try:
+            await asyncio.wait_for(done, self.timeout_s + 5)
+        except TimeoutError:
+            raise RuntimeError("no acknowledgement from the producer") from None
 
     def close(self) -> None:
         self._running = False
@@ -151,8 +161,8 @@ def build_ingest_app(
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
-    # One byte over the limit is enough to tell; aiohttp answers 413 itself past it.
-    app = web.Application(client_max_size=limit + 1)
+    # aiohttp answers 413 itself for a body past the limit, chunked ones too.
+    app = web.Application(client_max_size=limit)
     app.router.add_post("/rocketchat/{workspace}", ingest)
     app.router.add_get("/healthz", healthz)
     return app

@@ -15,7 +15,11 @@ successor in the topic). A job that only ever goes straight through writes nothi
 read again from its uncommitted offset after a crash, before anything behind it.
 
 Jobs without a number (offline messages, jobs written before numbering) are not ordered.
-Gaps are fine: a line orders the numbers it has, it never waits for a missing one.
+Gaps are fine: a line orders the numbers it has, it never waits for a missing one. A number
+the table keeps but no copy of its job comes back for (a line written before
+`OMNIHOOKS_DELIVERY_ORDER` went to `none` and back, a write racing a rebalance) is dropped
+once no copy has been seen for `stale_after_s`: every parked job is read again at least
+once a hold lease, so a number unseen for two leases has no job behind it any more.
 
 Pure of Kafka: the table is any `MutableMapping[bytes, bytes]`; waiting is asyncio's.
 """
@@ -23,14 +27,19 @@ Pure of Kafka: the table is any `MutableMapping[bytes, bytes]`; waiting is async
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from streams.endpoints import endpoint_label
 from topics import codec
 from topics.records import WebhookJob
+
+log = logging.getLogger(__name__)
 
 
 def line_key(job: WebhookJob) -> bytes | None:
@@ -46,6 +55,8 @@ class _Line:
     partition: Any  # where its jobs are read (for forgetting it when that is revoked)
     numbers: set[int] = field(default_factory=set)
     fresh: Counter[int] = field(default_factory=Counter)  # copies read from the jobs topic
+    held: Counter[int] = field(default_factory=Counter)  # copies in a task here, any topic
+    seen_at: dict[int, float] = field(default_factory=dict)  # a copy last entered
     persisted: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -59,8 +70,9 @@ class _Line:
 
 
 class RoomLines:
-    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+    def __init__(self, table: MutableMapping[bytes, bytes], stale_after_s: float = 600.0) -> None:
         self._table = table
+        self.stale_after_s = stale_after_s
         self._lines: dict[bytes, _Line] = {}
         self.waiting = 0  # jobs waiting now for an earlier job of their room
 
@@ -76,8 +88,12 @@ class RoomLines:
             if stored is not None:
                 line.numbers.update(codec.loads(stored))
                 line.persisted = True
+                now = time.monotonic()
+                line.seen_at.update((number, now) for number in line.numbers)
         assert job.sequence is not None
         line.numbers.add(job.sequence)
+        line.held[job.sequence] += 1
+        line.seen_at[job.sequence] = time.monotonic()
         if fresh:
             line.fresh[job.sequence] += 1
 
@@ -104,9 +120,15 @@ class RoomLines:
             if _its_turn(line, job):
                 return True
             assert line is not None
-            left = deadline - time.monotonic()
-            if left <= 0 or not await self._wait(line, left):
+            now = time.monotonic()
+            stale_at = self._stale_at(line)
+            if stale_at <= now:
+                self._drop_head(line, job)
+                continue
+            left = deadline - now
+            if left <= 0:
                 return False
+            await self._wait(line, min(left, stale_at - now))
 
     async def _wait(self, line: _Line, within_s: float | None) -> bool:
         changed = line.changed
@@ -122,6 +144,19 @@ class RoomLines:
             return True
         finally:
             self.waiting -= 1
+
+    def _stale_at(self, line: _Line) -> float:
+        head = line.head
+        if line.held[head] > 0:
+            return math.inf
+        return line.seen_at.get(head, time.monotonic()) + self.stale_after_s
+
+    def _drop_head(self, line: _Line, job: WebhookJob) -> None:
+        head = line.head
+        log.warning("room %s: webhook %d of its line for %s was not seen for %.0f s; "
+                    "its later webhooks go on without it", job.room_id, head,
+                    job.endpoint_id or endpoint_label(job.url), self.stale_after_s)  # fmt: skip
+        self.leave(replace(job, sequence=head))
 
     def park(self, job: WebhookJob, fresh: bool) -> None:
         """This copy of `job` goes to the retries topic (a retry, or held): write its line,
@@ -144,6 +179,8 @@ class RoomLines:
         assert key is not None and job.sequence is not None
         line.numbers.discard(job.sequence)
         line.fresh.pop(job.sequence, None)
+        line.held.pop(job.sequence, None)
+        line.seen_at.pop(job.sequence, None)
         if line.persisted:
             if line.numbers:
                 self._table[key] = codec.dumps(sorted(line.numbers))
@@ -162,6 +199,8 @@ class RoomLines:
             self._step_out(line, job.sequence, fresh)
 
     def _step_out(self, line: _Line, number: int, fresh: bool) -> None:
+        if line.held[number] > 0:
+            line.held[number] -= 1
         if fresh and line.fresh[number] > 0:
             line.fresh[number] -= 1
             if line.fresh[number] == 0:

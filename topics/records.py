@@ -285,6 +285,9 @@ class EndpointRecord:
     timeout_ms: int | None = None
     concurrency: int | None = None
     enabled: bool = True
+    # Whether its 200 answers become the room's crmData (Rocket.Chat keeps its one CRM's
+    # answer): off unless asked, so a warehouse's answers never reach the CRM's bodies.
+    crm_answers: bool = False
 
     def key(self) -> bytes:
         return endpoint_key(self.workspace, self.id)
@@ -311,6 +314,7 @@ class EndpointRecord:
             timeout_ms=data.get("timeout_ms"),
             concurrency=data.get("concurrency"),
             enabled=bool(data.get("enabled", True)),
+            crm_answers=bool(data.get("crm_answers", False)),
         )
 
 

@@ -122,6 +122,9 @@ def test_validation_names_what_is_wrong() -> None:
         (replace(good, id="no spaces"), "endpoint id"),
         (replace(good, compat="rocketchat-5"), "compat"),
         (replace(good, concurrency=0), "concurrency"),
+        (replace(good, url="http://crm.test:99999/"), "port"),
+        (replace(good, retry_delay_s=float("nan")), "retry delay"),
+        (replace(good, secrets=(SigningSecret("whsec_not*base64", NOW),)), "base64"),
     ):
         with pytest.raises(EndpointError, match=words.replace("(", r"\(").replace(")", r"\)")):
             validate(bad)
@@ -160,3 +163,19 @@ def test_bad_endpoint_input_is_exit_2_before_touching_kafka(
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing listens there
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("omnihooks: ")
+
+
+def test_a_removed_endpoints_jobs_never_carry_another_endpoints_credentials() -> None:
+    from streams.delivery_agents import Targets
+
+    settings = load_settings(webhook_url="http://crm.test/hook", secret_token="env-token")
+    found = EndpointDirectory(settings)
+    crm = replace(endpoint("acme", "crm", "close"), token="acme-token")
+    found.apply(crm.key(), crm.to_json())
+    job = WebhookJob("d-1", "LivechatSession", "r", crm.url, {}, NOW, workspace="acme",
+                     endpoint_id="crm")  # fmt: skip
+    targets = Targets(settings, found)
+    assert targets.of(job).credentials == Credentials("acme-token", (), None)
+    found.apply(crm.key(), None)  # removed while its jobs are pending
+    assert targets.of(job).credentials == Credentials("acme-token", (), None)  # what it had
+    assert Targets(settings, found).of(job).credentials == Credentials()  # never env-token

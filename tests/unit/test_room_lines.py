@@ -150,3 +150,16 @@ async def test_revoked_lines_are_forgotten_and_read_again_from_the_table() -> No
     assert lines.forget(lambda tp: tp == "p0") == 1 and lines.lines == 1
     lines.enter(job(2), fresh=False, partition="p0")  # assigned again: the table says 1 waits
     assert await lines.wait_turn(job(2), 0.05) is False
+
+
+async def test_a_number_no_copy_comes_back_for_is_dropped_after_its_time() -> None:
+    table = Table()
+    table[b"room-1\n" + URL.encode()] = codec.dumps([1, 2])  # 1's job is gone for good
+    lines = RoomLines(table, stale_after_s=0.2)
+    lines.enter(job(2), fresh=False, partition=0)
+    assert await lines.wait_turn(job(2), 5.0)  # waited ~0.2 s for 1, then went on
+    assert codec.loads(table[b"room-1\n" + URL.encode()]) == [2]
+    held = RoomLines(Table(), stale_after_s=0.2)
+    for number in (1, 2):
+        held.enter(job(number), fresh=False, partition=0)  # 1 is held by a task: never stale
+    assert await held.wait_turn(job(2), 0.5) is False
