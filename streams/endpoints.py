@@ -129,9 +129,11 @@ def signing_secrets(endpoint: EndpointRecord, now: float) -> list[str]:
 def rotate(endpoint: EndpointRecord, secret: str, now_iso: str, grace_ends: str) -> EndpointRecord:
     """The endpoint signing with `secret` first; its current secrets keep signing until
     `grace_ends` (those already expiring keep their own end), then only the new one."""
+    now = parse_iso(now_iso)
     kept = tuple(
         s if s.expires_at is not None else replace(s, expires_at=grace_ends)
         for s in endpoint.secrets
+        if s.expires_at is None or parse_iso(s.expires_at) > now  # the expired go for good
     )
     return replace(endpoint, secrets=(SigningSecret(secret, now_iso), *kept), updated_at=now_iso)
 
