@@ -126,7 +126,9 @@ class Receiver:
             app.router.add_route("POST", "/{tail:.*}", self._handle)
             self._runner = web.AppRunner(app, handle_signals=False)
             self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
+            # Hanging handlers (/hang) must not hold the test's teardown for a minute.
+            site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
+                               shutdown_timeout=1.0)  # fmt: skip
             self._loop.run_until_complete(site.start())
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()

@@ -153,7 +153,9 @@ def test_a_hanging_endpoint_does_not_delay_healthy_jobs(
     receiver: Receiver,
 ) -> None:
     timeout_ms = 4000
-    start_worker(settings_factory(http_timeout_ms=timeout_ms, retry_delay_s=30), "delivery")
+    worker = start_worker(
+        settings_factory(http_timeout_ms=timeout_ms, retry_delay_s=30), "delivery"
+    )
     topic = applied_topics[Topic.WEBHOOK_JOBS]
     send_jobs(kafka, topic, [make_job(receiver.url("/ok"), room="warm-up")])
     receiver.wait_for("/ok", 1, timeout_s=90)
@@ -165,6 +167,7 @@ def test_a_hanging_endpoint_does_not_delay_healthy_jobs(
     got = receiver.wait_for("/ok", 11, timeout_s=30)
     slowest = max(request.at for request in got) - sent
     assert slowest < timeout_ms / 1000 / 2, f"healthy jobs waited {slowest:.2f}s behind /hang"
+    worker.kill()  # a SIGTERM would wait a minute on the hanging requests' retries
 
 
 def test_killing_the_worker_during_a_retry_wait_still_delivers(

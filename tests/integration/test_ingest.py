@@ -178,10 +178,11 @@ def test_a_stopped_broker_gets_503_and_the_retried_body_arrives_once(
         while (answer := ingest.post("default", body)).status_code != 200:
             assert time.monotonic() < deadline, answer.status_code  # Rocket.Chat retrying
             time.sleep(1)
-        start_worker(settings, "all")
+        worker = start_worker(settings, "all")
         receiver.wait_for("/ok/own", 1, timeout_s=120)
         time.sleep(2)
         assert [r.body for r in receiver.at("/ok/own")] == [body]
+        worker.kill()  # before its broker goes: a SIGTERM then would wait a minute
     finally:
         if ingest is not None:
             ingest.stop()
