@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seed"
 TOKEN = "rocket-token"
 SECRET = "whsec_" + "cmVsYXktc2lnbmluZy1zZWNyZXQtcmVsYXk="
-OWN_BROKER_PORT = 19292  # the stopped-broker test's own broker, never the suite's
+OWN_BROKER_PORT = 19294  # its own broker (controller on 19295): not the suite's, not the faults'
 
 
 class Ingest:
