@@ -142,3 +142,18 @@ def test_the_rocksdb_store_puts_the_tables_on_a_sized_volume(tmp_path: Path) -> 
     assert default["volumes"][0]["emptyDir"] == {}
     done = validate(deployments, tmp_path / "rocksdb.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_relay_mode_adds_an_ingest_deployment_and_service_only_when_enabled(tmp_path: Path) -> None:
+    assert not [d for d in render() if "ingest" in d["metadata"]["name"]]
+    docs = render("ingest.enabled=true", "secrets.ingestToken=rc-token")
+    ingest = [d for d in docs if d["metadata"]["name"] == "crm-omnihooks-ingest"]
+    assert {d["kind"] for d in ingest} == {"Deployment", "Service"}
+    deployment = next(d for d in ingest if d["kind"] == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["ingest", "--host", "0.0.0.0", "--port", "8090"]
+    assert {e["name"] for e in container["env"]} == {"OMNIHOOKS_INGEST_TOKEN"}
+    [secret] = [d for d in docs if d["kind"] == "Secret"]
+    assert secret["stringData"]["INGEST_TOKEN"] == "rc-token"
+    done = validate(ingest, tmp_path / "ingest.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
