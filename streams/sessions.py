@@ -396,31 +396,26 @@ class SessionProcessor:
         self, room_id: str, state: RoomState, view: RoomState, message: JSON, event: MessageEvent
     ) -> list[WebhookJob]:
         """The message's `Message` webhook for each endpoint of the room's workspace that
-        wants it; one body per distinct (profile, navigation option)."""
-        bodies: dict[tuple[str, bool], JSON | None] = {}
-        jobs = []
-        for endpoint in self.directory.enabled(event.workspace):
-            profile = self.directory.profile(endpoint)
-            if not message_webhook_wanted(endpoint.triggers, profile, message):
-                continue
-            variant = (profile.name, endpoint.navigation_history)
-            if variant not in bodies:
-                bodies[variant] = build_message_payload(
-                    view.room or state.room or {"_id": room_id},
-                    view.visitor,
-                    view.agent,
-                    message,
-                    crm_data=view.crm_data,
-                    send_navigation_history=endpoint.navigation_history,
-                    profile=profile,
-                    site_url=self.settings.site_url,
-                )
-            body = bodies[variant]
-            if body is not None:
-                jobs.append(
-                    self._job("Message", body, room_id, event.id, event.workspace, endpoint)
-                )
-        return jobs
+        wants it."""
+        endpoints = [
+            endpoint
+            for endpoint in self.directory.enabled(event.workspace)
+            if message_webhook_wanted(endpoint.triggers, self.directory.profile(endpoint), message)
+        ]
+
+        def build(profile: Profile, navigation: bool) -> JSON | None:
+            return build_message_payload(
+                view.room or state.room or {"_id": room_id},
+                view.visitor,
+                view.agent,
+                message,
+                crm_data=view.crm_data,
+                send_navigation_history=navigation,
+                profile=profile,
+                site_url=self.settings.site_url,
+            )
+
+        return self._fan_out("Message", endpoints, build, room_id, event.id, event.workspace)
 
     def _capture_leads(self, state: RoomState, message: JSON) -> bool:
         if state.visitor is None or not is_lead_candidate(message):
@@ -617,30 +612,51 @@ class SessionProcessor:
         )
         if not endpoints:
             return []
-        if payload_type == "LeadCapture":
-            messages = []
-        elif messages is None:
-            messages = list(self._transcript(room_id, state.next_seq))
-        bodies: dict[tuple[str, bool], JSON] = {}
+        transcript: list[JSON] = []  # LeadCapture carries none
+        if payload_type != "LeadCapture":
+            transcript = (
+                messages
+                if messages is not None
+                else list(self._transcript(room_id, state.next_seq))
+            )
+
+        def build(profile: Profile, navigation: bool) -> JSON | None:
+            return build_session_payload(
+                payload_type,
+                state.room or {"_id": room_id},
+                state.visitor,
+                state.agent,
+                transcript,
+                crm_data=state.crm_data,
+                send_navigation_history=navigation,
+                transfer=transfer,
+                profile=profile,
+                site_url=self.settings.site_url,
+            )
+
+        return self._fan_out(payload_type, endpoints, build, room_id, event_id, workspace)
+
+    def _fan_out(
+        self,
+        payload_type: str,
+        endpoints: list[EndpointRecord],
+        build: Callable[[Profile, bool], JSON | None],
+        room_id: str | None,
+        event_id: str,
+        workspace: str | None,
+    ) -> list[WebhookJob]:
+        """A job per endpoint, its body built once per distinct (profile, navigation
+        option) by `build` (None: no webhook), and shared by the endpoints alike."""
+        bodies: dict[tuple[str, bool], JSON | None] = {}
         jobs = []
         for endpoint in endpoints:
             profile = self.directory.profile(endpoint)
             variant = (profile.name, endpoint.navigation_history)
             if variant not in bodies:
-                bodies[variant] = build_session_payload(
-                    payload_type,
-                    state.room or {"_id": room_id},
-                    state.visitor,
-                    state.agent,
-                    messages,
-                    crm_data=state.crm_data,
-                    send_navigation_history=endpoint.navigation_history,
-                    transfer=transfer,
-                    profile=profile,
-                    site_url=self.settings.site_url,
-                )
+                bodies[variant] = build(profile, endpoint.navigation_history)
             body = bodies[variant]
-            jobs.append(self._job(payload_type, body, room_id, event_id, workspace, endpoint))
+            if body is not None:
+                jobs.append(self._job(payload_type, body, room_id, event_id, workspace, endpoint))
         return jobs
 
     def _job(
