@@ -610,9 +610,8 @@ def _endpoints_status(args: argparse.Namespace, settings: Settings) -> int:
 def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from confluent_kafka import Producer
-
     from streams.clock import iso
+    from streams.endpoint_admin import write_one
     from topics.catalogue import Topic
     from topics.records import EndpointControl
 
@@ -620,17 +619,10 @@ def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{args.url!r} is not an http:// or https:// URL")
     record = EndpointControl(args.url, args.paused, iso(time.time()), args.reason)
     topic = f"{settings.topic_prefix}{Topic.ENDPOINT_CONTROLS.value}"
-    config = {"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"}
-    producer = Producer(config)
-    failures: list[str] = []
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer.produce(topic, key=args.url.encode(), value=record.to_json(), on_delivery=delivered)
-    if producer.flush(30) != 0 or failures:
-        print(f"omnihooks: not written to {topic}: {failures or 'timed out'}", file=sys.stderr)
+    try:
+        write_one(settings.kafka_bootstrap_servers, topic, args.url.encode(), record.to_json())
+    except RuntimeError as exc:
+        print(f"omnihooks: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{'paused' if args.paused else 'resumed'} {args.url} ({topic})")
     return EXIT_OK

@@ -250,20 +250,17 @@ class DeadLetterTopic:
     jobs: str
     _producer: Any = field(default=None, repr=False)
 
-    def _read_all(self, topic: str) -> list[Any]:
-        return read_all(self.bootstrap, topic)
-
     def entries(self) -> list[Entry]:
         """Every dead letter with its marks, oldest first."""
         marks: dict[str, dict[str, Any]] = {}
-        for message in self._read_all(self.marks):
+        for message in read_all(self.bootstrap, self.marks):
             key = message.key().decode()
             if message.value() is None:
                 marks.pop(key, None)
             else:
                 marks[key] = codec.loads(message.value())
         entries = []
-        for message in self._read_all(self.dead_letters):
+        for message in read_all(self.bootstrap, self.dead_letters):
             try:
                 letter = DeadLetter.from_json(message.value())
             except (codec.JSONDecodeError, KeyError, TypeError, ValueError):

@@ -80,8 +80,8 @@ def policy_from(settings: Settings, endpoint: EndpointRecord | None = None) -> R
         retries = _first(endpoint.retry_attempts, settings.retry_attempts, profile.retries)
         delay_s = _first(endpoint.retry_delay_s, settings.retry_delay_s,
                          retry_delay_s(profile, timeout_s))  # fmt: skip
-        rule = settings.retry_rule or profile.retry_rule
-        rule = "rocketchat-7" if rule == "rocketchat-2025" else rule
+        # the worker's rule when set (its alias resolved there), else the endpoint's profile's
+        rule = settings.retry_rule_in_force if settings.retry_rule else profile.retry_rule
     return RetryPolicy(
         retries=retries,
         delay_s=delay_s,
@@ -178,7 +178,6 @@ class Delivery:
         self.client = client
         self.settled = settled
         self.lines = lines
-        self.policy = policy_from(self.settings)
         self.endpoints = omnihooks.endpoints
         self.endpoints_loaded = omnihooks.endpoints_loaded
         self.targets = Targets(self.settings, omnihooks.endpoints)

@@ -36,6 +36,22 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(random_secrets.token_bytes(24)).decode()
 
 
+def write_one(bootstrap: str, topic: str, key: bytes, value: bytes | None) -> None:
+    """One record (None: a tombstone), acknowledged by every in-sync replica, or an error."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer.produce(topic, key=key, value=value, on_delivery=delivered)
+    if producer.flush(30) != 0 or failures:
+        raise RuntimeError(f"not written to {topic}: {failures or 'timed out'}")
+
+
 @dataclass
 class EndpointsTopic:
     settings: Settings
@@ -62,20 +78,7 @@ class EndpointsTopic:
         return record
 
     def write(self, key: bytes, value: bytes | None) -> None:
-        from confluent_kafka import Producer
-
-        producer = Producer(
-            {"bootstrap.servers": self.settings.kafka_bootstrap_servers, "acks": "all"}
-        )
-        failures: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        producer.produce(self.name, key=key, value=value, on_delivery=delivered)
-        if producer.flush(30) != 0 or failures:
-            raise RuntimeError(f"not written to {self.name}: {failures or 'timed out'}")
+        write_one(self.settings.kafka_bootstrap_servers, self.name, key, value)
 
     def put(self, record: EndpointRecord) -> EndpointRecord:
         record = validate(record)
