@@ -44,7 +44,10 @@ def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     _use_uvloop()
     omnihooks = build_worker_app(settings, role)
     if not settings.delivery_enabled:
-        log.warning("OMNIHOOKS_WEBHOOK_URL is empty: no webhook will be sent (Rocket.Chat's rule)")
+        log.warning(
+            "OMNIHOOKS_WEBHOOK_URL is empty: no default endpoint; webhooks go only to the "
+            "endpoints on the endpoints topic"
+        )
     lease, kept = settings.breaker_hold_lease_s, settings.settled_retention_s
     if settings.breaker and 0 < kept <= lease:
         # a crash then repeats held-and-delivered jobs the settled table has forgotten
