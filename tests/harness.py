@@ -20,6 +20,16 @@ from streams.settings import Settings, env_name
 from topics import codec
 
 
+def wait_until(done: Callable[[], bool], timeout_s: float, failure: Callable[[], str]) -> None:
+    """Poll `done` every 0.1 s; after `timeout_s` fail with what `failure` says then."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.1)
+    raise AssertionError(failure())
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (closed again when this returns)."""
     with socket.socket() as sock:

@@ -15,7 +15,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, free_port, omnihooks_cli
+from tests.harness import TopicReader, WorkerProcess, free_port, omnihooks_cli, wait_until
 from tests.integration.test_delivery import make_job, send_jobs, uncommitted
 from tests.receiver import Receiver
 from topics.catalogue import Topic
@@ -47,13 +47,9 @@ def delivered_ids(receiver: Receiver, path: str) -> set[str]:
 
 
 def wait_delivered(receiver: Receiver, path: str, ids: set[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ids <= delivered_ids(receiver, path):
-            return
-        time.sleep(0.1)
-    missing = ids - delivered_ids(receiver, path)
-    raise AssertionError(f"{len(missing)} of {len(ids)} jobs never delivered to {path}")
+    wait_until(lambda: ids <= delivered_ids(receiver, path), timeout_s,
+               lambda: f"{len(ids - delivered_ids(receiver, path))} of {len(ids)} jobs never "
+               f"delivered to {path}")  # fmt: skip
 
 
 def wait_status(settings: Settings, endpoint: str, states: tuple[str, ...]) -> list[str]:

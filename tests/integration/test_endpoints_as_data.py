@@ -15,7 +15,7 @@ from devtools import demo
 from streams.settings import Settings
 from streams.signing import signing_key, verify
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, omnihooks_cli
+from tests.harness import TopicReader, WorkerProcess, omnihooks_cli, wait_until
 from tests.receiver import Received, Receiver
 from topics.catalogue import Topic
 
@@ -50,12 +50,8 @@ def _room(request: Received) -> Any:
 
 
 def wait_types(receiver: Receiver, path: str, room: str, want: list[str]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if sorted(types_at(receiver, path, room)) == sorted(want):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{path} {room}: {types_at(receiver, path, room)} != {want}")
+    wait_until(lambda: sorted(types_at(receiver, path, room)) == sorted(want), 90,
+               lambda: f"{path} {room}: {types_at(receiver, path, room)} != {want}")  # fmt: skip
 
 
 @pytest.fixture
@@ -142,10 +138,8 @@ def test_a_rotated_secret_signs_with_the_old_and_the_new_one(
     cli(settings, "add", "crm", "--url", receiver.url("/ok/signed"), "--triggers", "close",
         "--secret", SECRET_OLD)  # fmt: skip
     cli(settings, "rotate-secret", "crm", "--secret", SECRET_NEW, "--grace", "1h")
-    deadline = time.monotonic() + 30
-    while worker.log().count("endpoint default/crm enabled") < 2:  # added, then rotated
-        assert time.monotonic() < deadline, worker.tail()
-        time.sleep(0.1)
+    # added, then rotated
+    wait_until(lambda: worker.log().count("endpoint default/crm enabled") >= 2, 30, worker.tail)
     shown = cli(settings, "show", "crm")
     assert SECRET_OLD not in shown and SECRET_NEW not in shown  # masked
     demo.produce(kafka.bootstrap, settings.topic_prefix, conversation("room-s", None), 0.05)

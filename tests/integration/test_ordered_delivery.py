@@ -5,7 +5,6 @@ on that endpoint only, across a SIGKILL too, and each room's webhooks arrive in 
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections.abc import Callable
 
@@ -13,7 +12,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess
+from tests.harness import TopicReader, WorkerProcess, wait_until
 from tests.integration.test_delivery import send_jobs
 from tests.receiver import Received, Receiver
 from topics.catalogue import Topic
@@ -45,13 +44,12 @@ def numbers(received: list[Received], room: str, accepted_only: bool) -> list[in
 
 
 def wait_accepted(receiver: Receiver, path: str, rooms: list[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def all_in() -> bool:
         got = receiver.at(path)
-        if all(set(numbers(got, room, True)) == set(range(1, WEBHOOKS + 1)) for room in rooms):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not every room's webhooks reached {path}: {len(got)} requests")
+        return all(set(numbers(got, room, True)) == set(range(1, WEBHOOKS + 1)) for room in rooms)
+
+    wait_until(all_in, timeout_s, lambda: f"not every room's webhooks reached {path}: "
+               f"{len(receiver.at(path))} requests")  # fmt: skip
 
 
 def in_order(accepted: list[int]) -> bool:
