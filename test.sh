@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash deploy/local/setup-venv.sh
 bash deploy/local/install-helm.sh
+bash deploy/local/install-browser.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

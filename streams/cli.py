@@ -173,6 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--port", type=int, default=8090)
     ingest.set_defaults(command=_ingest)
 
+    console = commands.add_parser(
+        "console",
+        help="the operators' web page: deliveries, dead letters, rejected input, endpoints",
+        description="Serve the console: per-endpoint counts and POST times from the workers' "
+        "/metrics, dead letters (filter, expand, replay, purge), rejected input and endpoint "
+        "state (pause, resume), read from Kafka without touching the workers' offsets. "
+        "Changes need OMNIHOOKS_CONSOLE_TOKEN (`name:token`, comma-separated).",
+    )
+    console.add_argument(
+        "--host", default="127.0.0.1", help="address (beyond loopback: every page wants sign-in)"
+    )
+    console.add_argument("--port", type=int, default=6070)
+    console.add_argument(
+        "--worker",
+        action="append",
+        metavar="URL",
+        help="a worker's web address (repeatable); default OMNIHOOKS_CONSOLE_WORKERS, else "
+        "http://127.0.0.1:OMNIHOOKS_WEB_PORT",
+    )
+    console.set_defaults(command=_console)
+
     receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
     receive.add_argument("--host", default="127.0.0.1")
     receive.add_argument("--port", type=int, default=8080)
@@ -639,6 +660,41 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean stop
         asyncio.run(serve(settings, args.host, args.port))
+    return EXIT_OK
+
+
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import contextlib
+
+    from streams.console.access import Access, TokenError, parse_tokens
+    from streams.console.reads import KafkaReads
+    from streams.console.server import Console, is_loopback, serve
+
+    try:
+        tokens = parse_tokens(settings.console_token.get_secret_value())
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    workers = args.worker or [w.strip() for w in settings.console_workers.split(",") if w.strip()]
+    workers = workers or [f"http://127.0.0.1:{settings.web_port}"]
+    for worker in workers:
+        if not worker.startswith(("http://", "https://")):
+            raise UsageError(f"worker {worker!r}: give an http:// or https:// address")
+    private = not is_loopback(args.host)
+    if private and not tokens:
+        raise UsageError(f"--host {args.host} is reachable from other machines: set "
+                         "OMNIHOOKS_CONSOLE_TOKEN, which every page then asks for")  # fmt: skip
+    if not tokens:
+        logging.getLogger("omnihooks.console").warning(
+            "OMNIHOOKS_CONSOLE_TOKEN is not set: the console is read-only"
+        )
+    console = Console(
+        KafkaReads(settings), Access(tokens), workers, window_s=settings.console_window_s,
+        scrape_s=settings.console_scrape_s, private_reads=private,
+    )  # fmt: skip
+    print(f"console on http://{args.host}:{args.port}/", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean stop
+        asyncio.run(serve(console, args.host, args.port))
     return EXIT_OK
 
 

@@ -197,6 +197,15 @@ def build_filters(
 def read_all(bootstrap: str, topic: str) -> list[Any]:
     """Every record of `topic` as it is now, each partition from its start to its end, in a
     consumer that joins no group and commits nothing."""
+    return read_from(bootstrap, topic, lambda _partition, low, _high: low)
+
+
+# Where to start reading a partition, given its number and its low and high offsets.
+StartAt = Callable[[int, int, int], int]
+
+
+def read_from(bootstrap: str, topic: str, start_at: StartAt) -> list[Any]:
+    """The records of `topic` from `start_at` to each partition's end as it is now."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
@@ -215,8 +224,9 @@ def read_all(bootstrap: str, topic: str) -> list[Any]:
         wanted = []
         for partition in metadata.topics[topic].partitions:
             low, high = watermarks(consumer, TopicPartition(topic, partition))
-            if high > low:
-                wanted.append((partition, low, high))
+            first = max(low, start_at(partition, low, high))
+            if high > first:
+                wanted.append((partition, first, high))
         consumer.assign([TopicPartition(topic, p, low) for p, low, _ in wanted])
         ends = {partition: high for partition, _, high in wanted}
         records: list[Any] = []

@@ -263,7 +263,9 @@ class Delivery:
             self.gates.release(job.url, leave)  # a probe that never got its answer
             raise
         attempt = answer.attempt
+        label = endpoint_label(job.url)
         metrics.LATENCY.observe(attempt.duration_ms / 1000)
+        metrics.ENDPOINT_POST_SECONDS.labels(label).observe(attempt.duration_ms / 1000)
         # Only what a retry could fix says the endpoint is unwell: a 4xx that the rule does
         # not retry is the endpoint answering, about this job.
         policy = target.policy
@@ -280,6 +282,7 @@ class Delivery:
         # then repeats the attempt rather than losing the retry, dead letter or crm-data.
         if decision.verdict is Verdict.DELIVERED:
             metrics.DELIVERED.labels(job.type).inc()
+            metrics.ENDPOINT_OUTCOMES.labels(label, "delivered").inc()
             if target.crm_answers and self.keeps_answer(job, answer.body):
                 await self.publish_crm_data(job, answer.body)
             self._settled(job, attempts, final=True, now=now)
@@ -288,6 +291,7 @@ class Delivery:
         metrics.FAILED_ATTEMPTS.labels(job.type).inc()
         if decision.verdict is Verdict.RETRY:
             metrics.RETRIED.labels(job.type).inc()
+            metrics.ENDPOINT_OUTCOMES.labels(label, "retry").inc()
             if self.lines is not None:
                 self.lines.park(job, fresh)
             await (await self.retries.send(key=job.key(), value=decision.job.to_json()))
@@ -300,6 +304,7 @@ class Delivery:
             )  # fmt: skip
             return
         metrics.DEAD_LETTERED.labels(job.type).inc()
+        metrics.ENDPOINT_OUTCOMES.labels(label, "dead_letter").inc()
         dead_letter = decision.dead_letter(now).to_json()
         await (await self.dead_letters.send(key=job.key(), value=dead_letter))
         self._settled(job, attempts, final=True, now=now)

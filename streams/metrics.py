@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+POST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 DELIVERED = Counter("omnihooks_delivered", "Webhooks delivered (success answer)", ["type"])
 FAILED_ATTEMPTS = Counter("omnihooks_failed_attempts", "POSTs that did not succeed", ["type"])
 RETRIED = Counter("omnihooks_retried", "Jobs sent to the retries topic", ["type"])
@@ -15,7 +16,7 @@ IN_FLIGHT = Gauge("omnihooks_in_flight", "POSTs waiting for an answer")
 LATENCY = Histogram(
     "omnihooks_post_seconds",
     "Time from sending a POST to its answer (or error)",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=POST_BUCKETS,
 )
 JOBS_EMITTED = Counter(
     "omnihooks_jobs_emitted", "Webhook jobs emitted by the session pipeline", ["type"]
@@ -43,6 +44,20 @@ ORDER_PARKED = Counter(
     "omnihooks_order_parked",
     "Fresh jobs moved to the retries topic behind an earlier job of their room",
     ["type"],
+)
+# Per endpoint (its URL as endpoint_label() gives it), for the console and for alerts on one
+# CRM: every attempt's outcome and its POST time.
+ENDPOINT_OUTCOMES = Counter(
+    "omnihooks_endpoint_outcomes",
+    "Attempts per endpoint by outcome: delivered, retry (failed, to be tried again), "
+    "dead_letter (failed, no attempt left)",
+    ["endpoint", "outcome"],
+)
+ENDPOINT_POST_SECONDS = Histogram(
+    "omnihooks_endpoint_post_seconds",
+    "Time from sending a POST to its answer (or error), per endpoint",
+    ["endpoint"],
+    buckets=POST_BUCKETS,
 )
 REJECTED = Counter("omnihooks_rejected", "Input records sent to the rejected topic", ["topic"])
 

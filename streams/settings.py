@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     # and the jobs topic takes half its 16 MiB for a job (the rest for its attempts).
     ingest_max_bytes: int = Field(4 * 1024 * 1024, gt=0)
     ingest_timeout_s: float = Field(5.0, gt=0)
+    # `omnihooks console`: `name:token` pairs (comma-separated; a bare token is "console")
+    # that may replay, purge, pause and resume; unset, the console is read-only. The workers
+    # whose /metrics and /endpoints it reads (comma-separated base URLs; unset: this host's
+    # OMNIHOOKS_WEB_PORT), the window its counts cover and how often it reads them.
+    console_token: SecretStr = SecretStr("")
+    console_workers: str = ""
+    console_window_s: float = Field(900.0, ge=60)
+    console_scrape_s: float = Field(5.0, gt=0)
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
     # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
     # 0: no settled-jobs table (faster delivery; a crash then re-sends what it re-reads).

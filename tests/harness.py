@@ -76,10 +76,13 @@ class WorkerProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
 
+    def argv(self) -> list[str]:
+        return ["worker", "--role", self.role]
+
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--role", self.role],
+            [sys.executable, "-m", "streams.cli", *self.argv()],
             env=settings_env(self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,
