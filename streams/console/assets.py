@@ -31,7 +31,8 @@ tr.entry.replayed td, tr.entry.purged td { color: var(--muted); }
 .badge.probing { background: #fff8c5; color: var(--warn); }
 .badge.paused { background: #ddf4ff; color: #0969da; font-weight: 600; }
 .badge.closed { background: #dafbe1; color: var(--ok); }
-tr.state-open .url { color: var(--bad); font-weight: 600; }
+tr.failing .url { color: var(--bad); font-weight: 600; }
+.badge.failing { background: #ffebe9; color: var(--bad); margin-left: .3rem; }
 svg.spark polyline { fill: none; stroke-width: 1.5; }
 svg.spark polyline.ok { stroke: var(--ok); }
 svg.spark polyline.bad { stroke: var(--bad); }

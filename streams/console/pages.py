@@ -167,6 +167,11 @@ class EndpointRow:
     delivered_bins: Sequence[float] = ()
     failed_bins: Sequence[float] = ()
 
+    @property
+    def failing(self) -> bool:
+        """More attempts failed than succeeded lately, or it is open, or dead letters wait."""
+        return self.failed > self.delivered or self.state == "open" or self.open_dead_letters > 0
+
 
 @dataclass(frozen=True)
 class WorkerView:
@@ -211,9 +216,11 @@ def overview_page(
     for row in rows:
         names = "".join(f"<div class=name>{esc(n)}</div>" for n in row.names)
         dl_link = "/dead-letters?" + urlencode({"url": row.label})
-        body_rows.append(f"""<tr class="state-{esc(row.state)}" data-endpoint="{esc(row.label)}">
+        css = f"state-{esc(row.state)} {'failing' if row.failing else 'healthy'}"
+        body_rows.append(f"""<tr class="{css}" data-endpoint="{esc(row.label)}">
 <td><div class=url>{esc(row.label)}</div>{names}</td>
-<td><span class="badge {esc(row.state)}">{esc(row.state)}</span></td>
+<td><span class="badge {esc(row.state)}">{esc(row.state)}</span>
+{"<span class='badge failing'>failing</span>" if row.failing else ""}</td>
 <td class=num>{count(row.delivered)}</td><td class=num>{count(row.failed)}</td>
 <td class=num>{count(row.dead_lettered)}</td>
 <td class=num>{row.waiting:,}{"+" if waiting_floor else ""}</td>
@@ -509,6 +516,11 @@ def endpoints_page(
         )
         or "<tr><td colspan=3 class=empty>No endpoint is paused.</td></tr>"
     )
+    if not defined:
+        defined.append(
+            "<tr><td colspan=7 class=empty>None: set OMNIHOOKS_WEBHOOK_URL or run "
+            "`omnihooks endpoints add`.</td></tr>"
+        )
     body = f"""<h2>Circuit breakers, per worker</h2>
 <table class=grid id=breakers><thead><tr><th>Worker</th><th>Endpoint</th><th>State</th>
 <th>Held</th><th>Failures</th><th>Reopens in</th><th></th></tr></thead><tbody>{breaker_rows}</tbody>

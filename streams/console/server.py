@@ -162,7 +162,7 @@ class Console:
         now = time.time()
         started = self.history.started_at() or now
         window_s = max(60.0, min(self.window_s, now - started))
-        windows = self.history.window(now, self.window_s)
+        windows = self.history.window(now, window_s)
         rows: dict[str, EndpointRow] = {}
 
         def row(label: str) -> EndpointRow:
@@ -193,7 +193,7 @@ class Console:
                 row(endpoint_label(entry.letter.job.url)).open_dead_letters += 1
         ordered = sorted(
             rows.values(),
-            key=lambda r: (-pages.STATE_RANK.get(r.state, 0), -r.open_dead_letters, r.label),
+            key=lambda r: (not r.failing, -pages.STATE_RANK.get(r.state, 0), r.label),
         )
         workers = [
             self.worker_views.get(w, WorkerView(w, False, "not read yet")) for w in self.workers

@@ -136,6 +136,9 @@ def _walk_through(
     wait_for_page(browser, f"{base}/", overview_counts, 60,
                   "the overview never showed 6 failed attempts and 3 dead letters")  # fmt: skip
     bad = cells(browser, failing_row)
+    classes = browser.find_element(By.CSS_SELECTOR, failing_row).get_attribute("class").split()
+    assert "failing" in classes and "failing" in bad[1], bad
+    assert "healthy" in browser.find_element(By.CSS_SELECTOR, ok_row).get_attribute("class")
     assert re.fullmatch(r"\d+ ms", bad[7]) and re.fullmatch(r"\d+ ms", bad[8]), bad
     no_secret_in(browser)
     overview_png = screenshot(browser, "overview")

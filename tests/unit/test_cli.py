@@ -62,3 +62,17 @@ def test_an_unknown_profile_is_a_usage_error(
     monkeypatch.setenv("OMNIHOOKS_COMPAT", "rocketchat-1999")
     assert main(["topics", "list"]) == 2
     assert "compat" in capsys.readouterr().err.lower()
+
+
+def test_a_console_reachable_from_other_machines_needs_a_token_and_bad_tokens_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OMNIHOOKS_CONSOLE_TOKEN", raising=False)
+    assert main(["console", "--host", "0.0.0.0"]) == 2
+    assert "OMNIHOOKS_CONSOLE_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("OMNIHOOKS_CONSOLE_TOKEN", "ops:short")
+    assert main(["console"]) == 2
+    assert "shorter than 16" in capsys.readouterr().err
+    monkeypatch.setenv("OMNIHOOKS_CONSOLE_TOKEN", "ops:" + "a" * 16)
+    assert main(["console", "--worker", "127.0.0.1:6066"]) == 2
+    assert "http://" in capsys.readouterr().err
