@@ -103,3 +103,15 @@ def attribute(driver: Any, css: str, name: str) -> str | None:
     except (NoSuchElementException, StaleElementReferenceException):
         return None
     return None if value is None else str(value)
+
+
+def element(driver: Any, by: str, value: str) -> Any:
+    """The element, or a failure that shows the page that lacks it."""
+    from selenium.common.exceptions import NoSuchElementException
+
+    try:
+        return driver.find_element(by, value)
+    except NoSuchElementException:
+        raise AssertionError(
+            f"no {value!r} on {driver.current_url}; the page said:\n{text(driver)[:3000]}"
+        ) from None

@@ -39,12 +39,31 @@ def esc(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+# `token: abc`, `"apiKey":"abc"`, `Authorization: Bearer abc`, `?token=abc`: the value after
+# a word that names a secret, in free text such as a CRM's error answer.
+SECRET_IN_TEXT = re.compile(
+    r"(?P<name>token|secret|password|passwd|authorization|signature|api[-_]?key)"
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?(?:bearer\s+|basic\s+)?)(?P<value>[^\s\"',;&<>]+)",
+    re.I,
+)
+
+
+def redact_text(text: str | None) -> str:
+    """Free text with the value after each secret-naming word hidden."""
+    if not text:
+        return ""
+    return SECRET_IN_TEXT.sub(lambda m: f"{m['name']}{m['sep']}{HIDDEN}", text)
+
+
 def redact(value: Any) -> Any:
-    """The value with every field whose name says token, secret, password... hidden."""
+    """The value with every field whose name says token, secret, password... hidden, and
+    secret-looking text inside strings too (an error message that quotes a header)."""
     if isinstance(value, Mapping):
         return {k: HIDDEN if SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
 
 
@@ -68,8 +87,7 @@ def text_excerpt(text: str | None, limit: int = 4000) -> str:
     try:
         text = pretty(codec.loads(text))
     except (codec.JSONDecodeError, ValueError, TypeError):
-        if SECRET_KEY.search(text):
-            return "(hidden: the text names a token or secret and is not JSON to redact)"
+        text = redact_text(text)
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more)"
 
 
@@ -281,8 +299,8 @@ def _attempts_table(entry: Entry) -> str:
     rows = "".join(
         f"<tr><td>{i}</td><td>{esc(a.at)}</td><td>{esc(a.status if a.status is not None else '')}"
         f"</td><td>{esc(a.error or '')}</td><td class=num>{a.duration_ms:.0f} ms</td>"
-        f"<td>{'probe' if a.probe else ''}</td><td><code>{esc(a.response_excerpt or '')}</code>"
-        "</td></tr>"
+        f"<td>{'probe' if a.probe else ''}</td>"
+        f"<td><code>{esc(redact_text(a.response_excerpt))}</code></td></tr>"
         for i, a in enumerate(entry.letter.attempts, 1)
     )
     return (
@@ -369,7 +387,7 @@ def confirm_page(
     entries: Sequence[Entry],
     target: str | None,
     skipped: int,
-    carried: Mapping[str, Sequence[str]],
+    pending_id: str,
     viewer: Viewer,
 ) -> str:
     if action == "replay":
@@ -378,7 +396,10 @@ def confirm_page(
     else:
         question = f"Purge {len(entries):,} dead letters? They leave every list for good."
     note = (
-        (f"<p>{skipped:,} already replayed are left out (tick “send again” to include them).</p>")
+        (
+            f"<p>{skipped:,} already replayed or being replayed are left out (tick “send "
+            "again” to include those already replayed).</p>"
+        )
         if skipped
         else ""
     )
@@ -388,15 +409,10 @@ def confirm_page(
         for e in entries[:20]
     )
     more = f"<li>… and {len(entries) - 20:,} more</li>" if len(entries) > 20 else ""
-    hidden = "".join(
-        f'<input type=hidden name="{esc(k)}" value="{esc(v)}">'
-        for k, values in carried.items()
-        for v in values
-    )
     button = "Replay" if action == "replay" else "Purge"
     body = f"""<p class=question id=question>{question}</p>{note}<ul>{listed}{more}</ul>
-<form method=post action="/dead-letters/{action}">{csrf_field(viewer)}{hidden}
-<input type=hidden name=expected value="{len(entries)}">
+<form method=post action="/dead-letters/{action}">{csrf_field(viewer)}
+<input type=hidden name=pending value="{esc(pending_id)}">
 <button id=confirm class="{"danger" if action == "purge" else ""}">
 {button} {len(entries):,}</button>
 <a href="/dead-letters">Cancel</a></form>"""
@@ -451,7 +467,7 @@ def rejected_page(rejected: Sequence[Any], limit: int, viewer: Viewer) -> str:
     rows = (
         "".join(
             f"""<tr><td>{esc(r.record.rejected_at)}</td><td>{esc(r.record.topic)}
-{r.record.partition}:{r.record.offset}</td><td class=reason>{esc(r.record.reason)}</td>
+{esc(r.record.partition)}:{esc(r.record.offset)}</td><td class=reason>{esc(r.record.reason)}</td>
 <td><details><summary>record</summary><pre>{esc(text_excerpt(r.record.value_text))}</pre>
 </details></td></tr>"""
             for r in rejected
@@ -502,8 +518,8 @@ def endpoints_page(
         "".join(
             f"""<tr data-endpoint="{esc(b.endpoint)}"><td>{esc(b.worker)}</td>
 <td>{esc(b.endpoint)}</td>
-<td><span class="badge {esc(b.state)}">{esc(b.state)}</span></td><td class=num>{b.waiting}</td>
-<td class=num>{b.failures}</td><td>{"" if b.reopen_in_s is None else f"{b.reopen_in_s:g} s"}</td>
+<td><span class="badge {esc(b.state)}">{esc(b.state)}</span></td><td class=num>{b.waiting:d}</td>
+<td class=num>{b.failures:d}</td><td>{"" if b.reopen_in_s is None else f"{b.reopen_in_s:g} s"}</td>
 <td>{control(b.endpoint, b.state == "paused")}</td></tr>"""
             for b in breakers
         )
@@ -511,7 +527,8 @@ def endpoints_page(
     )
     paused_rows = (
         "".join(
-            f"<tr><td>{esc(shown_url(url))}</td><td>{esc(c.at)}</td><td>{esc(c.reason)}</td></tr>"
+            f"<tr><td>{esc(shown_url(url))}</td><td>{esc(c.at)}</td><td>{esc(c.reason)}</td>"
+            f"<td>{control(endpoint_label(url), True)}</td></tr>"
             for url, c in paused.items()
         )
         or "<tr><td colspan=3 class=empty>No endpoint is paused.</td></tr>"

@@ -133,9 +133,12 @@ class KafkaReads:
         found: dict[str, EndpointControl] = {}
         for message in read_all(self.bootstrap, self.name(Topic.ENDPOINT_CONTROLS)):
             if message.value() is None:
-                found.pop(message.key().decode(), None)
+                found.pop((message.key() or b"").decode(errors="replace"), None)
                 continue
-            control = EndpointControl.from_json(message.value())
+            try:
+                control = EndpointControl.from_json(message.value())
+            except (ValueError, KeyError, TypeError):
+                continue  # not a control: the workers skip it too
             found[control.url] = control
         return found
 

@@ -94,6 +94,8 @@ class History:
 
     def add(self, worker: str, scrape: Scrape) -> None:
         kept = self._scrapes.setdefault(worker, deque())
+        if kept and scrape.at <= kept[-1].at:
+            return  # taken before the last one kept: its counters are older
         kept.append(scrape)
         while kept and kept[0].at < scrape.at - self.keep_s:
             kept.popleft()
@@ -102,12 +104,14 @@ class History:
         firsts = [kept[0].at for kept in self._scrapes.values() if kept]
         return min(firsts) if firsts else None
 
-    def _pairs(self, since: float) -> Iterable[tuple[Scrape, Scrape]]:
+    def _pairs(self, since: float) -> Iterable[tuple[Scrape, Scrape, float]]:
+        """Consecutive readings of each worker that end in the window, with the share of
+        their interval inside it (what happened between them is taken as spread evenly)."""
         for kept in self._scrapes.values():
-            scrapes = list(kept)
-            for before, after in itertools.pairwise(scrapes):
+            for before, after in itertools.pairwise(kept):
                 if after.at > since:
-                    yield before, after
+                    inside = min(1.0, (after.at - since) / (after.at - before.at))
+                    yield before, after, inside
 
     def endpoints(self) -> set[str]:
         return {key[1] for kept in self._scrapes.values() for s in kept for key in s.values}
@@ -119,10 +123,10 @@ class History:
         totals: dict[Key, float] = {}
         delivered_bins: dict[str, list[float]] = {}
         failed_bins: dict[str, list[float]] = {}
-        for before, after in self._pairs(since):
+        for before, after, inside in self._pairs(since):
             index = min(bins - 1, max(0, int((after.at - since) // step)))
             for key, value in after.values.items():
-                grown = _increase(before.values.get(key, 0.0), value)
+                grown = _increase(before.values.get(key, 0.0), value) * inside
                 if not grown:
                     continue
                 totals[key] = totals.get(key, 0.0) + grown

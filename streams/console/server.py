@@ -1,6 +1,7 @@
-"""The console's web server: aiohttp handlers over `reads` (Kafka), the workers' pages, and
-`pages` (HTML). State changes go through `authorized`, which wants a bearer token or a
-signed-in session whose CSRF token the form carries."""
+"""The console's web server: aiohttp handlers over `reads` (Kafka), `workers` (the workers'
+pages), `tasks` (replays and purges) and `pages` (HTML). State changes go through
+`authorized`, which wants a bearer token or a signed-in session whose CSRF token the form
+carries."""
 
 from __future__ import annotations
 
@@ -9,35 +10,37 @@ import contextlib
 import ipaddress
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from streams.console import pages
 from streams.console.access import SESSION_COOKIE, SESSION_S, Access
 from streams.console.assets import CSS, JS
-from streams.console.pages import BreakerView, EndpointRow, Task, Viewer, WorkerView
+from streams.console.pages import EndpointRow, Viewer
 from streams.console.reads import KafkaReads
-from streams.console.samples import History, parse_metrics
+from streams.console.samples import History
+from streams.console.tasks import PENDING_S, Pending, Tasks
+from streams.console.workers import WorkerPages
 from streams.dead_letters import Entry, FilterError, build_filters
 from streams.endpoints import endpoint_label
 
 log = logging.getLogger("omnihooks.console")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FLUSH_EVERY = 200  # records written between waits for the brokers' acknowledgement
-KEPT_TASKS = 100
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 SECURITY_HEADERS = {
     # Everything the page loads comes from the console itself; no page may frame it.
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: other sites get no referrer; the console's own forms keep their Origin
+    # header (under no-referrer, browsers send `Origin: null`, which the checks refuse).
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -51,8 +54,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def safe_next(path: str) -> str:
+    """A path on this console to go to after sign-in; anything else (another host, a
+    scheme, `/\\host`, control characters) is the overview."""
+    parts = urlsplit(path)
+    if (
+        not path.startswith("/")
+        or path.startswith("//")
+        or "\\" in path
+        or parts.scheme
+        or parts.netloc
+        or any(ord(c) < 32 for c in path)
+    ):
+        return "/"
+    return path
+
+
 class Refused(Exception):
-    """A state change that is not allowed: the status and the page that says why."""
+    """A request that is not allowed: the status and the page that says why."""
 
     def __init__(self, status: int, title: str, text: str) -> None:
         super().__init__(text)
@@ -68,47 +87,20 @@ class Console:
     scrape_s: float = 5.0
     private_reads: bool = False  # bound beyond loopback: every page wants a signed-in viewer
     history: History = field(default_factory=History)
-    worker_views: dict[str, WorkerView] = field(default_factory=dict)
-    breakers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    tasks: dict[str, Task] = field(default_factory=dict)
-    _client: aiohttp.ClientSession | None = None
+    worker_pages: WorkerPages = field(init=False)
+    running: Tasks = field(init=False)
+    _sign_in_failures: asyncio.Lock | None = None
 
     def __post_init__(self) -> None:
         self.history.keep_s = self.window_s + 60
-
-    # -- the workers' pages ----------------------------------------------------------------
-
-    async def scrape(self) -> None:
-        """Every worker's /metrics and /endpoints, now."""
-        await asyncio.gather(*(self._scrape_worker(url) for url in self.workers))
-
-    async def _scrape_worker(self, worker: str) -> None:
-        if self._client is None:
-            self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        base = worker.rstrip("/")
-        try:
-            async with self._client.get(f"{base}/metrics") as answer:
-                answer.raise_for_status()
-                text = await answer.text()
-            async with self._client.get(f"{base}/endpoints") as answer:
-                statuses = (await answer.json())["endpoints"] if answer.status == 200 else []
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-            self.worker_views[worker] = WorkerView(worker, False, f"unreachable: {exc!r}"[:200])
-            return
-        now = time.time()
-        self.history.add(worker, parse_metrics(text, now))
-        self.breakers[worker] = statuses
-        self.worker_views[worker] = WorkerView(worker, True, f"read at {time.strftime('%H:%M:%S')}")
+        self.worker_pages = WorkerPages(self.workers, self.history)
+        self.running = Tasks(self.reads.dead_letter_topic)
 
     async def sample_forever(self) -> None:
         while True:
             with contextlib.suppress(Exception):
-                await self.scrape()
+                await self.worker_pages.read()
             await asyncio.sleep(self.scrape_s)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
 
     # -- who is asking -----------------------------------------------------------------------
 
@@ -138,8 +130,9 @@ class Console:
                 "sign in, or send Authorization: Bearer <token>.",
             )
         origin = request.headers.get("Origin")
-        if origin not in (None, "null") and origin != f"{request.scheme}://{request.host}":
-            raise Refused(403, "Refused", f"A form posted from {origin} changes nothing here.")
+        # Behind a TLS proxy the scheme differs; the host and port must not.
+        if origin is not None and (origin == "null" or urlsplit(origin).netloc != request.host):
+            raise Refused(403, "Refused", "A form posted from another site changes nothing.")
         signer = self.access.form_signer(session, str(form.get("csrf", "")))
         if signer is None:
             raise Refused(
@@ -149,7 +142,7 @@ class Console:
             )
         return signer
 
-    # -- pages -------------------------------------------------------------------------------
+    # -- overview ----------------------------------------------------------------------------
 
     async def overview(self, request: web.Request) -> web.StreamResponse:
         entries, waiting, endpoints, controls, _ = await asyncio.gather(
@@ -157,12 +150,11 @@ class Console:
             asyncio.to_thread(self.reads.waiting_for_retry),
             asyncio.to_thread(self.reads.endpoints),
             asyncio.to_thread(self.reads.controls),
-            self.scrape(),
+            self.worker_pages.read(),
         )
         now = time.time()
         started = self.history.started_at() or now
         window_s = max(60.0, min(self.window_s, now - started))
-        windows = self.history.window(now, window_s)
         rows: dict[str, EndpointRow] = {}
 
         def row(label: str) -> EndpointRow:
@@ -172,15 +164,15 @@ class Console:
             row(endpoint_label(endpoint["url"])).names.append(
                 f"{endpoint['workspace']}/{endpoint['id']}"
             )
-        for label, seen in windows.items():
+        for label, seen in self.history.window(now, window_s).items():
             r = row(label)
             r.delivered, r.failed, r.dead_lettered = seen.delivered, seen.failed, seen.dead_lettered
             r.p50_s, r.p99_s = seen.p50_s, seen.p99_s
             r.delivered_bins, r.failed_bins = seen.delivered_bins, seen.failed_bins
         states: dict[str, list[str]] = {}
-        for statuses in self.breakers.values():
-            for status in statuses:
-                states.setdefault(status["endpoint"], []).append(status["state"])
+        for breakers in self.worker_pages.breakers.values():
+            for breaker in breakers:
+                states.setdefault(breaker.endpoint, []).append(breaker.state)
         for url, control in controls.items():
             if control.paused:
                 states.setdefault(endpoint_label(url), []).append("paused")
@@ -192,19 +184,18 @@ class Console:
             if not (entry.replayed or entry.purged):
                 row(endpoint_label(entry.letter.job.url)).open_dead_letters += 1
         ordered = sorted(
-            rows.values(),
-            key=lambda r: (not r.failing, -pages.STATE_RANK.get(r.state, 0), r.label),
+            rows.values(), key=lambda r: (not r.failing, -pages.STATE_RANK.get(r.state, 0), r.label)
         )
-        workers = [
-            self.worker_views.get(w, WorkerView(w, False, "not read yet")) for w in self.workers
-        ]
+        workers = [self.worker_pages.view(w) for w in self.workers]
         return html(
             pages.overview_page(ordered, workers, window_s, waiting.at_least, self.viewer(request))
         )
 
-    def _filters_from(self, values: Mapping[str, str]) -> Any:
+    # -- dead letters --------------------------------------------------------------------------
+
+    async def _matching(self, values: Mapping[str, str], include_purged: bool) -> list[Entry]:
         types = [values["type"]] if values.get("type") else []
-        return build_filters(
+        filters = build_filters(
             since=values.get("since") or None,
             until=values.get("until") or None,
             types=types,
@@ -214,9 +205,6 @@ class Console:
             endpoint=values.get("endpoint") or None,
             workspace=values.get("workspace") or None,
         )
-
-    async def _matching(self, values: Mapping[str, str], include_purged: bool) -> list[Entry]:
-        filters = self._filters_from(values)
         entries = await asyncio.to_thread(self.reads.dead_letters)
         return [e for e in entries if filters.matches(e) and (include_purged or not e.purged)]
 
@@ -233,17 +221,24 @@ class Console:
             status,
         )
 
+    def _actionable(self, verb: str, entries: list[Entry], force: bool) -> tuple[list[Entry], int]:
+        """Leave out what a running task holds and, unless forced, what was replayed."""
+        running = self.running.busy
+        kept = [
+            e
+            for e in entries
+            if e.entry_id not in running and (verb != "replay" or force or not e.replayed)
+        ]
+        return kept, len(entries) - len(kept)
+
     async def _selection(self, form: MultiDictProxy[Any]) -> tuple[str, list[Entry], int]:
-        """What a dead-letter form asks for: the action, its entries, how many were skipped
-        because they were replayed already."""
-        action = str(form.get("action", ""))
-        verb, _, scope = action.partition("-")
+        """What a dead-letter form asks for: the action, its entries, how many were left out."""
+        verb, _, scope = str(form.get("action", "")).partition("-")
         if verb not in ("replay", "purge") or scope not in ("selected", "matching"):
             raise Refused(400, "Nothing to do", "Choose replay or purge.")
         values = {k: str(form.get(f"f_{k}", "")) for k in pages.FILTER_FIELDS}
-        include_purged = form.get("f_all") == "1"
         try:
-            entries = await self._matching(values, include_purged)
+            entries = await self._matching(values, form.get("f_all") == "1")
         except FilterError as exc:
             raise Refused(400, "Bad filter", str(exc)) from None
         if scope == "selected":
@@ -251,97 +246,76 @@ class Console:
             if not chosen:
                 raise Refused(400, "Nothing selected", "Tick at least one dead letter.")
             entries = [e for e in entries if e.entry_id in chosen]
-        skipped = 0
-        if verb == "replay" and form.get("force") != "1":
-            skipped = sum(1 for e in entries if e.replayed)
-            entries = [e for e in entries if not e.replayed]
+        entries, skipped = self._actionable(verb, entries, form.get("force") == "1")
         if not entries:
-            raise Refused(
-                400,
-                "Nothing to do",
-                "No dead letter is left to "
-                + verb
-                + (f" ({skipped} already replayed)." if skipped else "."),
-            )
+            left = f" ({skipped} already replayed or being replayed)." if skipped else "."
+            raise Refused(400, "Nothing to do", f"No dead letter is left to {verb}{left}")
         return verb, entries, skipped
 
     @staticmethod
     def _target(form: Mapping[str, Any]) -> str | None:
         target = str(form.get("target_url", "")).strip() or None
         if target is not None and not target.startswith(("http://", "https://")):
-            raise Refused(400, "Bad URL", f"{target!r} is not an http:// or https:// URL.")
+            raise Refused(400, "Bad URL", "The new URL must start with http:// or https://.")
         return target
 
     async def confirm(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        self.authorized(request, form)
+        who = self.authorized(request, form)
         verb, entries, skipped = await self._selection(form)
         target = self._target(form) if verb == "replay" else None
-        carried: dict[str, list[str]] = {
-            key: [str(v) for v in form.getall(key)] for key in set(form.keys()) - {"csrf"}
-        }
+        pending = Pending(
+            who,
+            verb,
+            frozenset(e.entry_id for e in entries),
+            target,
+            form.get("force") == "1",
+            time.time() + PENDING_S,
+        )
+        pending_id = self.running.hold(pending)
         return html(
-            pages.confirm_page(verb, entries, target, skipped, carried, self.viewer(request))
+            pages.confirm_page(verb, entries, target, skipped, pending_id, self.viewer(request))
         )
 
     async def act(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         who = self.authorized(request, form)
-        verb, entries, _ = await self._selection(form)
-        if verb != request.match_info["verb"]:
-            raise Refused(400, "Mismatch", "The confirmed action is not this page's action.")
-        target = self._target(form) if verb == "replay" else None
-        task = Task(uuid.uuid4().hex[:12], verb, who, len(entries), target)
-        self.tasks[task.task_id] = task
-        while len(self.tasks) > KEPT_TASKS:
-            self.tasks.pop(next(iter(self.tasks)))
-        where = f" to {target}" if target else ""
-        ids = [e.letter.job.delivery_id for e in entries]
-        log.info(
-            "console: %s asked to %s %d dead letters%s (task %s): %s",
-            who,
-            verb,
-            len(entries),
-            where,
-            task.task_id,
-            " ".join(ids[:100]),
-        )
-        asyncio.get_running_loop().run_in_executor(None, self._run, task, entries)
-        raise web.HTTPSeeOther(f"/tasks/{task.task_id}")
-
-    def _run(self, task: Task, entries: Sequence[Entry]) -> None:
-        topic = self.reads.dead_letter_topic()
-        try:
-            for done, entry in enumerate(entries, 1):
-                if task.action == "replay":
-                    topic.replay(entry, task.target)
-                else:
-                    topic.purge(entry)
-                if done % FLUSH_EVERY == 0:
-                    topic.flush()
-                task.done = done
-            topic.flush()
-            task.done, task.state = len(entries), "done"
-            log.info(
-                "console: task %s done: %s %s %d dead letters",
-                task.task_id,
-                task.who,
-                "replayed" if task.action == "replay" else "purged",
-                task.done,
+        verb = request.match_info["verb"]
+        if "pending" in form:  # a confirmation page's answer: exactly what it showed
+            pending = self.running.take(str(form["pending"]), who)
+            if pending is None or pending.action != verb:
+                raise Refused(
+                    409,
+                    "Confirmation expired",
+                    "That confirmation was used, is "
+                    "older than 10 minutes, or was shown to someone else.",
+                )
+            everything = await asyncio.to_thread(self.reads.dead_letters)
+            chosen = [e for e in everything if e.entry_id in pending.entry_ids]
+            entries, _ = self._actionable(verb, chosen, pending.force)
+            target = pending.target
+        else:  # a script with its token names the selection itself
+            asked, entries, _ = await self._selection(form)
+            if asked != verb:
+                raise Refused(400, "Mismatch", "The action is not this address's action.")
+            target = self._target(form) if verb == "replay" else None
+        if not entries:
+            raise Refused(
+                409, "Nothing to do", "Those dead letters were replayed or purged in the meantime."
             )
-        except Exception as exc:  # shown on the task's page and logged; the console goes on
-            task.state, task.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.error("console: task %s failed after %d: %s", task.task_id, task.done, exc)
+        task = self.running.start(verb, who, entries, target)
+        raise web.HTTPSeeOther(f"/tasks/{task.task_id}")
 
     async def task(self, request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task"]
-        as_json = task_id.endswith(".json")
-        task = self.tasks.get(task_id.removesuffix(".json"))
+        task = self.running.tasks.get(task_id.removesuffix(".json"))
         if task is None:
             raise web.HTTPNotFound(text="no such task (the console keeps its last 100)")
-        if as_json:
+        if task_id.endswith(".json"):
             return web.json_response(task.as_json())
         return html(pages.task_page(task, self.viewer(request)))
+
+    # -- rejected input and endpoints ----------------------------------------------------------
 
     async def rejected(self, request: web.Request) -> web.StreamResponse:
         limit = 50
@@ -352,60 +326,65 @@ class Console:
         endpoints, controls, _ = await asyncio.gather(
             asyncio.to_thread(self.reads.endpoints),
             asyncio.to_thread(self.reads.controls),
-            self.scrape(),
+            self.worker_pages.read(),
         )
-        breakers = [
-            BreakerView(
-                worker, s["endpoint"], s["state"], s["waiting"], s["failures"], s["reopen_in_s"]
-            )
-            for worker, statuses in self.breakers.items()
-            for s in statuses
-        ]
+        breakers = [b for found in self.worker_pages.breakers.values() for b in found]
         paused = {url: c for url, c in controls.items() if c.paused}
         return html(pages.endpoints_page(endpoints, breakers, paused, self.viewer(request)))
+
+    async def _urls_for(self, wanted: str) -> list[str]:
+        """The full URLs an endpoint reference on the page stands for: `workspace/id`, or a
+        URL as the page shows it (without query string), matched against the endpoints and
+        the controls, which hold the URLs whole."""
+        endpoints, controls = await asyncio.gather(
+            asyncio.to_thread(self.reads.endpoints), asyncio.to_thread(self.reads.controls)
+        )
+        if not wanted.startswith(("http://", "https://")):
+            return [e["url"] for e in endpoints if f"{e['workspace']}/{e['id']}" == wanted]
+        known = {e["url"] for e in endpoints} | set(controls)
+        return sorted(u for u in known if endpoint_label(u) == wanted or u == wanted) or [wanted]
 
     async def control(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         who = self.authorized(request, form)
         paused = request.match_info["verb"] == "pause"
         wanted = str(form.get("endpoint", "")).strip()
-        reason = str(form.get("reason", "")).strip()[:200]
-        url = None
-        if "/" in wanted and not wanted.startswith(("http://", "https://")):
-            endpoints = await asyncio.to_thread(self.reads.endpoints)
-            url = next(
-                (e["url"] for e in endpoints if f"{e['workspace']}/{e['id']}" == wanted), None
+        reason = " ".join(str(form.get("reason", "")).split())[:200]
+        urls = await self._urls_for(wanted)
+        if not urls:
+            raise Refused(400, "No such endpoint", "Name an endpoint (workspace/id) or a URL.")
+        for url in urls:
+            await asyncio.to_thread(
+                self.reads.write_control, url, paused, f"{who}: {reason}" if reason else who
             )
-        elif wanted.startswith(("http://", "https://")):
-            url = wanted
-        if url is None:
-            raise Refused(400, "No such endpoint", f"{wanted!r} is neither an endpoint nor a URL.")
-        await asyncio.to_thread(self.reads.write_control, url, paused, f"{who}: {reason}".strip())
-        log.info(
-            "console: %s %s %s%s",
-            who,
-            "paused" if paused else "resumed",
-            endpoint_label(url),
-            f" ({reason})" if reason else "",
-        )
+            log.info(
+                "console: %s %s %s%s",
+                who,
+                "paused" if paused else "resumed",
+                endpoint_label(url),
+                f" ({reason})" if reason else "",
+            )
         raise web.HTTPSeeOther("/endpoints")
 
+    # -- signing in and out --------------------------------------------------------------------
+
     async def login_form(self, request: web.Request) -> web.StreamResponse:
-        return html(pages.login_page(self.viewer(request), False, request.query.get("next", "/")))
+        next_path = safe_next(request.query.get("next", "/"))
+        return html(pages.login_page(self.viewer(request), False, next_path))
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         signed = self.access.sign_in(str(form.get("token", "")))
         if signed is None:
-            await asyncio.sleep(1.0)  # a guesser gets one try a second per connection
+            if self._sign_in_failures is None:
+                self._sign_in_failures = asyncio.Lock()
+            async with self._sign_in_failures:  # one wrong guess a second, whoever guesses
+                await asyncio.sleep(1.0)
             log.warning("console: a sign-in with an unknown token from %s", request.remote)
             return html(pages.login_page(self.viewer(request), True, "/"), 401)
         session_id, session = signed
         log.info("console: %s signed in from %s", session.name, request.remote)
-        next_path = str(form.get("next", "/"))
-        if not next_path.startswith("/") or next_path.startswith("//"):
-            next_path = "/"  # never a redirect off the console
-        response = web.HTTPSeeOther(next_path)
+        response = web.HTTPSeeOther(safe_next(str(form.get("next", "/"))))
         response.set_cookie(
             SESSION_COOKIE,
             session_id,
@@ -423,6 +402,7 @@ class Console:
         session = self.access.session(session_id)
         if session is not None and self.access.form_signer(session, str(form.get("csrf", ""))):
             self.access.sign_out(session_id)
+            log.info("console: %s signed out", session.name)
         response = web.HTTPSeeOther("/")
         response.del_cookie(SESSION_COOKIE, path="/")
         raise response
@@ -435,14 +415,20 @@ def html(text: str, status: int = 200) -> web.Response:
 def build_app(console: Console) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        open_paths = ("/login", "/assets/")
-        if (
-            console.private_reads
-            and not request.path.startswith(open_paths)
-            and console.viewer(request).name is None
-        ):
-            raise web.HTTPSeeOther(f"/login?next={request.path}")
         try:
+            if not console.private_reads:
+                # Bound to loopback: a page asked for under another name is a DNS-rebinding
+                # site reaching the console through the operator's browser.
+                name = urlsplit(f"//{request.host}").hostname
+                if name not in LOOPBACK_NAMES:
+                    raise Refused(
+                        421, "Wrong host", "This console answers on 127.0.0.1 or localhost only."
+                    )
+            elif (
+                not request.path.startswith(("/login", "/assets/"))
+                and console.viewer(request).name is None
+            ):
+                raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
             response = await handler(request)
         except Refused as refused:
             response = html(
@@ -455,7 +441,7 @@ def build_app(console: Console) -> web.Application:
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    app = web.Application(middlewares=[guard], client_max_size=4 * 1024 * 1024)
+    app = web.Application(middlewares=[guard])
     app.add_routes(
         [
             web.get("/", console.overview),
@@ -474,13 +460,14 @@ def build_app(console: Console) -> web.Application:
         ]
     )
 
-    async def sampler(app: web.Application) -> Any:
+    async def sampler(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(console.sample_forever())
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await console.close()
+        await console.worker_pages.close()
+        await asyncio.to_thread(console.running.close)  # let running replays finish
 
     app.cleanup_ctx.append(sampler)
     return app

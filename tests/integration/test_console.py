@@ -16,7 +16,15 @@ from confluent_kafka import Producer
 
 from streams.endpoints import endpoint_label
 from streams.settings import Settings
-from tests.browser import attribute, chromium, click_and_load, screenshot, text, wait_for_page
+from tests.browser import (
+    attribute,
+    chromium,
+    click_and_load,
+    element,
+    screenshot,
+    text,
+    wait_for_page,
+)
 from tests.conftest import Broker
 from tests.harness import TopicReader, WorkerProcess, free_port, wait_until
 from tests.integration.test_delivery import make_job, send_jobs
@@ -143,6 +151,10 @@ def _walk_through(
     no_secret_in(browser)
     overview_png = screenshot(browser, "overview")
 
+    # A page asked for under another host name (DNS rebinding) is refused.
+    rebound = httpx.get(f"{base}/dead-letters", headers={"Host": "evil.example"}, timeout=30)
+    assert rebound.status_code == 421 and "room-0" not in rebound.text
+
     # Without the token nothing changes: a script's POST, a browser that has not signed in.
     entry_ids = [f"{j.delivery_id}" for j in failing]
     anonymous = httpx.post(f"{base}/dead-letters/replay", timeout=30, follow_redirects=False,
@@ -153,8 +165,8 @@ def _walk_through(
                        data={"action": "replay-matching", "target_url": new_url})  # fmt: skip
     assert wrong.status_code == 401
     browser.get(f"{base}/dead-letters?status=503")
-    browser.find_element(By.ID, "select-all").click()
-    click_and_load(browser, browser.find_element(By.ID, "replay-selected"))
+    element(browser, By.ID, "select-all").click()
+    click_and_load(browser, element(browser, By.ID, "replay-selected"))
     assert "Sign in first" in text(browser)
 
     # Signed in, a session cookie alone (no CSRF token in the form) changes nothing either.
@@ -175,7 +187,7 @@ def _walk_through(
     browser.find_element(By.NAME, "status").send_keys("5xx")
     click_and_load(browser, browser.find_element(By.CSS_SELECTOR, "#filters button"))
     rows = browser.find_elements(By.CSS_SELECTOR, "#dead-letters tr.entry")
-    assert len(rows) == 3 and browser.find_element(By.ID, "match-count").text == "3"
+    assert len(rows) == 3 and element(browser, By.ID, "match-count").text == "3"
     browser.find_element(By.CSS_SELECTOR, "#dead-letters details summary").click()
     opened = browser.find_element(By.CSS_SELECTOR, "#dead-letters details[open]").text
     assert "503" in opened and "•••• (hidden)" in opened and '"label": "James"' in opened
@@ -183,19 +195,19 @@ def _walk_through(
     screenshot(browser, "dead-letters")
 
     # Replay the selection to a new URL: confirmation, then progress until done.
-    browser.find_element(By.ID, "select-all").click()
-    browser.find_element(By.ID, "target-url").send_keys(new_url)
-    click_and_load(browser, browser.find_element(By.ID, "replay-selected"))
-    question = browser.find_element(By.ID, "question").text
+    element(browser, By.ID, "select-all").click()
+    element(browser, By.ID, "target-url").send_keys(new_url)
+    click_and_load(browser, element(browser, By.ID, "replay-selected"))
+    question = element(browser, By.ID, "question").text
     assert question == f"Replay 3 dead letters to {endpoint_label(new_url)}?", question
     screenshot(browser, "confirm-replay")
-    click_and_load(browser, browser.find_element(By.ID, "confirm"))
+    click_and_load(browser, element(browser, By.ID, "confirm"))
     wait_until(
         lambda: attribute(browser, "#task", "data-state") == "done",
         30, lambda: f"the replay never finished: {text(browser)}",
     )  # fmt: skip
-    assert "3 of 3" in browser.find_element(By.ID, "progress-text").text
-    assert browser.find_element(By.ID, "progress").get_attribute("value") == "3"
+    assert "3 of 3" in element(browser, By.ID, "progress-text").text
+    assert element(browser, By.ID, "progress").get_attribute("value") == "3"
     screenshot(browser, "replay-progress")
     got = receiver.wait_for("/ok/new", 3, timeout_s=60)
     assert sorted(r.headers["webhook-id"] for r in got) == sorted(entry_ids)
@@ -206,16 +218,28 @@ def _walk_through(
     # Purge one: it leaves the list.
     browser.get(f"{base}/dead-letters?room=room-0")
     browser.find_element(By.CSS_SELECTOR, "#dead-letters input[name=id]").click()
-    click_and_load(browser, browser.find_element(By.ID, "purge-selected"))
-    assert browser.find_element(By.ID, "question").text.startswith("Purge 1 dead letters?")
-    click_and_load(browser, browser.find_element(By.ID, "confirm"))
+    click_and_load(browser, element(browser, By.ID, "purge-selected"))
+    assert element(browser, By.ID, "question").text.startswith("Purge 1 dead letters?")
+    click_and_load(browser, element(browser, By.ID, "confirm"))
     wait_until(
         lambda: attribute(browser, "#task", "data-state") == "done",
         30, lambda: f"the purge never finished: {text(browser)}",
     )  # fmt: skip
     browser.get(f"{base}/dead-letters")
-    assert browser.find_element(By.ID, "match-count").text == "2"
+    assert element(browser, By.ID, "match-count").text == "2"
     console.wait_for_log("ops asked to purge 1 dead letters")
+
+    # A script with the token: the purge of every match, then its task as JSON.
+    scripted = httpx.post(f"{base}/dead-letters/purge", timeout=30,
+                          headers={"Authorization": f"Bearer {OPS_TOKEN}"},
+                          data={"action": "purge-matching", "f_room": "room-2"})  # fmt: skip
+    assert scripted.status_code == 303, scripted.text
+    task_url = f"{base}{scripted.headers['Location']}.json"
+    wait_until(lambda: httpx.get(task_url, timeout=10).json()["state"] == "done", 30,
+               lambda: f"the scripted purge never finished: {httpx.get(task_url).text}")  # fmt: skip
+    assert httpx.get(task_url, timeout=10).json()["who"] == "ops"
+    browser.get(f"{base}/dead-letters")
+    assert element(browser, By.ID, "match-count").text == "1"
 
     # Rejected input: the record and its reason.
     click_and_load(browser, browser.find_element(By.LINK_TEXT, "Rejected input"))

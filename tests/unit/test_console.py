@@ -44,7 +44,7 @@ def test_counts_are_increases_within_the_window_and_a_restart_counts_from_zero()
     history.add("w2", parse_metrics(exposition(0, 0, zero), at=1900))
     history.add("w2", parse_metrics(exposition(3, 0, zero), at=1990))
     seen = history.window(now=2000, window_s=600)[CRM]
-    assert seen.delivered == 10 + 20 + 4 + 3  # the 1000->1500 step ends inside the window
+    assert seen.delivered == 10 * 0.2 + 20 + 4 + 3  # a fifth of 1000->1500 is in the window
     assert seen.retried == 0 + 2 + 1 and seen.failed == 3
     assert sum(seen.delivered_bins) == seen.delivered and sum(seen.failed_bins) == seen.failed
     assert seen.delivered_bins[27] == 4 and seen.delivered_bins[-1] == 3  # 20 s intervals
@@ -106,9 +106,26 @@ def test_pages_escape_what_they_show_and_hide_tokens_and_url_credentials() -> No
         assert secret not in html
     assert "https://crm.example/hook?…" in html and "•••• (hidden)" in html
     confirm = pages.confirm_page("replay", [entry], "https://crm.example/new?token=t0k", 0,
-                                 {"id": [entry.entry_id]}, viewer)  # fmt: skip
+                                 "pending-1", viewer)  # fmt: skip
     assert "Replay 1 dead letters to https://crm.example/new?…?" in confirm
-    assert "t0k" not in confirm
+    assert "t0k" not in confirm and 'name=pending value="pending-1"' in confirm
+    answer = entry.letter.attempts[0]
+    assert pages.redact_text("401: Authorization: Bearer abc123") == (
+        "401: Authorization: Bearer •••• (hidden)"
+    )
+    assert pages.redact_text('{"error": "bad", "api_key": "k"}') == (
+        '{"error": "bad", "api_key": "•••• (hidden)"}'
+    )
+    assert answer.response_excerpt == "<b>oops</b>"
+
+
+def test_after_sign_in_only_a_path_on_the_console_is_followed() -> None:
+    from streams.console.server import safe_next
+
+    assert safe_next("/dead-letters?status=5xx") == "/dead-letters?status=5xx"
+    for elsewhere in ("//evil.example", "/\\evil.example", "https://evil.example/",
+                      "evil.example", "/\tx", "/a\nLocation: x"):  # fmt: skip
+        assert safe_next(elsewhere) == "/", elsewhere
 
 
 def test_the_worst_worker_state_is_the_endpoints_and_failing_rows_say_so() -> None:
