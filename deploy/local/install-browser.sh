@@ -15,7 +15,7 @@ if command -v apt-get >/dev/null; then
   fi
   echo "installing chromium and chromium-driver for the console's browser tests..." >&2
   if "${run[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      "${run[@]}" apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2; then
+      "${run[@]}" apt-get install -y -qq chromium chromium-driver >&2; then
     exit 0
   fi
 fi
