@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker",
         action="append",
         metavar="URL",
-        help="a worker's web address (repeatable); default OMNIHOOKS_CONSOLE_WORKERS, else "
+        help="a worker's web address (repeatable), or dns+http://NAME:PORT for every address "
+        "NAME resolves to (a headless Service); default OMNIHOOKS_CONSOLE_WORKERS, else "
         "http://127.0.0.1:OMNIHOOKS_WEB_PORT",
     )
     console.set_defaults(command=_console)
@@ -678,8 +679,8 @@ def _console(args: argparse.Namespace, settings: Settings) -> int:
     workers = args.worker or [w.strip() for w in settings.console_workers.split(",") if w.strip()]
     workers = workers or [f"http://127.0.0.1:{settings.web_port}"]
     for worker in workers:
-        if not worker.startswith(("http://", "https://")):
-            raise UsageError(f"worker {worker!r}: give an http:// or https:// address")
+        if not worker.startswith(("http://", "https://", "dns+http://")):
+            raise UsageError(f"worker {worker!r}: give an http://, https:// or dns+http:// address")
     private = not is_loopback(args.host)
     if private and not tokens:
         raise UsageError(f"--host {args.host} is reachable from other machines: set "

@@ -186,7 +186,8 @@ class Console:
         ordered = sorted(
             rows.values(), key=lambda r: (not r.failing, -pages.STATE_RANK.get(r.state, 0), r.label)
         )
-        workers = [self.worker_pages.view(w) for w in self.workers]
+        unresolved = [w for w in self.workers if w in self.worker_pages.unresolved]
+        workers = [self.worker_pages.view(w) for w in [*self.worker_pages.current, *unresolved]]
         return html(
             pages.overview_page(ordered, workers, window_s, waiting.at_least, self.viewer(request))
         )

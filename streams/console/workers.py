@@ -5,16 +5,20 @@ its breakers are dropped rather than shown stale."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from streams.console.pages import BreakerView, WorkerView
 from streams.console.samples import History, parse_metrics
 from streams.endpoints import endpoint_label
+
+DNS_SCHEME = "dns+http://"
 
 
 def breakers_of(worker: str, answer: Any) -> list[BreakerView]:
@@ -46,6 +50,8 @@ class WorkerPages:
     history: History
     views: dict[str, WorkerView] = field(default_factory=dict)
     breakers: dict[str, list[BreakerView]] = field(default_factory=dict)
+    current: list[str] = field(default_factory=list)  # the workers' addresses, resolved
+    unresolved: set[str] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _client: aiohttp.ClientSession | None = None
 
@@ -54,7 +60,33 @@ class WorkerPages:
         stay in the order they were taken (an older one stored last would look like a
         restart)."""
         async with self._lock:
-            await asyncio.gather(*(self._read(worker) for worker in self.workers))
+            found = await asyncio.gather(*(self._expand(worker) for worker in self.workers))
+            current = [address for addresses in found for address in addresses]
+            for gone in set(self.views) - set(current) - set(self.workers):
+                del self.views[gone]  # a pod that left: its counts stay in the history
+                self.breakers.pop(gone, None)
+            self.current = current
+            await asyncio.gather(*(self._read(worker) for worker in current))
+
+    async def _expand(self, worker: str) -> list[str]:
+        """`dns+http://name:port`: one address per record the name resolves to now (a
+        Kubernetes headless Service names every worker pod); any other URL as it is."""
+        if not worker.startswith(DNS_SCHEME):
+            return [worker]
+        parts = urlsplit(worker.removeprefix("dns+"))
+        port = parts.port or 80
+        try:
+            answers = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            self.unresolved.add(worker)
+            self.views[worker] = WorkerView(worker, False, f"no address ({exc.strerror or exc})")
+            return []
+        self.unresolved.discard(worker)
+        self.views.pop(worker, None)
+        addresses = sorted({str(answer[4][0]) for answer in answers})
+        return [f"http://[{a}]:{port}" if ":" in a else f"http://{a}:{port}" for a in addresses]
 
     async def _read(self, worker: str) -> None:
         if self._client is None:

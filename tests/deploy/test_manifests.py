@@ -157,3 +157,35 @@ def test_relay_mode_adds_an_ingest_deployment_and_service_only_when_enabled(tmp_
     assert secret["stringData"]["INGEST_TOKEN"] == "rc-token"
     done = validate(ingest, tmp_path / "ingest.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_console_reads_every_worker_through_a_headless_service_only_when_enabled(
+    tmp_path: Path,
+) -> None:
+    assert not [d for d in render() if "console" in d["metadata"]["name"]]
+    refused = subprocess.run([helm(), "template", "crm", str(CHART), "--set", "console.enabled=true"],
+                             capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    assert refused.returncode != 0 and "secrets.consoleToken" in refused.stderr
+    docs = render("console.enabled=true", "secrets.consoleToken=ops:0123456789abcdef")
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("Deployment", "crm-omnihooks-console"), ("Service", "crm-omnihooks-console"),
+            ("Service", "crm-omnihooks-workers")} <= names  # fmt: skip
+    workers = next(d for d in docs if d["metadata"]["name"] == "crm-omnihooks-workers")
+    assert workers["spec"]["clusterIP"] == "None"
+    selector = workers["spec"]["selector"]
+    pods = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(
+        ("-sessions", "-delivery"))]  # fmt: skip
+    assert len(pods) == 2
+    for deployment in pods:  # the headless Service selects every worker pod
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert all(labels.get(k) == v for k, v in selector.items())
+    console = next(d for d in docs if d["metadata"]["name"] == "crm-omnihooks-console"
+                   and d["kind"] == "Deployment")  # fmt: skip
+    [container] = console["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["OMNIHOOKS_CONSOLE_WORKERS"]["value"] == "dns+http://crm-omnihooks-workers:6066"
+    assert env["OMNIHOOKS_CONSOLE_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "CONSOLE_TOKEN"
+    [secret] = [d for d in docs if d["kind"] == "Secret"]
+    assert secret["stringData"]["CONSOLE_TOKEN"] == "ops:0123456789abcdef"
+    done = validate([d for d in docs if d["kind"] != "Secret"], tmp_path / "console.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr

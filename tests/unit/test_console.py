@@ -135,3 +135,14 @@ def test_the_worst_worker_state_is_the_endpoints_and_failing_rows_say_so() -> No
     row = pages.EndpointRow(CRM, delivered=2, failed=5)
     html = pages.overview_page([row], [], 300, False, Viewer(None, "", False))
     assert 'class="state-- failing"' in html and "read-only" in html
+
+
+async def test_a_dns_worker_address_stands_for_every_address_its_name_has_now() -> None:
+    from streams.console.workers import WorkerPages
+
+    pages_ = WorkerPages(["dns+http://localhost:6066", "http://10.0.0.7:6066"], History())
+    assert "http://127.0.0.1:6066" in await pages_._expand("dns+http://localhost:6066")
+    assert await pages_._expand("http://10.0.0.7:6066") == ["http://10.0.0.7:6066"]
+    assert await pages_._expand("dns+http://no-such-name.invalid:6066") == []
+    view = pages_.views["dns+http://no-such-name.invalid:6066"]
+    assert not view.reachable and "no address" in view.detail
