@@ -439,6 +439,12 @@ def build_app(console: Console) -> web.Application:
         except web.HTTPException as exc:
             exc.headers.update(SECURITY_HEADERS)
             raise
+        except Exception as exc:
+            # Kafka unreachable, a topic missing: the operator reads why, and the next
+            # reload tries again.
+            log.exception("console: %s %s failed", request.method, request.path)
+            text = f"{type(exc).__name__}: {exc}"
+            response = html(pages.message_page("Cannot read", text, console.viewer(request)), 503)
         response.headers.update(SECURITY_HEADERS)
         return response
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from streams.console import pages
@@ -146,3 +148,29 @@ async def test_a_dns_worker_address_stands_for_every_address_its_name_has_now() 
     assert await pages_._expand("dns+http://no-such-name.invalid:6066") == []
     view = pages_.views["dns+http://no-such-name.invalid:6066"]
     assert not view.reachable and "no address" in view.detail
+
+
+class Unreadable:
+    """Kafka's side of the console when the topics cannot be read."""
+
+    def dead_letter_topic(self) -> Any:
+        raise RuntimeError("topic t.webhook-dead-letters does not exist")
+
+    def dead_letters(self) -> Any:
+        raise RuntimeError("topic t.webhook-dead-letters does not exist")
+
+
+async def test_a_kafka_read_that_fails_is_a_page_saying_why_not_a_crash() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from streams.console.server import Console, build_app
+
+    console = Console(Unreadable(), Access({}), [], scrape_s=3600)  # type: ignore[arg-type]
+    async with TestClient(TestServer(build_app(console), host="127.0.0.1")) as client:
+        answer = await client.get("/dead-letters")
+        assert answer.status == 503
+        page = await answer.text()
+        assert "Cannot read" in page and "t.webhook-dead-letters does not exist" in page
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        refused = await client.get("/dead-letters", headers={"Host": "rebound.example"})
+        assert refused.status == 421
