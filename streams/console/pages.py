@@ -113,6 +113,8 @@ class Viewer:
     can_sign_in: bool  # a console token is set: state changes are possible at all
 
 
+OVERVIEW_REFRESH_S = 15.0
+
 NAV = (
     ("/", "Overview"),
     ("/dead-letters", "Dead letters"),
@@ -253,13 +255,14 @@ def overview_page(
     )
     body = f"""<p class=lead>Per endpoint over the last {minutes} min (delivered, failed attempts,
 dead-lettered, POST time from the workers' /metrics); retries waiting and open dead letters are
-read from Kafka now.</p>
+read from Kafka now. The page reloads every {OVERVIEW_REFRESH_S:g} s.</p>
 <table class=grid id=endpoints><thead><tr><th>Endpoint</th><th>State</th><th>Delivered</th>
 <th>Failed attempts</th><th>Dead-lettered</th><th>Retries waiting</th><th>Open dead letters</th>
 <th>p50</th><th>p99</th><th>Last {minutes} min</th></tr></thead>
 <tbody>{"".join(body_rows)}</tbody></table>
 <h2>Workers</h2><ul class=workers>{worker_items}</ul>"""
-    return page("Overview", body, viewer, "/", refresh_s=None)
+    # A dashboard left open at 3 a.m. stays current: the page reloads itself.
+    return page("Overview", body, viewer, "/", refresh_s=OVERVIEW_REFRESH_S)
 
 
 def merge_state(states: Iterable[str]) -> str:

@@ -137,6 +137,7 @@ def test_the_worst_worker_state_is_the_endpoints_and_failing_rows_say_so() -> No
     row = pages.EndpointRow(CRM, delivered=2, failed=5)
     html = pages.overview_page([row], [], 300, False, Viewer(None, "", False))
     assert 'class="state-- failing"' in html and "read-only" in html
+    assert '<meta http-equiv="refresh" content="15">' in html  # a dashboard stays current
 
 
 async def test_a_dns_worker_address_stands_for_every_address_its_name_has_now() -> None:
