@@ -81,16 +81,27 @@ def text(driver: Any) -> str:
 
 
 def click_and_load(driver: Any, element: Any, timeout_s: float = 30.0) -> None:
-    """Click what submits a form or follows a link, and wait for the next page to load."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    """Click what submits a form or follows a link, and wait for the next page to load.
+
+    The old page is marked in its window object; a new document has no mark. (Waiting for
+    the old page's element to go stale races with the navigation: Chrome can answer "node
+    does not belong to the document" while it swaps documents, and a page that reloads
+    itself, like the task page, may already have swapped once.)"""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    before = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("window.omnihooksOldPage = true")
     element.click()
-    wait = WebDriverWait(driver, timeout_s)
-    wait.until(expected_conditions.staleness_of(before))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def loaded(d: Any) -> bool:
+        try:
+            return bool(d.execute_script(
+                "return !window.omnihooksOldPage && document.readyState === 'complete'"
+            ))  # fmt: skip
+        except WebDriverException:
+            return False  # between two documents
+
+    WebDriverWait(driver, timeout_s, ignored_exceptions=(WebDriverException,)).until(loaded)
 
 
 def attribute(driver: Any, css: str, name: str) -> str | None:
