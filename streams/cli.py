@@ -485,15 +485,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _dead_letter_topic(settings: Settings) -> Any:
     from streams.dead_letters import DeadLetterTopic
-    from topics.catalogue import Topic
 
-    prefix = settings.topic_prefix
-    return DeadLetterTopic(
-        settings.kafka_bootstrap_servers,
-        dead_letters=f"{prefix}{Topic.WEBHOOK_DEAD_LETTERS.value}",
-        marks=f"{prefix}{Topic.WEBHOOK_DEAD_LETTER_MARKS.value}",
-        jobs=f"{prefix}{Topic.WEBHOOK_JOBS.value}",
-    )
+    return DeadLetterTopic.of(settings)
 
 
 def _selected(
@@ -630,19 +623,12 @@ def _endpoints_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
-    import time
-
-    from streams.clock import iso
-    from streams.endpoint_admin import write_one
-    from topics.catalogue import Topic
-    from topics.records import EndpointControl
+    from streams.endpoint_admin import write_control
 
     if not args.url.startswith(("http://", "https://")):
         raise UsageError(f"{args.url!r} is not an http:// or https:// URL")
-    record = EndpointControl(args.url, args.paused, iso(time.time()), args.reason)
-    topic = f"{settings.topic_prefix}{Topic.ENDPOINT_CONTROLS.value}"
     try:
-        write_one(settings.kafka_bootstrap_servers, topic, args.url.encode(), record.to_json())
+        topic = write_control(settings, args.url, args.paused, args.reason)
     except RuntimeError as exc:
         print(f"omnihooks: {exc}", file=sys.stderr)
         return EXIT_FAILURE

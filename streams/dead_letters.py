@@ -16,11 +16,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from streams.clock import iso, parse_iso
+from streams.payloads import PayloadType
 from topics import codec
+from topics.catalogue import Topic
 from topics.records import DeadLetter
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+# Every webhook type a job can have: the session and message payloads, and offline messages.
+WEBHOOK_TYPES: tuple[str, ...] = (*get_args(PayloadType), "LivechatOfflineMessage")
 
 RELATIVE_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -167,11 +175,7 @@ def build_filters(
     now = time.time() if now is None else now
     if status is not None and not re.fullmatch(r"\d{3}|[1-5]xx|[A-Za-z][\w :-]*", status):
         raise FilterError(f"--status {status!r}: give a code (500), a class (5xx) or an error word")
-    known = {
-        "LivechatSessionStart", "LivechatSessionQueued", "LivechatSessionTaken",
-        "LivechatSessionForwarded", "LivechatSession", "LivechatEdit", "Message",
-        "LeadCapture", "LivechatOfflineMessage",
-    }  # fmt: skip
+    known = set(WEBHOOK_TYPES)
     unknown = set(types) - known
     if unknown:
         raise FilterError(f"--type {sorted(unknown)} unknown; one of {sorted(known)}")
@@ -259,6 +263,17 @@ class DeadLetterTopic:
     marks: str
     jobs: str
     _producer: Any = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, settings: Settings) -> DeadLetterTopic:
+        """The dead letters, their marks and the jobs topic under the settings' prefix."""
+        prefix = settings.topic_prefix
+        return cls(
+            settings.kafka_bootstrap_servers,
+            dead_letters=f"{prefix}{Topic.WEBHOOK_DEAD_LETTERS.value}",
+            marks=f"{prefix}{Topic.WEBHOOK_DEAD_LETTER_MARKS.value}",
+            jobs=f"{prefix}{Topic.WEBHOOK_JOBS.value}",
+        )
 
     def entries(self) -> list[Entry]:
         """Every dead letter with its marks, oldest first."""

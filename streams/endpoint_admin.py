@@ -26,7 +26,7 @@ from streams.endpoints import (
 from streams.settings import Settings
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import EndpointRecord, endpoint_key
+from topics.records import EndpointControl, EndpointRecord, endpoint_key
 
 
 def new_secret() -> str:
@@ -50,6 +50,15 @@ def write_one(bootstrap: str, topic: str, key: bytes, value: bytes | None) -> No
     producer.produce(topic, key=key, value=value, on_delivery=delivered)
     if producer.flush(30) != 0 or failures:
         raise RuntimeError(f"not written to {topic}: {failures or 'timed out'}")
+
+
+def write_control(settings: Settings, url: str, paused: bool, reason: str) -> str:
+    """Pause or resume an endpoint URL on every delivery worker (an `endpoint-controls`
+    record, acknowledged); returns the topic written."""
+    topic = f"{settings.topic_prefix}{Topic.ENDPOINT_CONTROLS.value}"
+    record = EndpointControl(url, paused, iso(time.time()), reason)
+    write_one(settings.kafka_bootstrap_servers, topic, url.encode(), record.to_json())
+    return topic
 
 
 @dataclass

@@ -15,24 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from streams.dead_letters import Entry
+from streams.dead_letters import WEBHOOK_TYPES, Entry
 from streams.endpoints import endpoint_label
 from topics import codec
 
 HIDDEN = "•••• (hidden)"
 SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|signature|api[-_]?key", re.I)
 STATE_RANK = {"paused": 4, "open": 3, "probing": 2, "closed": 1}
-DEAD_LETTER_TYPES = (
-    "LivechatSessionStart",
-    "LivechatSessionQueued",
-    "LivechatSessionTaken",
-    "LivechatSessionForwarded",
-    "LivechatSession",
-    "LivechatEdit",
-    "Message",
-    "LeadCapture",
-    "LivechatOfflineMessage",
-)
 
 
 def esc(value: object) -> str:
@@ -285,7 +274,7 @@ def _filter_form(values: Mapping[str, str], include_purged: bool) -> str:
 
     options = "".join(
         f"<option{' selected' if values.get('type') == t else ''}>{esc(t)}</option>"
-        for t in DEAD_LETTER_TYPES
+        for t in WEBHOOK_TYPES
     )
     return f"""<form method=get action="/dead-letters" class="card filters" id=filters>
 {box("since", "Since", "2h, 30m, 2026-11-26T10:00:00Z")}{box("until", "Until", "ISO time or age")}

@@ -8,13 +8,11 @@ in threads.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from streams.clock import iso
 from streams.dead_letters import DeadLetterTopic, Entry, read_all, read_from
-from streams.endpoint_admin import EndpointsTopic, listing, write_one
+from streams.endpoint_admin import EndpointsTopic, listing, write_control
 from streams.endpoints import endpoint_label
 from streams.settings import Settings
 from topics.catalogue import Topic
@@ -52,12 +50,7 @@ class KafkaReads:
         return self.settings.kafka_bootstrap_servers
 
     def dead_letter_topic(self) -> DeadLetterTopic:
-        return DeadLetterTopic(
-            self.bootstrap,
-            dead_letters=self.name(Topic.WEBHOOK_DEAD_LETTERS),
-            marks=self.name(Topic.WEBHOOK_DEAD_LETTER_MARKS),
-            jobs=self.name(Topic.WEBHOOK_JOBS),
-        )
+        return DeadLetterTopic.of(self.settings)
 
     def dead_letters(self) -> list[Entry]:
         return self.dead_letter_topic().entries()
@@ -143,7 +136,4 @@ class KafkaReads:
         return found
 
     def write_control(self, url: str, paused: bool, reason: str) -> None:
-        record = EndpointControl(url, paused, iso(time.time()), reason)
-        write_one(
-            self.bootstrap, self.name(Topic.ENDPOINT_CONTROLS), url.encode(), record.to_json()
-        )
+        write_control(self.settings, url, paused, reason)
