@@ -60,6 +60,8 @@ def params(function: object) -> list[str]:
         (driver.Producer, "_settings_extra", ["self"]),
         (driver.Producer, "send_soon", ["self", "fut"]),
         (faust.Worker, "on_setup_root_logger", ["self", "logger", "level"]),
+        (faust.Worker, "on_startup_finished", ["self"]),
+        (faust_consumer.Consumer, "on_buffer_full", ["self", "tp"]),
         (driver.Producer, "flush", ["self"]),
         (
             driver.Producer,
@@ -205,3 +207,17 @@ def test_faust_still_commits_after_a_producer_flush_that_may_leave_changelog_wri
     )
     assert "timeout=0.1" in inspect.getsource(producer.ProducerBuffer.flush_atmost)
     assert ".send_soon(" in inspect.getsource(base.Collection.send_changelog)
+
+
+def test_faust_still_hands_on_records_of_a_buffered_partition_and_waits_on_a_full_buffer() -> None:
+    # Why `_release_plain` keeps a buffered partition's records: Faust's drain would wait on
+    # the full stream buffer, and every other partition with it.
+    from faust.transport import conductor
+
+    assert "tp in self._buffered_partitions" in inspect.getsource(faust_consumer.Consumer.getmany)
+    assert "self._buffered_partitions.add(tp)" in inspect.getsource(
+        faust_consumer.Consumer.on_buffer_full
+    )
+    handler = inspect.getsource(conductor.ConductorCompiler.build)
+    assert "consumer_on_buffer_full(tp)" in handler
+    assert "dest_chan.put(dest_event)" in handler
