@@ -37,7 +37,7 @@ from streams.clock import iso, parse_iso
 from streams.compat import profile_named, retry_delay_s
 from streams.endpoint_gates import ALWAYS, EndpointGates
 from streams.endpoints import EndpointDirectory, endpoint_label, signing_secrets
-from streams.engine import DirectTable, bytes_table, forget_locally
+from streams.engine import DirectTable, bytes_table, forget_locally, let_go_before_waiting
 from streams.engine.sink import Entry, InOrderSink
 from streams.failure_log import FailureLog
 from streams.followers import follower_service
@@ -386,6 +386,23 @@ class DeliveryAgent:
         self.sink.forget(lambda tp: tp not in assigned)
         return dropped
 
+    async def let_go(self) -> list[Any]:
+        """Faust is about to wait for every event it handed on (a rebalance, or the worker
+        stopping), with no limit. A job only waiting (for its due time, its room's turn or
+        its endpoint: minutes, when the endpoint is down) is let go, to be read again from
+        the committed offset by whichever worker gets its partition; a POST under way
+        finishes. Returns the events that will never be acknowledged."""
+        while self._waiting:
+            for task in list(self._waiting):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        let_go = self.sink.let_go_all()
+        if let_go:
+            log.info("%s: let go of %d jobs waiting, read again after the rebalance",
+                     self.name, len(let_go))  # fmt: skip
+        return let_go
+
     async def handle(self, event: Any, entry: Entry) -> None:
         try:
             await self.deliver_one(event)
@@ -548,6 +565,10 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
                                  delivery.controls_partitions, delivery.apply_control,
                                  delivery.controls_loaded))  # fmt: skip
 
+    async def let_go() -> list[Any]:
+        return [*await deliver.let_go(), *await retry.let_go()]
+
+    let_go_before_waiting(app, let_go)
     assignment = AssignmentWatch(app)
 
     async def drop_revoked_waits() -> None:

@@ -7,7 +7,7 @@ an event an agent processed. faust-streaming and aiokafka are pinned to exact ve
 """
 
 from streams.engine.acks import finish
-from streams.engine.consumer import order_by_timestamp
+from streams.engine.consumer import let_go_before_waiting, order_by_timestamp
 from streams.engine.memory import release_freed_memory
 from streams.engine.outbox import Outbox
 from streams.engine.tables import DirectTable, bytes_table, forget_locally, rocksdb_memory
@@ -18,6 +18,7 @@ __all__ = [
     "bytes_table",
     "finish",
     "forget_locally",
+    "let_go_before_waiting",
     "order_by_timestamp",
     "release_freed_memory",
     "rocksdb_memory",

@@ -21,7 +21,11 @@ fails when a hook below moves):
 - pauses: a partition Faust pauses (an active table's changelog once recovered, every
   partition during a rebalance) is paused in aiokafka too (`mirror_pauses`). Faust only
   stops asking for it, and the batch aiokafka fetched and nobody takes holds back every
-  fetch to that broker for 0.1 s.
+  fetch to that broker for 0.1 s. A partition whose stream buffer is under pressure keeps its
+  held records and is not fetched until the buffer drains (Faust hands them on and then
+  waits on the full buffer, holding back every partition).
+- `wait_empty`: before Faust waits for every event handed on (each rebalance, and at stop),
+  the agents let go of what is only waiting (`let_go_before_waiting`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any
 
 from aiokafka.structs import TopicPartition
@@ -57,6 +69,23 @@ FETCH_TIMEOUT_S = 0.25
 POSITION_TIMEOUT_S = 10.0
 
 PARTITION_GROUPS_ATTR = "omnihooks_partition_groups"
+LET_GO_ATTR = "omnihooks_let_go"
+
+# What an agent gives up when Faust is about to wait for every event it handed on: the
+# events it let go unfinished (to be read again from the committed offsets).
+LetGo = Callable[[], Awaitable[Iterable[Any]]]
+
+
+def let_go_before_waiting(app: Any, let_go: LetGo) -> None:
+    """Call `let_go` whenever Faust waits for every event handed on to its agents, at each
+    rebalance and at stop (`stream_wait_empty`). Faust waits with no limit: an agent holding
+    an event for minutes (a job held for an open endpoint) would hold the rebalance, and the
+    whole group with it, as long. What `let_go` returns is not waited for; it is never
+    committed, and after the rebalance every partition is read again from its committed
+    offset."""
+    hooks: list[LetGo] = getattr(app, LET_GO_ATTR, [])
+    hooks.append(let_go)
+    setattr(app, LET_GO_ATTR, hooks)
 
 
 def order_by_timestamp(app: Any, topics: list[str], idle_s: float, grace_s: float) -> None:
@@ -140,6 +169,12 @@ class OrderedConsumer(driver.Consumer):
         return groups
 
     # -- honest acknowledgements -------------------------------------------------------------
+
+    async def wait_empty(self) -> None:
+        for let_go in getattr(self.app, LET_GO_ATTR, ()):
+            for event in await let_go():
+                self._unacked_messages.discard(event.message)
+        await super().wait_empty()
 
     def ack(self, message: Any) -> bool:
         if is_finished(message) or not self.app.topics.acks_enabled_for(message.topic):
@@ -233,7 +268,9 @@ class OrderedConsumer(driver.Consumer):
                     await asyncio.sleep(min(timeout, 0.05))
                     return {}
         thread: Any = self._thread
-        thread.paused_by_faust = frozenset(self._paused_partitions)
+        # A buffered partition is not asked for either: aiokafka would go on fetching it, and
+        # its batch nobody takes would hold back every fetch to that broker (see above).
+        thread.paused_by_faust = frozenset(self._paused_partitions | self._buffered_partitions)
         return await super()._getmany(active_partitions, timeout)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109

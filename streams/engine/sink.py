@@ -57,6 +57,14 @@ class InOrderSink:
         for tp in [tp for tp in self._queues if revoked(tp)]:
             del self._queues[tp]
 
+    def let_go_all(self) -> list[Any]:
+        """Forget every place, once no work is under way (a rebalance reads every partition
+        again from its committed offset), and return the events never acknowledged: those
+        abandoned, and the finished ones after them."""
+        events = [entry.event for queue in self._queues.values() for entry in queue]
+        self._queues.clear()
+        return events
+
     @property
     def in_flight(self) -> int:
         return sum(len(queue) for queue in self._queues.values())

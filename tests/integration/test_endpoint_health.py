@@ -249,3 +249,51 @@ def test_a_long_hold_commits_past_held_jobs_and_keeps_when_the_hold_began(
     assert endpoints_cli(settings, "resume", paused_url).returncode == 0
     wait_delivered(receiver, "/ok/paused", {j.delivery_id for j in held}, timeout_s=60)
     assert len(receiver.at("/ok/paused")) == 10
+
+
+def test_a_rebalance_and_a_stop_let_go_of_held_jobs_instead_of_waiting_for_them(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    start_worker: Callable[..., WorkerProcess],
+    receiver: Receiver,
+    read_topic: Callable[[str], TopicReader],
+) -> None:
+    """Faust waits, with no limit, for every event it handed on before a rebalance and at
+    stop. Jobs held for a paused endpoint (for a lease of 4 minutes here) are let go
+    instead, to be read again from the committed offset: a worker joining the group gets its
+    partitions and healthy jobs flow within seconds (stock, the group waited for its
+    rebalance timeout), the first worker stops at once, and every held job is delivered
+    once its endpoint is resumed."""
+    settings = settings_factory(web_enabled=True, web_port=free_port())
+    paused_url = receiver.url("/ok/paused")
+    assert endpoints_cli(settings, "pause", paused_url).returncode == 0
+    first = start_worker(settings, "delivery")
+    jobs_topic = applied_topics[Topic.WEBHOOK_JOBS]
+    held = [make_job(paused_url, n, room=f"room-{n}") for n in range(20)]
+    healthy = [make_job(receiver.url("/ok"), n, room=f"room-{n}") for n in range(20)]
+    send_jobs(kafka, jobs_topic, [job for pair in zip(held, healthy, strict=True) for job in pair])
+    wait_delivered(receiver, "/ok", {j.delivery_id for j in healthy}, timeout_s=60)
+    read_topic(applied_topics[Topic.WEBHOOK_RETRIES]).wait_for(20, timeout_s=30)
+    wait_status(settings, paused_url, ("paused",))  # held in the retry agent, waiting
+
+    second = start_worker(settings.model_copy(update={"web_port": free_port()}), "delivery")
+    # The group's rebalance ends, and the second worker gets its partitions, only once the
+    # first has rejoined: at once when it lets go, after the group's rebalance timeout (60 s)
+    # when it waits for its held jobs.
+    second.wait_for_log("Worker ready", timeout_s=30)
+    assert "retry: let go of 20 jobs waiting" in first.log()
+    later = [make_job(receiver.url("/ok/later"), n, room=f"room-{n}") for n in range(20)]
+    send_jobs(kafka, jobs_topic, later)
+    wait_delivered(receiver, "/ok/later", {j.delivery_id for j in later}, timeout_s=30)
+
+    began = time.monotonic()
+    code = first.stop(timeout_s=30)
+    assert code != -signal.SIGKILL, f"the first worker did not stop within 30 s:\n{first.tail()}"
+    stopped_in = time.monotonic() - began
+    assert stopped_in < 20, f"stopping took {stopped_in:.0f} s"
+
+    assert endpoints_cli(settings, "resume", paused_url).returncode == 0
+    wait_delivered(receiver, "/ok/paused", {j.delivery_id for j in held}, timeout_s=60)
+    assert len(receiver.at("/ok/paused")) == 20, "each held job POSTed once"
+    assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []

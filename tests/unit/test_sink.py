@@ -79,3 +79,23 @@ async def test_a_revoked_partitions_places_are_forgotten_and_it_starts_clean_aga
     sink.finish(again)
     assert acked == [("p1", 0), ("p0", 0)]
     assert sink.in_flight == 0
+
+
+async def test_letting_go_forgets_every_place_and_returns_what_was_never_acknowledged() -> None:
+    """Before a rebalance: the waiting job was let go (abandoned), the POST behind it finished
+    but could not be acknowledged past it; both are read again from the committed offset."""
+    acked: list[tuple[str, int]] = []
+    sink = InOrderSink(limit=10)
+    done, waiting, behind = [await sink.track(Event(acked, "p0", n)) for n in range(3)]
+    other = await sink.track(Event(acked, "p1", 0))
+    sink.finish(done)
+    sink.abandon(waiting)
+    sink.finish(behind)
+    sink.finish(other)
+    assert acked == [("p0", 0), ("p1", 0)]
+    let_go = sink.let_go_all()
+    assert [(e.message.tp, e.message.offset) for e in let_go] == [("p0", 1), ("p0", 2)]
+    assert sink.in_flight == 0
+    again = await sink.track(Event(acked, "p0", 1))  # read again after the rebalance
+    sink.finish(again)
+    assert acked[-1] == ("p0", 1)
