@@ -716,9 +716,12 @@ class Bench:
 
     def transcript_growth(self, messages: int = 10_000) -> dict[str, float]:
         """One room, `messages` messages, then its close, through one sessions worker (its
-        real tables): µs per message over the first and the last thousand (each message's
+        real tables): µs per message over the first and the last 3,000 (each message's
         Message job timestamp), and the close body for the whole transcript (the close
-        job's timestamp after the last message's)."""
+        job's timestamp after the last message's). A window spans the worker's commit
+        interval (1 s; each commit waits for the changelog writes): windows of 1,000 lasted
+        0.2-0.4 s, and whether a commit fell in one decided its figure (the first window
+        moved from 194 to 381 µs over four runs, the last stayed at 406-443)."""
         settings = self.settings(webhook_url=self.url("/hook"), send_on_close=True,
                                  send_on_visitor_message=True, send_on_agent_message=True)  # fmt: skip
         room = "grow0000"
@@ -757,8 +760,8 @@ class Bench:
             return round((window[-1] - window[0]) / (len(window) - 1) * 1e6, 1)
 
         return {
-            "first_1000_us": per_message_us(order[1:1001]),
-            "last_1000_us": per_message_us(order[-1000:]),
+            "first_3000_us": per_message_us(order[1:3001]),
+            "last_3000_us": per_message_us(order[-3000:]),
             "close_after_last_message_ms": round((close_at - order[-1]) * 1000, 1),
             "close_messages": close_size,
         }
@@ -1246,9 +1249,9 @@ def render(r: dict[str, Any]) -> str:
          f"{disk[10_000]['floor_rss_mb']} → {disk[1_000_000]['floor_rss_mb']} MB = {floor_flat:.2f}×",
          "flat: within 20%", met(flat <= 1.2)),
         ("storing a message as one room's transcript grows to 10,000 (worker)",
-         f"{grow['first_1000_us']:.0f} µs per message over the first 1,000, {grow['last_1000_us']:.0f} µs over the last",
+         f"{grow['first_3000_us']:.0f} µs per message over the first 3,000, {grow['last_3000_us']:.0f} µs over the last",
          f"close body of {grow['close_messages']:,} messages out {grow['close_after_last_message_ms']:.0f} ms after the last message's job",
-         "flat (≤ 2× from first to last)", met(grow["last_1000_us"] <= 2 * grow["first_1000_us"])),
+         "flat (≤ 2× from first to last)", met(grow["last_3000_us"] <= 2 * grow["first_3000_us"])),
         ("two workers on this machine", f"delivery {r['delivery_2_workers_per_s']:,} jobs/s; sessions {r['session_2_workers_events_per_s']:,} events/s",
          f"one worker: delivery {delivery:,}/s, sessions {sessions:,}/s", "reported", "—"),
     ]  # fmt: skip
