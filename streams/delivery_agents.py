@@ -63,6 +63,9 @@ NO_CRM_DATA = frozenset({"LivechatOfflineMessage"})
 INTERNAL_ERROR = "internal error while delivering; see the worker log"
 # A retry whose room's earlier jobs took its whole lease still gets this long at its gate.
 MIN_GATE_WAIT_S = 1.0
+# Before a rebalance, POSTs under way get their HTTP timeout and this long to finish (the
+# outcome's produce), then the rebalance goes on without them.
+LET_GO_S = 5.0
 
 
 def policy_from(settings: Settings, endpoint: EndpointRecord | None = None) -> RetryPolicy:
@@ -392,11 +395,14 @@ class DeliveryAgent:
         its endpoint: minutes, when the endpoint is down) is let go, to be read again from
         the committed offset by whichever worker gets its partition; a POST under way
         finishes. Returns the events that will never be acknowledged."""
-        while self._waiting:
+        # Polled: the agent may start one more job (the event it had in hand when a slot
+        # freed), and it is let go too. A job still running at the deadline is given up as
+        # well: its acknowledgement, if it finishes, no longer counts.
+        deadline = time.monotonic() + self.delivery.settings.http_timeout_ms / 1000 + LET_GO_S
+        while self._tasks and time.monotonic() < deadline:
             for task in list(self._waiting):
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.wait(set(self._tasks), timeout=0.1)
         let_go = self.sink.let_go_all()
         if let_go:
             log.info("%s: let go of %d jobs waiting, read again after the rebalance",
