@@ -258,11 +258,12 @@ class OrderedConsumer(driver.Consumer):
             # Not fetched while held back: a partition far ahead of its group, or one whose
             # stream buffer is under pressure (a rebalance makes that one active again
             # before its buffer has drained, and its records would pile up here).
-            full = set(self._buffered_partitions)
+            held_back = set(self._buffered_partitions)
             if groups is not None:
-                full |= {tp for tp in groups.held_partitions() if groups.held(tp) >= HOLD_LIMIT}
-            if full & active_partitions:
-                active_partitions = active_partitions - full
+                held_back |= {tp for tp in groups.held_partitions()
+                              if groups.held(tp) >= HOLD_LIMIT}  # fmt: skip
+            if held_back & active_partitions:
+                active_partitions = active_partitions - held_back
                 if not active_partitions:
                     # aiokafka reads an empty set as "every partition"
                     await asyncio.sleep(min(timeout, 0.05))
@@ -382,6 +383,10 @@ class OrderedConsumer(driver.Consumer):
         # an open endpoint, and healthy jobs stopped for 110 ms in the benchmark.
         is_changelog = self._is_changelog_tp
         buffered = self._buffered_partitions
+
+        def under_pressure(tp: Any) -> bool:  # asked per record: it can start mid-round
+            return tp in buffered and not is_changelog(tp)
+
         while True:
             streams_ok = streams_proceed()
             ready = [
@@ -389,7 +394,8 @@ class OrderedConsumer(driver.Consumer):
                 for tp, queue in self._plain.items()
                 if queue
                 and (releasable is None or tp in releasable)
-                and (is_changelog(tp) or (streams_ok and tp not in buffered))
+                and (streams_ok or is_changelog(tp))
+                and not under_pressure(tp)
             ]
             if not ready:
                 return
@@ -398,7 +404,7 @@ class OrderedConsumer(driver.Consumer):
                 if not may_go():
                     return
                 queue = self._plain.get(tp)
-                if queue and (tp not in buffered or is_changelog(tp)):
+                if queue and not under_pressure(tp):
                     yield tp, queue.popleft()
 
     async def _lagging(self, members: list[Any], groups: PartitionGroups) -> set[Any]:
