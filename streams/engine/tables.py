@@ -72,7 +72,8 @@ class DirectTable(MutableMapping[bytes, bytes]):
     (`OMNIHOOKS_PRODUCER=librdkafka`) this writes the table's store and hands the changelog
     record to librdkafka in one call: the same key, value and partition (the current
     event's, as Faust's), the same changelog, the same recovery. The producer's flush waits
-    for these records like any other, so a commit never passes a write not on the brokers.
+    for these records like any other, so a commit never passes a write not on the brokers;
+    they are batched longer than job sends (`STATE_LINGER_MS`), since only the commit waits.
     With aiokafka's producer every write goes through Faust's table as before.
     """
 
@@ -142,7 +143,7 @@ class DirectTable(MutableMapping[bytes, bytes]):
             del store[key]
         else:
             store[key] = value
-        producer.produce(self._changelog, key, value, partition, self._report)
+        producer.produce_state(self._changelog, key, value, partition, self._report)
 
     def _on_report(self, err: Any, msg: Any) -> None:
         # RocksDB keeps the changelog offset its data reaches, so a restart reads only what

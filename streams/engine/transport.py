@@ -20,6 +20,13 @@ aiokafka: librdkafka batches and encodes in its own C threads, where aiokafka's 
 it in Python on the event loop. Same guarantees: acks=all, idempotence, murmur2 partitioning
 (the Java client's and aiokafka's, so keyed records land where aiokafka would put them), and
 the same flush. aiokafka's producer stays up beside it for Faust's topic declarations.
+
+Table writes (`produce_state`) go through a second librdkafka producer that lingers
+`STATE_LINGER_MS`: nothing waits on a changelog record but the next commit, so its records
+can ride in few large requests. With the settled-jobs table, a delivery worker at 1,000
+jobs/s wrote a changelog record per job, and at the jobs' 5 ms linger those made about 200
+acks=all requests a second: the broker used 0.32 core against 0.26 without the table, and
+the delivery p99 rose with it, on a two-core machine. At 50 ms it was back at 0.26.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from streams.engine.consumer import OrderedConsumer
 # A changelog record not acknowledged by then fails the commit (the worker restarts and
 # reads the records again) rather than committing past state that may be lost.
 FLUSH_TIMEOUT_S = 120.0
+# How long a table write may wait to be batched; a commit (every second) waits for it too.
+STATE_LINGER_MS = 50
 
 
 class UnflushedWrites(RuntimeError):
@@ -80,14 +89,17 @@ async def _acknowledged(futures: list[asyncio.Future[Any]]) -> None:
 
 class RdKafkaProducer(IdempotentProducer):
     """Faust's producer interface over confluent-kafka, and `produce`, a synchronous send for
-    the engine's table writes and job sends: one C call, no `FutureMessage`, no buffer task.
+    the engine's job sends (`produce_state` for its table writes): one C call, no
+    `FutureMessage`, no buffer task.
 
     Delivery reports are served on the event loop (`poll(0)` every millisecond while records
-    are out), so nothing crosses threads. Each record gets a sequence number; `flush` waits
-    until every record produced before it was called is reported, and raises if any failed.
+    are out), so nothing crosses threads. Each record gets a sequence number, whichever of the
+    two producers sends it; `flush` waits until every record produced before it was called is
+    reported, and raises if any failed.
     """
 
     _rd: confluent_kafka.Producer | None = None
+    _rd_state: confluent_kafka.Producer | None = None
     _pending: dict[int, None]
     _failed: list[str]
 
@@ -115,14 +127,17 @@ class RdKafkaProducer(IdempotentProducer):
 
     async def on_start(self) -> None:
         await super().on_start()
-        self._rd = confluent_kafka.Producer(self._rd_config())
+        config = self._rd_config()
+        self._rd = confluent_kafka.Producer(config)
+        self._rd_state = confluent_kafka.Producer(
+            {**config, "client.id": f"{config['client.id']}-state", "linger.ms": STATE_LINGER_MS}
+        )
         self._poller = asyncio.create_task(self._serve_reports(), name="rdkafka-reports")
 
     async def on_stop(self) -> None:
-        rd = self._rd
-        if rd is not None:
+        if self._rd is not None:
             await self._wait_reported(self._seq)
-            self._rd = None
+            self._rd = self._rd_state = None
         if self._poller is not None:
             self._poller.cancel()
         await super().on_stop()
@@ -138,7 +153,24 @@ class RdKafkaProducer(IdempotentProducer):
         """Hand a record to librdkafka now; `on_report(error, message)` runs once the brokers
         have it or it failed. A failure also fails every later flush: an offset must never
         be committed past a lost record, so the worker stops and reads it again."""
-        rd = self._rd
+        self._produce(self._rd, topic, key, value, partition, on_report)
+
+    def produce_state(
+        self, topic: str, key: bytes, value: bytes | None, partition: int, on_report: Any = None
+    ) -> None:
+        """`produce` for a changelog record: batched longer (`STATE_LINGER_MS`), awaited by
+        the next flush all the same."""
+        self._produce(self._rd_state, topic, key, value, partition, on_report)
+
+    def _produce(
+        self,
+        rd: confluent_kafka.Producer | None,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        on_report: Any,
+    ) -> None:
         if rd is None:
             raise ProducerSendError("producer not started")
         self._seq = seq = self._seq + 1
@@ -191,10 +223,11 @@ class RdKafkaProducer(IdempotentProducer):
         return fut
 
     async def _serve_reports(self) -> None:
-        rd = self._rd
-        assert rd is not None
+        rd, rd_state = self._rd, self._rd_state
+        assert rd is not None and rd_state is not None
         while True:
             rd.poll(0)
+            rd_state.poll(0)
             self._reported.set()
             await asyncio.sleep(0.001 if self._pending else 0.02)
 

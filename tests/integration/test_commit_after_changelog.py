@@ -22,6 +22,7 @@ from faust.transport import producer as faust_producer
 
 from streams import engine
 from streams.app import create_app
+from streams.engine import transport
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.integration.test_honest_acks import committed_offset, produce_numbered, wait_until
@@ -86,6 +87,51 @@ async def test_a_commit_waits_for_the_changelog_writes_of_the_records_it_passes(
         assert committed == RECORDS
         assert (written == RECORDS) is all_written, (
             f"committed {committed} records, {written} of their changelog writes acknowledged"
+        )
+    finally:
+        await app.stop()
+
+
+async def test_a_commit_waits_for_table_writes_batched_on_the_state_producer(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine's table writes (`DirectTable`) go through a producer that lingers to batch
+    them; here it lingers 3 s, so a commit that did not wait for them would pass five
+    records whose changelog writes are still in librdkafka's queue."""
+    monkeypatch.setattr(transport, "STATE_LINGER_MS", 3000)
+    omnihooks = create_app(settings_factory(producer="librdkafka"), "sessions")
+    app = omnihooks.app
+    partitions = omnihooks.catalogue[Topic.OFFLINE_MESSAGES].partitions
+    faust_table = engine.bytes_table(app, "commit-test-state", partitions, "test")
+    table = engine.DirectTable(app, faust_table)
+    topic = applied_topics[Topic.OFFLINE_MESSAGES]
+    finished: list[int] = []
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.noack().events():
+            table[b"k%d" % event.message.offset] = event.message.value
+            finished.append(event.message.offset)
+            engine.finish(event)
+
+    app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="writer")(agent)
+    produce_numbered(kafka.bootstrap, topic, RECORDS)
+
+    await app.start()
+    try:
+        await wait_until(lambda: len(finished) == RECORDS, "the agent to finish every record",
+                         lambda: f"finished {finished}", timeout_s=90)  # fmt: skip
+        assert isinstance(app.producer, transport.RdKafkaProducer)
+        changelog = faust_table.changelog_topic.get_topic_name()
+        assert end_offset(kafka.bootstrap, changelog) == 0, "the writes were not held back"
+        await app.consumer.commit()
+        committed = committed_offset(kafka.bootstrap, app.conf.id, topic)
+        written = end_offset(kafka.bootstrap, changelog)
+        assert committed == RECORDS
+        assert written == RECORDS, (
+            f"committed {committed} records, {written} writes on the changelog"
         )
     finally:
         await app.stop()

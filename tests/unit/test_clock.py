@@ -26,3 +26,10 @@ def test_same_text_as_datetime_gives(epoch_s: float) -> None:
 @given(st.integers(min_value=0, max_value=4_000_000_000_000))
 def test_round_trips_milliseconds(epoch_ms: int) -> None:
     assert round(parse_iso(iso(epoch_ms / 1000)) * 1000) == epoch_ms
+
+
+def test_the_kept_second_follows_the_clock_both_ways() -> None:
+    assert iso(1675332967.230) == "2023-02-02T10:16:07.230Z"
+    assert iso(1675332967.731) == "2023-02-02T10:16:07.731Z"  # same second, kept text
+    assert iso(1675332968.001) == "2023-02-02T10:16:08.001Z"
+    assert iso(1675332967.500) == "2023-02-02T10:16:07.500Z"  # back again (a clock step)
