@@ -49,6 +49,7 @@ from topics.records import WebhookJob  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 4
 BENCH_PORT = 19392
+SEED_MESSAGE = ROOT.parent / "shared" / "seed" / "message.json"
 ISOLATION_STAGE_S = 30  # three times the retry delay the stage sets: retries fire in it
 
 
@@ -516,7 +517,7 @@ class Bench:
             )  # fmt: skip
         self.workers.append(ingest)
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, 0.2)
-        seed = codec.loads((ROOT.parent / "shared" / "seed" / "message.json").read_bytes())
+        seed = codec.loads(SEED_MESSAGE.read_bytes())
         bodies = [codec.dumps({**seed, "_id": f"room-{n % 500}"}) for n in range(count)]
 
         async def run_http() -> tuple[float, list[float]]:
@@ -1018,6 +1019,8 @@ def main() -> int:
              "ingest: only relay mode's ingest stage (a minute) into bench/results/ingest.{json,md}",
     )  # fmt: skip
     args = parser.parse_args()
+    if not SEED_MESSAGE.is_file():  # the ingest stage's body, read an hour into a full run
+        parser.error(f"{SEED_MESSAGE} is missing: the ingest stage posts it (../shared/seed)")
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
     with bench_session() as bench:
