@@ -21,8 +21,8 @@ from confluent_kafka import Consumer, TopicPartition
 from faust.transport import producer as faust_producer
 
 from streams import engine
-from streams.app import create_app
-from streams.engine import transport
+from streams.app import Omnihooks, create_app
+from streams.engine.transport import RdKafkaProducer
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.integration.test_honest_acks import committed_offset, produce_numbered, wait_until
@@ -41,6 +41,26 @@ def end_offset(bootstrap: str, topic: str) -> int:
         return int(high)
     finally:
         consumer.close()
+
+
+def add_writer(omnihooks: Omnihooks, write: Callable[[bytes, bytes], None]) -> list[int]:
+    """An agent on the offline-messages topic writing one key per record through `write` and
+    finishing it; returns the offsets it finished, as it finishes them."""
+    finished: list[int] = []
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.noack().events():
+            write(b"k%d" % event.message.offset, event.message.value)
+            finished.append(event.message.offset)
+            engine.finish(event)
+
+    omnihooks.app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="writer")(agent)
+    return finished
+
+
+async def every_record_finished(finished: list[int]) -> None:
+    await wait_until(lambda: len(finished) == RECORDS, "the agent to finish every record",
+                     lambda: f"finished {finished}", timeout_s=90)  # fmt: skip
 
 
 @pytest.mark.parametrize(("transport", "all_written"), [("omnihooks", True), ("aiokafka", False)])
@@ -66,21 +86,12 @@ async def test_a_commit_waits_for_the_changelog_writes_of_the_records_it_passes(
     partitions = omnihooks.catalogue[Topic.OFFLINE_MESSAGES].partitions
     table = app.Table("commit-test", key_type=bytes, value_type=bytes, partitions=partitions)
     topic = applied_topics[Topic.OFFLINE_MESSAGES]
-    finished: list[int] = []
-
-    async def agent(stream: Any) -> None:
-        async for event in stream.noack().events():
-            table[b"k%d" % event.message.offset] = event.message.value
-            finished.append(event.message.offset)
-            engine.finish(event)
-
-    app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="writer")(agent)
+    finished = add_writer(omnihooks, table.__setitem__)
     produce_numbered(kafka.bootstrap, topic, RECORDS)
 
     await app.start()
     try:
-        await wait_until(lambda: len(finished) == RECORDS, "the agent to finish every record",
-                         lambda: f"finished {finished}", timeout_s=90)  # fmt: skip
+        await every_record_finished(finished)
         await app.consumer.commit()
         committed = committed_offset(kafka.bootstrap, app.conf.id, topic)
         written = end_offset(kafka.bootstrap, table.changelog_topic.get_topic_name())
@@ -101,29 +112,20 @@ async def test_a_commit_waits_for_table_writes_batched_on_the_state_producer(
     """The engine's table writes (`DirectTable`) go through a producer that lingers to batch
     them; here it lingers 3 s, so a commit that did not wait for them would pass five
     records whose changelog writes are still in librdkafka's queue."""
-    monkeypatch.setattr(transport, "STATE_LINGER_MS", 3000)
+    monkeypatch.setattr("streams.engine.transport.STATE_LINGER_MS", 3000)
     omnihooks = create_app(settings_factory(producer="librdkafka"), "sessions")
     app = omnihooks.app
     partitions = omnihooks.catalogue[Topic.OFFLINE_MESSAGES].partitions
     faust_table = engine.bytes_table(app, "commit-test-state", partitions, "test")
     table = engine.DirectTable(app, faust_table)
     topic = applied_topics[Topic.OFFLINE_MESSAGES]
-    finished: list[int] = []
-
-    async def agent(stream: Any) -> None:
-        async for event in stream.noack().events():
-            table[b"k%d" % event.message.offset] = event.message.value
-            finished.append(event.message.offset)
-            engine.finish(event)
-
-    app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="writer")(agent)
+    finished = add_writer(omnihooks, table.__setitem__)
     produce_numbered(kafka.bootstrap, topic, RECORDS)
 
     await app.start()
     try:
-        await wait_until(lambda: len(finished) == RECORDS, "the agent to finish every record",
-                         lambda: f"finished {finished}", timeout_s=90)  # fmt: skip
-        assert isinstance(app.producer, transport.RdKafkaProducer)
+        await every_record_finished(finished)
+        assert isinstance(app.producer, RdKafkaProducer)
         changelog = faust_table.changelog_topic.get_topic_name()
         assert end_offset(kafka.bootstrap, changelog) == 0, "the writes were not held back"
         await app.consumer.commit()
