@@ -744,7 +744,11 @@ def _seen_key(event_id: str, source: Source) -> tuple[str, str, int, int]:
 
 def _seen_entry(state: RoomState, event_id: str, source: Source) -> tuple[Any, ...] | None:
     here = _seen_key(event_id, source)
-    return next((entry for entry in state.seen if tuple(entry[:4]) == here), None)
+    # The event id first: it tells entries apart without a tuple built for each of up to 64.
+    return next(
+        (entry for entry in state.seen if entry[0] == event_id and tuple(entry[:4]) == here),
+        None,
+    )
 
 
 def _is_later(record: str, source: Source) -> bool:
@@ -808,7 +812,7 @@ def _note_before(state: RoomState, event_id: str, source: Source, image: list[An
     here = _seen_key(event_id, source)
     last = len(state.seen) - 1
     for n, entry in enumerate(state.seen):
-        if tuple(entry[:4]) == here:
+        if entry[0] == event_id and tuple(entry[:4]) == here:
             state.seen[n] = (*here, entry[4] if len(entry) > 4 else None, image)
         elif n < last - BEFORE_IMAGES_KEPT and len(entry) > 5:
             state.seen[n] = tuple(entry[:5])
@@ -900,7 +904,7 @@ def _first_leads(visitor: JSON | None, emails: int | None, phones: int | None) -
 def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:
     here = _seen_key(event_id, source)
     for n, entry in enumerate(state.seen):
-        if tuple(entry[:4]) == here:
+        if entry[0] == event_id and tuple(entry[:4]) == here:
             state.seen[n] = (*here, seq, *entry[5:])  # keeps its before-image
 
 
