@@ -189,7 +189,9 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
     partitions = omnihooks.catalogue[Topic.ROOMS].partitions
 
     def table(name: str, help_: str) -> DirectTable:
-        return DirectTable(app, bytes_table(app, name, partitions, help_))
+        # Deferred: a room's state is rewritten by each of its records, but only its value
+        # at the commit needs the changelog (one record per room and commit, not per record).
+        return DirectTable(app, bytes_table(app, name, partitions, help_), deferred=True)
 
     store = TableStore(
         table("rooms", "room, visitor, agent, crmData and counters"),

@@ -75,12 +75,21 @@ class DirectTable(MutableMapping[bytes, bytes]):
     for these records like any other, so a commit never passes a write not on the brokers;
     they are batched longer than job sends (`STATE_LINGER_MS`), since only the commit waits.
     With aiokafka's producer every write goes through Faust's table as before.
+
+    `deferred`: the changelog gets each key's latest value when the next flush starts (before
+    every commit and every rebalance), not every write: Kafka Streams' record cache. A room
+    touched by k records between commits is one changelog record, not k. Nothing is lost by
+    holding them: no offset is committed before that flush has them on the brokers, and a
+    crash before it reads every uncommitted record again. The value is held, not read back
+    from the store at the flush: a rebalance closes revoked partitions' stores first.
     """
 
-    def __init__(self, app: Any, table: Any) -> None:
+    def __init__(self, app: Any, table: Any, *, deferred: bool = False) -> None:
         self._app, self._table = app, table
         self._producer: RdKafkaProducer | None = None
         self._direct: bool | None = None
+        self._deferred = deferred
+        self._unsent: dict[bytes, tuple[int, bytes | None]] = {}  # key -> partition, value
 
     def _direct_producer(self) -> RdKafkaProducer | None:
         if self._direct is None:
@@ -92,6 +101,8 @@ class DirectTable(MutableMapping[bytes, bytes]):
             self._memory = getattr(store, "data", None) if _is_memory(store) else None
             self._persist = None if self._memory is not None else store.set_persisted_offset
             self._report = None if self._persist is None else self._on_report
+            if self._deferred and producer is not None:
+                producer.before_flush(self._send_unsent)
         return self._producer
 
     def _store(self) -> MutableMapping[bytes, bytes]:
@@ -143,7 +154,17 @@ class DirectTable(MutableMapping[bytes, bytes]):
             del store[key]
         else:
             store[key] = value
+        if self._deferred:
+            self._unsent[key] = (partition, value)
+            return
         producer.produce_state(self._changelog, key, value, partition, self._report)
+
+    def _send_unsent(self) -> None:
+        unsent, self._unsent = self._unsent, {}
+        assert self._producer is not None
+        produce, changelog, report = self._producer.produce_state, self._changelog, self._report
+        for key, (partition, value) in unsent.items():
+            produce(changelog, key, value, partition, report)
 
     def _on_report(self, err: Any, msg: Any) -> None:
         # RocksDB keeps the changelog offset its data reaches, so a restart reads only what

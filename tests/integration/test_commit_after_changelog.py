@@ -137,3 +137,59 @@ async def test_a_commit_waits_for_table_writes_batched_on_the_state_producer(
         )
     finally:
         await app.stop()
+
+
+def changelog_records(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, bytes | None]]:
+    """The first `count` records of partition 0 of `topic`, as (key, value)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "omnihooks-test-reader",
+                         "enable.auto.commit": False})  # fmt: skip
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    records: list[tuple[bytes, bytes | None]] = []
+    try:
+        for _ in range(50):
+            batch = consumer.consume(count, 0.2)
+            records += [(m.key(), m.value()) for m in batch if m.error() is None]
+            if len(records) >= count:
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+async def test_a_deferred_table_sends_each_key_once_per_commit_and_the_commit_waits(
+    kafka: Broker,
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+) -> None:
+    """The session tables are deferred: five records rewriting one room are one changelog
+    record, its last value, sent when the commit's flush starts; a key deleted in between
+    is a tombstone. Nothing is on the changelog before that commit, all of it after."""
+    omnihooks = create_app(settings_factory(producer="librdkafka"), "sessions")
+    app = omnihooks.app
+    partitions = omnihooks.catalogue[Topic.OFFLINE_MESSAGES].partitions
+    faust_table = engine.bytes_table(app, "commit-test-deferred", partitions, "test")
+    table = engine.DirectTable(app, faust_table, deferred=True)
+
+    def write(key: bytes, value: bytes) -> None:
+        table[b"room"] = value  # every record rewrites the one room
+        table[key] = value
+        del table[key]  # and writes a key it then deletes: only the delete is kept
+
+    topic = applied_topics[Topic.OFFLINE_MESSAGES]
+    finished = add_writer(omnihooks, write)
+    produce_numbered(kafka.bootstrap, topic, RECORDS)
+
+    await app.start()
+    try:
+        await every_record_finished(finished)
+        changelog = faust_table.changelog_topic.get_topic_name()
+        assert end_offset(kafka.bootstrap, changelog) == 0, "the writes were sent before a flush"
+        await app.consumer.commit()
+        assert committed_offset(kafka.bootstrap, app.conf.id, topic) == RECORDS
+        assert end_offset(kafka.bootstrap, changelog) == 1 + RECORDS
+        records = changelog_records(kafka.bootstrap, changelog, 1 + RECORDS)
+        assert records[0] == (b"room", b'{"n": %d}' % (RECORDS - 1))
+        assert sorted(records[1:]) == sorted((b"k%d" % n, None) for n in range(RECORDS))
+        assert table.get(b"k0") is None
+    finally:
+        await app.stop()
