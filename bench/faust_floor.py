@@ -4,7 +4,9 @@ but (optionally) write table keys, run by `bench/run.py` on a pre-filled topic.
     python -m bench.faust_floor TOPIC COUNT WRITES OUT [URL]   (settings from the environment)
 
 WRITES is a number of table keys per event, written through Faust's tables; "3d": three
-keys through the engine's `DirectTable` (what the worker's session tables do). "recover":
+keys through the engine's `DirectTable`, as the worker's session tables write a chat message:
+deferred (each key's latest value sent at the commit), two keys new with each event (the
+message and its order entry) and one per room (the room's state, the job's key). "recover":
 no writes, but the sessions worker's three tables (same names, consumer group and store
 options), so the app recovers the changelogs a sessions worker would: the floor of a
 worker's memory holding rooms. Once recovered it gives back freed memory as the worker does
@@ -67,7 +69,7 @@ def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | Non
     for table in tables:
         table.key_serializer = "raw"
         table.value_serializer = "raw"
-    targets: list[Any] = [DirectTable(app, t) for t in tables] if direct else tables
+    targets: list[Any] = [DirectTable(app, t, deferred=True) for t in tables] if direct else tables
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")  # fmt: skip
     ready = out.with_suffix(".ready")
@@ -103,8 +105,12 @@ def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | Non
             if seen == 0:
                 clock["started"] = time.perf_counter()
                 ready.touch()
+            message = event.message
             for n, table in enumerate(targets):
-                table[event.key + str(n).encode()] = value
+                # the last table's key is the room's; the others are new with each event
+                per_event = n < len(targets) - 1 and direct
+                suffix = b"%d:%d" % (message.partition, message.offset) if per_event else b""
+                table[event.key + str(n).encode() + suffix] = value
             finish_event(event)  # as the worker's agents acknowledge: commits go on
             seen += 1
             if session is None:
