@@ -10,11 +10,18 @@ import pytest
 
 from devtools import demo
 from streams import table_store
-from streams.leads import compile_lead_patterns
-from streams.sessions import RoomState, SessionProcessor
-from streams.settings import load_settings
+from streams.sessions import RoomState
 from streams.table_store import TableStore
-from tests.unit.test_crash_atomicity import CLOSE, DELETE, EDIT, FORWARD, LEAD, SECOND
+from tests.unit.test_crash_atomicity import (
+    CLOSE,
+    DELETE,
+    EDIT,
+    FORWARD,
+    LEAD,
+    SECOND,
+    RecordingTable,
+    processor_over,
+)
 from tests.unit.test_sessions import Feed
 from topics import codec
 
@@ -81,14 +88,8 @@ def run(kept: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[dic
     """Three rooms' conversations interleaved record by record, each record then read again
     at the same offset (a redelivery), through a store keeping `kept` rooms decoded."""
     monkeypatch.setattr(table_store, "ROOMS_KEPT_DECODED", kept)
-    settings = load_settings(
-        webhook_url="http://crm.test/hook", send_on_visitor_message=True,
-        send_on_agent_message=True, send_on_lead_capture=True, send_on_close=True,
-        send_on_forward=True,
-    )  # fmt: skip
-    leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
-    store, tables = store_over_dicts()
-    feed = Feed(SessionProcessor(settings, store, leads, lambda: 1_700_000_000.0))
+    tables = [RecordingTable(n) for n in range(3)]  # logging nothing: plain tables
+    feed = Feed(processor_over(tables))
     rooms = [conversation(f"room-{n}") for n in range(3)]
     jobs: list[Any] = []
     for step in zip(*rooms, strict=True):
