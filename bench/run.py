@@ -34,13 +34,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools import demo  # noqa: E402
-from devtools.local_kafka import LocalKafka  # noqa: E402
-from streams.leads import compile_lead_patterns  # noqa: E402
-from streams.payloads import build_session_payload  # noqa: E402
-from streams.sessions import SessionProcessor, Source  # noqa: E402
+from streams.core.leads import compile_lead_patterns  # noqa: E402
+from streams.core.payloads import build_session_payload  # noqa: E402
+from streams.core.sessions import SessionProcessor, Source  # noqa: E402
+from streams.dev import demo  # noqa: E402
+from streams.dev.local_kafka import LocalKafka  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
-from tests.harness import free_port, settings_env  # noqa: E402
+from tests.support.harness import free_port, settings_env  # noqa: E402
 from topics import codec  # noqa: E402
 from topics.admin import apply_catalogue  # noqa: E402
 from topics.catalogue import Topic, load_catalogue  # noqa: E402
@@ -49,7 +49,7 @@ from topics.records import WebhookJob  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 PARTITIONS = 4
 BENCH_PORT = 19392
-SEED_MESSAGE = ROOT.parent / "shared" / "seed" / "message.json"
+SEED_MESSAGE = ROOT / "tests" / "golden" / "rocketchat-2023" / "message.json"
 ISOLATION_STAGE_S = 30  # three times the retry delay the stage sets: retries fire in it
 
 
@@ -163,7 +163,7 @@ class Bench:
         env = settings_env(settings)
         with open(ROOT / ".cache" / f"bench-{role}.log", "ab") as log:  # the child keeps its copy
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "--loglevel", "INFO", "worker", "--role", role],
+                [sys.executable, "-m", "streams.ops.cli", "--loglevel", "INFO", "worker", "--role", role],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
         self.workers.append(worker)
@@ -506,14 +506,14 @@ class Bench:
         `omnihooks ingest` with `concurrency` in flight, each answered once Kafka acknowledged
         it; beside the floor, the same records written straight to the broker by the same
         producer setup (acks=all, idempotent), the same number awaited at once."""
-        from streams.ingest import KafkaWriter
+        from streams.ops.ingest import KafkaWriter
 
         settings = self.settings(ingest_token="bench-token")
         port = free_port()
         env = settings_env(settings)
         with open(ROOT / ".cache" / "bench-ingest.log", "ab") as log:
             ingest = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "ingest", "--host", "127.0.0.1", "--port", str(port)],
+                [sys.executable, "-m", "streams.ops.cli", "ingest", "--host", "127.0.0.1", "--port", str(port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
         self.workers.append(ingest)
@@ -645,7 +645,7 @@ class Bench:
         start to ready, and the worker's resident memory once ready."""
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-        from streams.table_store import TableStore
+        from streams.core.table_store import TableStore
 
         settings = self.settings(store=store)
         template = "t0000000"
@@ -834,7 +834,7 @@ def pure_core_us_per_event(rooms: int = 3000) -> float:
     """The session stage's own work per event without Kafka or Faust, in this process:
     decode each record, apply it through `SessionProcessor` over dict tables (the worker's
     `TableStore`), and encode the jobs it makes."""
-    from tests.memory_store import MemoryStore
+    from tests.support.memory_store import MemoryStore
 
     settings = load_settings(webhook_url="http://x/hook", send_on_close=True)
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
@@ -851,7 +851,7 @@ def apply_raw(
     processor: SessionProcessor, topic: Topic, key: bytes, raw: bytes, offset: int
 ) -> list[WebhookJob]:
     """Decode one input record as the worker does and apply it through the pure core."""
-    from streams.events import decode_message_event, decode_room_event
+    from streams.core.events import decode_message_event, decode_room_event
 
     source = Source(topic.value, 0, offset)
     if topic is Topic.ROOMS:
@@ -892,7 +892,7 @@ def job_body(n: int) -> dict[str, Any]:
 
 def cost_growth() -> dict[str, Any]:
     """Pure, in this process: close-body build time and state bytes against transcript size."""
-    from tests.memory_store import MemoryStore
+    from tests.support.memory_store import MemoryStore
 
     settings = load_settings(webhook_url="http://x/hook", send_on_close=True)
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
@@ -923,7 +923,7 @@ def cost_growth() -> dict[str, Any]:
     store = MemoryStore()
     processor = SessionProcessor(settings, store, leads, time.time)
     before = tracemalloc.get_traced_memory()[0]
-    from streams.events import decode_message_event, decode_room_event
+    from streams.core.events import decode_message_event, decode_room_event
 
     for n in range(2000):
         room = f"mem-{n}"
@@ -1021,7 +1021,7 @@ def main() -> int:
     )  # fmt: skip
     args = parser.parse_args()
     if not SEED_MESSAGE.is_file():  # the ingest stage's body, read an hour into a full run
-        parser.error(f"{SEED_MESSAGE} is missing: the ingest stage posts it (../shared/seed)")
+        parser.error(f"{SEED_MESSAGE} is missing: the ingest stage posts it")
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
     with bench_session() as bench:

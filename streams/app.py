@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import faust
 
-from streams.clock import now_iso
-from streams.endpoints import EndpointDirectory
-from streams.followers import follower_service
+from streams.core.clock import now_iso
+from streams.core.endpoints import EndpointDirectory
+from streams.engine.followers import follower_service
 from streams.settings import Settings
 from topics.catalogue import Catalogue, Topic, load_catalogue
 from topics.records import RejectedRecord

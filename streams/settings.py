@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.compat import CompatName, Profile, profile_named, retry_delay_s
-from streams.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
+from streams.core.compat import CompatName, Profile, profile_named, retry_delay_s
+from streams.core.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

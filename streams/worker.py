@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from streams.app import Omnihooks, Role, create_app
+from streams.core.leads import compile_lead_patterns
 from streams.engine.worker import Worker
-from streams.leads import compile_lead_patterns
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,13 +18,13 @@ def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
     omnihooks = create_app(settings, role)
     if role in ("all", "sessions"):
-        from streams.relay_agents import register_relay_agent
-        from streams.session_agents import register_session_agents
+        from streams.agents.relay import register_relay_agent
+        from streams.agents.sessions import register_session_agents
 
         register_session_agents(omnihooks, leads)
         register_relay_agent(omnihooks)
     if role in ("all", "delivery"):
-        from streams.delivery_agents import register_delivery_agents
+        from streams.agents.delivery import register_delivery_agents
 
         register_delivery_agents(omnihooks)
     return omnihooks

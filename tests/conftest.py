@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from devtools.local_kafka import LocalKafka, metadata_answers
+from streams.dev.local_kafka import LocalKafka, metadata_answers
 from streams.settings import REPO_ROOT, Settings, load_settings
-from tests.harness import TopicReader, WorkerProcess
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess
+from tests.support.receiver import Receiver
 from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 

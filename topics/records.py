@@ -277,7 +277,7 @@ class EndpointRecord:
     updated_at: str
     token: str = ""  # sent as X-RocketChat-Livechat-Token
     secrets: tuple[SigningSecret, ...] = ()  # newest first
-    triggers: tuple[str, ...] = ()  # names in streams.endpoints.TRIGGERS
+    triggers: tuple[str, ...] = ()  # names in streams.core.endpoints.TRIGGERS
     navigation_history: bool = False
     compat: str | None = None
     retry_attempts: int | None = None

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from time import monotonic
 from typing import Any
 
-from streams.recovery_watch import RECOVERY_STALL_S, RecoveryProgress, recovery_stalled
+from streams.engine.recovery_watch import RECOVERY_STALL_S, RecoveryProgress, recovery_stalled
 
 
 def progress_of(recovery: Any) -> RecoveryProgress:

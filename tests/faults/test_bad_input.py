@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from devtools import demo
-from streams.events import (
+from streams.core.events import (
     InvalidEvent,
     decode_message_event,
     decode_offline_message,
     decode_room_event,
 )
+from streams.dev import demo
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess
 from tests.integration.test_session_pipeline import produce
+from tests.support.harness import TopicReader, WorkerProcess
 from topics import codec
 from topics.catalogue import Topic
 

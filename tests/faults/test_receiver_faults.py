@@ -12,9 +12,9 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, free_port
 from tests.integration.test_delivery import make_job, send_jobs
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess, free_port
+from tests.support.receiver import Receiver
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,11 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from streams.endpoints import endpoint_label
+from streams.core.endpoints import endpoint_label
 from streams.settings import Settings
-from tests.browser import (
+from tests.conftest import Broker
+from tests.integration.test_delivery import make_job, send_jobs
+from tests.support.browser import (
     attribute,
     chromium,
     click_and_load,
@@ -25,10 +27,8 @@ from tests.browser import (
     text,
     wait_for_page,
 )
-from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, free_port, wait_until
-from tests.integration.test_delivery import make_job, send_jobs
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess, free_port, wait_until
+from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
 

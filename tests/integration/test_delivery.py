@@ -14,13 +14,13 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from devtools import demo
+from streams.core.signing import signing_key, verify
+from streams.dev import demo
 from streams.settings import Settings
-from streams.signing import signing_key, verify
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, free_port
 from tests.integration.test_session_pipeline import produce as produce_events
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess, free_port
+from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
 from topics.records import WebhookJob

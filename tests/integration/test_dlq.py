@@ -10,9 +10,9 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, omnihooks_cli
 from tests.integration.test_delivery import make_job, send_jobs
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess, omnihooks_cli
+from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
 

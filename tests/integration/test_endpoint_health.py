@@ -15,9 +15,9 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, free_port, omnihooks_cli, wait_until
 from tests.integration.test_delivery import make_job, send_jobs, uncommitted
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess, free_port, omnihooks_cli, wait_until
+from tests.support.receiver import Receiver
 from topics.catalogue import Topic
 from topics.records import WebhookJob
 

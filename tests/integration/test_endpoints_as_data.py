@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from devtools import demo
+from streams.core.signing import signing_key, verify
+from streams.dev import demo
 from streams.settings import Settings
-from streams.signing import signing_key, verify
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, omnihooks_cli, wait_until
-from tests.receiver import Received, Receiver
+from tests.support.harness import TopicReader, WorkerProcess, omnihooks_cli, wait_until
+from tests.support.receiver import Received, Receiver
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration

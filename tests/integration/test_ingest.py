@@ -14,17 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from streams.core.signing import signing_key, verify
 from streams.settings import Settings
-from streams.signing import signing_key, verify
 from tests.conftest import Broker, local_kafka_for_tests
-from tests.harness import TopicReader, WorkerProcess, free_port, settings_env
-from tests.receiver import Receiver
+from tests.support.files import SEED
+from tests.support.harness import TopicReader, WorkerProcess, free_port, settings_env
+from tests.support.receiver import Receiver
 from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed"
 TOKEN = "rocket-token"
 SECRET = "whsec_" + "cmVsYXktc2lnbmluZy1zZWNyZXQtcmVsYXk="
 OWN_BROKER_PORT = 19294  # its own broker (controller on 19295): not the suite's, not the faults'
@@ -39,7 +39,7 @@ class Ingest:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "ingest", "--host", "127.0.0.1",
+                [sys.executable, "-m", "streams.ops.cli", "ingest", "--host", "127.0.0.1",
                  "--port", str(self.port)],
                 env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip

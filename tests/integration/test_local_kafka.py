@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from devtools.local_kafka import metadata_answers, pid_alive, port_in_use
+from streams.dev.local_kafka import metadata_answers, pid_alive, port_in_use
 from tests.conftest import local_kafka_for_tests
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ PORT = 19192
 def _omnihooks(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMNIHOOKS_KAFKA_PORT": str(PORT)}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams.ops.cli", *args],
         env=env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
 

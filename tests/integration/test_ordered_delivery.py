@@ -12,9 +12,9 @@ import pytest
 
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess, wait_until
 from tests.integration.test_delivery import send_jobs
-from tests.receiver import Received, Receiver
+from tests.support.harness import TopicReader, WorkerProcess, wait_until
+from tests.support.receiver import Received, Receiver
 from topics.catalogue import Topic
 from topics.records import WebhookJob
 

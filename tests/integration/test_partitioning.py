@@ -14,11 +14,11 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
 
-from devtools import demo
+from streams.dev import demo
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess
-from tests.receiver import Receiver
+from tests.support.harness import TopicReader, WorkerProcess
+from tests.support.receiver import Receiver
 from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Producer
 
-from devtools import demo
+from streams.dev import demo
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import WorkerProcess
-from tests.receiver import Receiver
+from tests.support.harness import WorkerProcess
+from tests.support.receiver import Receiver
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration

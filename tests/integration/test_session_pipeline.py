@@ -6,27 +6,26 @@ import base64
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
-from devtools import demo
-from streams.events import decode_message_event, decode_room_event
-from streams.leads import compile_lead_patterns
-from streams.sessions import SessionProcessor, Source
+from streams.core.events import decode_message_event, decode_room_event
+from streams.core.leads import compile_lead_patterns
+from streams.core.sessions import SessionProcessor, Source
+from streams.dev import demo
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.harness import TopicReader, WorkerProcess
-from tests.memory_store import MemoryStore
-from tests.receiver import Receiver
+from tests.support.files import GOLDEN, SEED
+from tests.support.harness import TopicReader, WorkerProcess
+from tests.support.memory_store import MemoryStore
+from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed"
 HOOK = "http://127.0.0.1:9/hook"  # no delivery agent runs here: jobs only
 
 
@@ -184,7 +183,7 @@ def test_restart_mid_conversation_still_closes_with_the_whole_transcript(
     second = start_worker(settings, "sessions")
     produce(kafka, settings.topic_prefix, records[5:], gap_s=0.05)
     [close] = reader.wait_for(1, timeout_s=120, where=lambda job: job["type"] == "LivechatSession")
-    golden = Path(__file__).resolve().parent.parent / "golden" / "rocketchat-7"
+    golden = GOLDEN / "rocketchat-7"
     assert close["body"] == codec.loads((golden / "livechat-session.json").read_bytes())
     # The rooms it recovered were read back for the due-event schedule (the room is open).
     second.wait_for_log("due-event schedule rebuilt")

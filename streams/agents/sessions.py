@@ -1,0 +1,218 @@
+"""The session pipeline's Faust side: tables, the sessions and offline agents, the due timer.
+
+Agents stay thin: decode, call `SessionProcessor`, send. Rooms, messages and crm-data are
+consumed by one agent (they are co-partitioned by room id), so a room's events apply in one
+place, one at a time, against tables whose changelog partitions match the input partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from faust.types import StreamT
+
+from streams.app import AssignmentWatch, Omnihooks, send_rejected
+from streams.core.events import (
+    InvalidEvent,
+    MessageEvent,
+    RoomEvent,
+    decode_crm_data,
+    decode_message_event,
+    decode_offline_message,
+    decode_room_event,
+)
+from streams.core.leads import LeadPatterns
+from streams.core.sessions import SessionProcessor, Source
+from streams.core.table_store import TableStore
+from streams.engine import (
+    DirectTable,
+    Outbox,
+    bytes_table,
+    finish,
+    order_by_timestamp,
+    release_freed_memory,
+    rocksdb_memory,
+)
+from topics.catalogue import Topic
+from topics.records import WebhookJob
+
+log = logging.getLogger(__name__)
+
+
+class JobSender:
+    """Where the session agents' jobs and rejected records go."""
+
+    def __init__(self, omnihooks: Omnihooks) -> None:
+        self.jobs = Outbox(omnihooks.app, omnihooks.topics[Topic.WEBHOOK_JOBS])
+        self.rejected = omnihooks.topics[Topic.REJECTED]
+        # Room for the attempts a retry or dead letter adds to the same job.
+        self.max_job_bytes = omnihooks.catalogue[Topic.WEBHOOK_JOBS].max_message_bytes // 2
+
+    def send(self, jobs: list[WebhookJob]) -> list[str]:
+        """Send the jobs; returns why any could not be (too big for the jobs topic), so the
+        record that made them is kept on `rejected` instead of crashing the agent on it."""
+        refused = []
+        for job in jobs:
+            value = job.to_json()
+            if len(value) > self.max_job_bytes:
+                refused.append(
+                    f"the {job.type} webhook {job.delivery_id} is {len(value):,} bytes, over "
+                    f"the {self.max_job_bytes:,} a job may have (the jobs topic's "
+                    "max.message.bytes halved, for its attempts): not sent"
+                )
+                continue
+            self.jobs.send(job.key(), value)
+        return refused
+
+    async def send_or_reject(self, message: Any, jobs: list[WebhookJob]) -> None:
+        """Send the jobs `message` made; any refused keeps `message` on `rejected`."""
+        for reason in self.send(jobs):
+            await self.reject(message, reason)
+
+    async def reject(self, message: Any, reason: str) -> None:
+        log.warning("rejected %s[%d]@%d: %s",
+                    message.topic, message.partition, message.offset, reason)  # fmt: skip
+        await send_rejected(self.rejected, message, reason)
+
+
+class SessionsAgent:
+    """Applies each rooms, messages and crm-data record to its room; sends the jobs."""
+
+    def __init__(self, omnihooks: Omnihooks, processor: SessionProcessor, out: JobSender) -> None:
+        self.processor = processor
+        self.out = out
+        self.endpoints_loaded = omnihooks.endpoints_loaded
+        self.names = omnihooks.catalogue.names(omnihooks.settings.topic_prefix)
+        self.max_bytes = omnihooks.settings.max_event_bytes
+
+    def apply(self, message: Any) -> list[WebhookJob]:
+        source = Source(message.topic, message.partition, message.offset)
+        if message.topic == self.names[Topic.MESSAGES]:
+            event = decode_message_event(message.key, message.value, self.max_bytes)
+            return self.processor.on_message_event(event, source)
+        if message.topic == self.names[Topic.ROOMS]:
+            # The rooms topic carries message events too in the one-topic layout.
+            decoded = decode_room_event(message.key, message.value, self.max_bytes)
+            if isinstance(decoded, RoomEvent):
+                return self.processor.on_room_event(decoded, source)
+            if isinstance(decoded, MessageEvent):
+                return self.processor.on_message_event(decoded, source)
+            return self.processor.on_internal_event(decoded, source)
+        self.processor.on_crm_data(decode_crm_data(message.value, self.max_bytes))
+        return []
+
+    async def run(self, stream: StreamT[Any]) -> None:
+        await self.endpoints_loaded.wait()  # no webhook is made before every endpoint is known
+        async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
+            message = event.message
+            try:
+                jobs = self.apply(message)
+            except InvalidEvent as exc:
+                await self.out.reject(message, exc.reason)
+            except Exception as exc:
+                # A bug, not bad input: keep the record (rejected, with the error) and go on.
+                log.exception("failed on %s[%d]@%d",
+                              message.topic, message.partition, message.offset)  # fmt: skip
+                await self.out.reject(message, f"internal error: {type(exc).__name__}: {exc}")
+            else:
+                # The record's partition is the room's: crm-data from the answer goes back.
+                partition = message.partition
+                await self.out.send_or_reject(
+                    message, [replace(job, room_partition=partition) for job in jobs]
+                )
+            finish(event)
+
+
+class OfflineMessagesAgent:
+    """Turns each offline message into its webhook job."""
+
+    def __init__(self, omnihooks: Omnihooks, processor: SessionProcessor, out: JobSender) -> None:
+        self.processor = processor
+        self.out = out
+        self.endpoints_loaded = omnihooks.endpoints_loaded
+        self.max_bytes = omnihooks.settings.max_event_bytes
+
+    async def run(self, stream: StreamT[Any]) -> None:
+        await self.endpoints_loaded.wait()
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            message = event.message
+            try:
+                offline = decode_offline_message(message.value, self.max_bytes)
+                jobs = self.processor.on_offline_message(offline)
+            except InvalidEvent as exc:
+                await self.out.reject(message, exc.reason)
+            else:
+                await self.out.send_or_reject(message, jobs)
+            finish(event)
+
+
+class DueEvents:
+    """Publishes closes past their grace and rooms past retention as internal room events.
+
+    Timers cannot change Faust tables; the events reach whichever worker owns the room.
+    """
+
+    def __init__(self, omnihooks: Omnihooks, processor: SessionProcessor) -> None:
+        self.processor = processor
+        self.rooms = omnihooks.topics[Topic.ROOMS]
+        self._assignment = AssignmentWatch(omnihooks.app)
+        self.app = omnihooks.app
+
+    async def run(self) -> None:
+        now = time.time()
+        if self._assignment.changed():
+            # After a rebalance the tables hold rooms this worker had not seen: re-read them
+            # once (every room, so never on a timer: a million rooms take seconds). Between
+            # rebalances the processor keeps the schedule as it applies each record.
+            started = time.monotonic()
+            read = self.processor.rebuild_schedule()
+            release_freed_memory()  # what the recovery decoded and dropped
+            log.info("due-event schedule rebuilt in %.1f s from %s rooms: %d with a close or "
+                     "expiry due; recovery's freed memory given back",
+                     time.monotonic() - started, f"{read:,}", self.processor.scheduled)  # fmt: skip
+            native = rocksdb_memory(self.app)
+            if native:
+                log.info("RocksDB holds %s", ", ".join(
+                    f"{kind} {size / 2**20:.1f} MB" for kind, size in native.items()))  # fmt: skip
+        for due in self.processor.due_events():
+            await self.rooms.send(
+                key=due.room_id.encode(), value=due.to_json(now), partition=due.partition
+            )
+
+
+def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> SessionProcessor:
+    """Add the session tables, agents and timer to the app; returns the processor."""
+    app, settings = omnihooks.app, omnihooks.settings
+    partitions = omnihooks.catalogue[Topic.ROOMS].partitions
+
+    def table(name: str, help_: str) -> DirectTable:
+        # Deferred: a room's state is rewritten by each of its records, but only its value
+        # at the commit needs the changelog (one record per room and commit, not per record).
+        return DirectTable(app, bytes_table(app, name, partitions, help_), deferred=True)
+
+    store = TableStore(
+        table("rooms", "room, visitor, agent, crmData and counters"),
+        table("messages", "transcript messages by room and message id"),
+        table("message-order", "message ids by room and arrival sequence"),
+    )
+    processor = SessionProcessor(settings, store, leads, clock=time.time,
+                                 directory=omnihooks.endpoints)  # fmt: skip
+    names = omnihooks.catalogue.names(settings.topic_prefix)
+    # Tie-break order for equal timestamps: a room event before a message of the same
+    # millisecond (a `taken` and the agent's first message), crm-data last.
+    ordered = [names[Topic.ROOMS], names[Topic.MESSAGES], names[Topic.CRM_DATA]]
+    if settings.order_merge:
+        idle_s, grace_s = settings.order_idle_ms / 1000, settings.order_grace_ms / 1000
+        order_by_timestamp(app, ordered, idle_s, grace_s)
+    inputs = app.topic(
+        *ordered, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    out = JobSender(omnihooks)
+    app.agent(inputs, name="sessions")(SessionsAgent(omnihooks, processor, out).run)
+    offline = OfflineMessagesAgent(omnihooks, processor, out)
+    app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="offline-messages")(offline.run)
+    app.timer(interval=1.0, name="session-due-events")(DueEvents(omnihooks, processor).run)
+    return processor

@@ -1,0 +1,703 @@
+"""`omnihooks`: the one command line (local broker, topics, worker, producer, dead letters).
+
+Exit status: 0 on success, 2 on a usage error (argparse's own, or a bad setting/filter value
+with a message on stderr), 1 on any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streams.settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class UsageError(Exception):
+    """A bad flag or filter value: exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "loglevel", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"omnihooks: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    command: Command = args.command
+    try:
+        return command(args, settings)
+    except UsageError as exc:
+        print(f"omnihooks: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("streams.dev"):
+            raise
+        print(
+            "omnihooks: this command is a developer tool (kafka, demo, receive): run it from "
+            "a source checkout; the container image ships the worker only",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except Exception as exc:  # every other failure: say it plainly, exit 1
+        if getattr(args, "loglevel", "INFO").upper() == "DEBUG":
+            raise
+        print(f"omnihooks: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnihooks",
+        description="Kafka-native Rocket.Chat Omnichannel CRM webhooks. Settings come from "
+        "OMNIHOOKS_* environment variables and KAFKA_BOOTSTRAP_SERVERS.",
+    )
+    parser.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    kafka = commands.add_parser("kafka", help="the embedded local broker (Apache Kafka, KRaft)")
+    kafka_commands = kafka.add_subparsers(required=True, metavar="ACTION")
+    up = kafka_commands.add_parser("up", help="resolve, format and start it; wait until ready")
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    up.set_defaults(command=_kafka_up)
+    kafka_commands.add_parser("down", help="stop it cleanly").set_defaults(command=_kafka_down)
+    kafka_commands.add_parser("status", help="is it running and answering").set_defaults(
+        command=_kafka_status
+    )
+
+    topics = commands.add_parser("topics", help="the topic catalogue")
+    topic_commands = topics.add_subparsers(required=True, metavar="ACTION")
+    topic_commands.add_parser(
+        "apply", help="create missing topics, report drift (never deletes)"
+    ).set_defaults(command=_topics_apply)
+    topic_commands.add_parser("list", help="print the catalogue").set_defaults(command=_topics_list)
+    render = topic_commands.add_parser("render", help="the catalogue as manifests")
+    render.add_argument("--format", choices=["strimzi"], default="strimzi")
+    render.add_argument("--cluster", default="kafka", help="the Strimzi Kafka cluster's name")
+    render.add_argument("--namespace", default=None)
+    render.set_defaults(command=_topics_render)
+
+    demo = commands.add_parser(
+        "demo", help="publish a sample conversation (the seed's chat) to the input topics"
+    )
+    demo.add_argument("--room", default=None, help="room _id (default: a fresh one)")
+    demo.add_argument("--workspace", default=None, help="the events' workspace (default: none)")
+    demo.set_defaults(command=_demo)
+
+    dlq = commands.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--since", help="ISO 8601 time or an age (90s, 30m, 2h, 7d)")
+    filters.add_argument("--until", help="ISO 8601 time or an age")
+    filters.add_argument("--type", action="append", default=[], help="payload type (repeatable)")
+    filters.add_argument("--room", help="room _id")
+    filters.add_argument("--status", help="last attempt: 500, 5xx, or an error word (timeout)")
+    filters.add_argument("--endpoint", help="endpoint id (default: the environment's)")
+    filters.add_argument("--workspace", help="workspace (default: events without one)")
+    listing = dlq_commands.add_parser("list", parents=[filters], help="a table of dead letters")
+    listing.add_argument("--url", help="only jobs whose URL contains this")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.add_argument("--all", action="store_true", help="include purged entries")
+    listing.set_defaults(command=_dlq_list)
+    show = dlq_commands.add_parser("show", help="one dead letter in full")
+    show.add_argument("id", help="delivery id (or entry id)")
+    show.set_defaults(command=_dlq_show)
+    replay = dlq_commands.add_parser("replay", parents=[filters], help="send dead letters again")
+    replay.add_argument("ids", nargs="*", help="delivery ids; else the filters select")
+    # The contract's `replay --url` is the new target; the URL filter is --from-url here.
+    replay.add_argument("--url", dest="target_url", help="send to this URL instead of the job's")
+    replay.add_argument("--from-url", dest="url", help="only jobs whose URL contains this")
+    replay.add_argument("--dry-run", action="store_true", help="say what would be replayed")
+    replay.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    replay.add_argument("--force", action="store_true", help="replay entries replayed before")
+    replay.set_defaults(command=_dlq_replay)
+    purge = dlq_commands.add_parser("purge", parents=[filters], help="hide dead letters for good")
+    purge.add_argument("ids", nargs="*", help="delivery ids; else the filters select")
+    purge.add_argument("--url", help="only jobs whose URL contains this")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--dry-run", action="store_true", help="say what would be purged")
+    purge.set_defaults(command=_dlq_purge)
+
+    endpoints = commands.add_parser(
+        "endpoints", help="endpoints as data (add, list, update, rotate-secret...) and health"
+    )
+    endpoint_commands = endpoints.add_subparsers(required=True, metavar="ACTION")
+    _add_endpoint_data_commands(endpoint_commands)
+    status = endpoint_commands.add_parser(
+        "status",
+        help="each worker's circuit breaker per endpoint",
+        description="Ask each delivery worker's web port (GET /endpoints) for its breakers: "
+        "state (closed, open, probing, paused), jobs it holds, failed attempts.",
+    )
+    status.add_argument(
+        "--worker",
+        action="append",
+        metavar="URL",
+        help="a worker's web address (repeatable); default http://127.0.0.1:OMNIHOOKS_WEB_PORT",
+    )
+    status.set_defaults(command=_endpoints_status)
+    for action, verb in (("pause", "hold every job for it, attempt none"),
+                         ("resume", "deliver what it holds, in order, then flow")):  # fmt: skip
+        control = endpoint_commands.add_parser(
+            action,
+            help=f"{action} an endpoint: {verb}",
+            description=f"{action.capitalize()} an endpoint URL on every delivery worker (a "
+            "record on the endpoint-controls topic; workers started later read it too). "
+            "Lossless: a paused endpoint's jobs wait in Kafka without spending attempts.",
+        )
+        control.add_argument("url", help="the endpoint URL, exactly as the jobs carry it")
+        control.add_argument("--reason", default="", help="kept on the record and logged")
+        control.set_defaults(command=_endpoints_control, paused=action == "pause")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="relay mode: take Rocket.Chat's own webhooks at /rocketchat/<workspace>",
+        description="An HTTP server for Rocket.Chat's Livechat_webhookUrl: each accepted body "
+        "is written to Kafka (answered 200 once acknowledged) and relayed to the workspace's "
+        "endpoints by the sessions worker. Needs OMNIHOOKS_INGEST_TOKEN.",
+    )
+    ingest.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    ingest.add_argument("--port", type=int, default=8090)
+    ingest.set_defaults(command=_ingest)
+
+    console = commands.add_parser(
+        "console",
+        help="the operators' web page: deliveries, dead letters, rejected input, endpoints",
+        description="Serve the console: per-endpoint counts and POST times from the workers' "
+        "/metrics, dead letters (filter, expand, replay, purge), rejected input and endpoint "
+        "state (pause, resume), read from Kafka without touching the workers' offsets. "
+        "Changes need OMNIHOOKS_CONSOLE_TOKEN (`name:token`, comma-separated).",
+    )
+    console.add_argument(
+        "--host", default="127.0.0.1", help="address (beyond loopback: every page wants sign-in)"
+    )
+    console.add_argument("--port", type=int, default=6070)
+    console.add_argument(
+        "--worker",
+        action="append",
+        metavar="URL",
+        help="a worker's web address (repeatable), or dns+http://NAME:PORT for every address "
+        "NAME resolves to (a headless Service); default OMNIHOOKS_CONSOLE_WORKERS, else "
+        "http://127.0.0.1:OMNIHOOKS_WEB_PORT",
+    )
+    console.set_defaults(command=_console)
+
+    receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=8080)
+    receive.add_argument("--quiet", action="store_true", help="print nothing per request")
+    receive.set_defaults(command=_receive)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the Faust worker",
+        description="Run the Faust worker. Settings come from the environment (the contract's "
+        "settings table); among them OMNIHOOKS_COMPAT selects the Rocket.Chat server era "
+        "whose webhook bodies and retry rule are reproduced: rocketchat-2023 (default, the "
+        "seed's samples) or rocketchat-7 (current servers); OMNIHOOKS_SITE_URL (Rocket.Chat's "
+        "Site_Url) adds `fileUpload` links to messages with files.",
+    )
+    worker.add_argument("--role", choices=["all", "sessions", "delivery"], default="all")
+    worker.set_defaults(command=_worker)
+    return parser
+
+
+def _add_endpoint_data_commands(commands: Any) -> None:
+    from streams.core.endpoints import TRIGGERS
+
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument("id", help="endpoint id: letters, digits, '.', '_', '-'")
+    named.add_argument("--workspace", default="default", help="its workspace (default: default)")
+    named.add_argument("--json", action="store_true", help="print the endpoint as JSON")
+    fields = argparse.ArgumentParser(add_help=False)
+    fields.add_argument("--url", help="where its webhooks are POSTed")
+    fields.add_argument("--token", help="sent as X-RocketChat-Livechat-Token")
+    fields.add_argument("--triggers", help=f"comma-separated, of: {', '.join(TRIGGERS)} (or 'all')")
+    fields.add_argument(
+        "--navigation-history", action=argparse.BooleanOptionalAction, default=None,
+        help="send page visits in bodies (Livechat_webhook_send_navigation_history)",
+    )  # fmt: skip
+    fields.add_argument("--compat", help="rocketchat-2023 or rocketchat-7 (default: the worker's)")
+    fields.add_argument("--retry-attempts", type=int, help="retries after the first POST")
+    fields.add_argument("--retry-delay-s", type=float, help="seconds between attempts")
+    fields.add_argument("--timeout-ms", type=int, help="per POST")
+    fields.add_argument("--concurrency", type=int, help="its POSTs in flight per worker, at most")
+    fields.add_argument(
+        "--crm-answers", action=argparse.BooleanOptionalAction, default=None,
+        help="its 200 answers become the room's crmData (off by default; the environment's "
+        "endpoint: on, as in Rocket.Chat)",
+    )  # fmt: skip
+
+    add = commands.add_parser("add", parents=[named, fields], help="add an endpoint")
+    add.add_argument("--secret", help="signing secret (whsec_...); --generate-secret makes one")
+    add.add_argument("--generate-secret", action="store_true", help="make a signing secret")
+    add.add_argument("--disabled", action="store_true", help="add it disabled")
+    add.set_defaults(command=_endpoints_add)
+    listing = commands.add_parser("list", help="every endpoint, secrets masked")
+    listing.add_argument("--workspace", help="only this workspace's")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(command=_endpoints_list)
+    commands.add_parser("show", parents=[named], help="one endpoint, secrets masked").set_defaults(
+        command=_endpoints_show
+    )
+    update = commands.add_parser("update", parents=[named, fields], help="change an endpoint")
+    update.set_defaults(command=_endpoints_update)
+    for action, verb in (("disable", "no new webhooks for it"), ("enable", "webhooks again"),
+                         ("remove", "delete it (what was made for it still goes)")):  # fmt: skip
+        command = commands.add_parser(action, parents=[named], help=f"{action}: {verb}")
+        command.set_defaults(command=_endpoints_change, action=action)
+    rotation = commands.add_parser(
+        "rotate-secret", parents=[named],
+        help="a new signing secret; the old one keeps signing through --grace",
+        description="Standard Webhooks rotation: during the grace period each webhook carries "
+        "two signatures (new and old) in webhook-signature, so receivers can switch at will.",
+    )  # fmt: skip
+    rotation.add_argument("--secret", help="the new secret (default: a generated whsec_...)")
+    rotation.add_argument("--grace", default="24h", help="how long the old one still signs")
+    rotation.set_defaults(command=_endpoints_rotate)
+
+
+def _triggers(text: str | None) -> tuple[str, ...] | None:
+    from streams.core.endpoints import TRIGGERS
+
+    if text is None:
+        return None
+    if text.strip() == "all":
+        return TRIGGERS
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _endpoint_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "url": args.url, "token": args.token, "triggers": _triggers(args.triggers),
+        "navigation_history": args.navigation_history, "compat": args.compat,
+        "retry_attempts": args.retry_attempts, "retry_delay_s": args.retry_delay_s,
+        "timeout_ms": args.timeout_ms, "concurrency": args.concurrency,
+        "crm_answers": args.crm_answers,
+    }  # fmt: skip
+
+
+def _print_endpoint(args: argparse.Namespace, record: Any, verb: str) -> None:
+    from streams.ops.endpoint_admin import print_json, shown
+
+    if args.json:
+        print_json(shown(record))
+    else:
+        print(f"{verb} {record.workspace}/{record.id} ({record.url})")
+
+
+def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.core.endpoints import EndpointError, validate
+    from streams.ops.endpoint_admin import EndpointsTopic, new_secret, now_iso
+    from topics.records import EndpointRecord, SigningSecret, endpoint_key
+
+    if not args.url:
+        raise UsageError("endpoints add needs --url")
+    topic = EndpointsTopic(settings)
+    secret = args.secret or (new_secret() if args.generate_secret else None)
+    now = now_iso()
+    fields = {k: v for k, v in _endpoint_fields(args).items() if v is not None}
+    record = EndpointRecord(
+        workspace=args.workspace, id=args.id, created_at=now, updated_at=now,
+        secrets=(SigningSecret(secret, now),) if secret else (), enabled=not args.disabled,
+        **fields,
+    )  # fmt: skip
+    try:
+        record = validate(record)  # before any Kafka: bad input is told at once
+        if endpoint_key(args.workspace, args.id) in topic.records():
+            raise EndpointError(f"endpoint {args.workspace}/{args.id} exists: use update")
+        record = topic.put(record)
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, "added")
+    if args.generate_secret and not args.secret:
+        print(f"signing secret (shown once): {secret}")
+    return EXIT_OK
+
+
+def _endpoints_list(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.endpoint_admin import EndpointsTopic, listing, print_json, table
+
+    rows = listing(settings, EndpointsTopic(settings), args.workspace)
+    if args.json:
+        for row in rows:
+            print_json(row)
+    elif rows:
+        print(table(rows))
+    else:
+        print("no endpoints", file=sys.stderr)
+    return EXIT_OK
+
+
+def _endpoints_show(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.endpoint_admin import EndpointsTopic, listing
+    from topics import codec
+
+    rows = [
+        row
+        for row in listing(settings, EndpointsTopic(settings), args.workspace)
+        if row["id"] == args.id
+    ]
+    if not rows:
+        raise UsageError(f"no endpoint {args.workspace}/{args.id}")
+    print(codec.dumps_pretty(rows[0]))
+    return EXIT_OK
+
+
+def _endpoints_update(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.core.endpoints import EndpointError
+    from streams.ops.endpoint_admin import EndpointsTopic, changed, validate_fields
+
+    topic = EndpointsTopic(settings)
+    fields = _endpoint_fields(args)
+    try:
+        validate_fields(args.workspace, args.id, fields)  # before any Kafka
+        record = topic.put(changed(topic.find(args.workspace, args.id), **fields))
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, "updated")
+    return EXIT_OK
+
+
+def _endpoints_change(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.core.endpoints import EndpointError
+    from streams.ops.endpoint_admin import EndpointsTopic, changed
+
+    topic = EndpointsTopic(settings)
+    try:
+        record = topic.find(args.workspace, args.id)
+        if args.action == "remove":
+            topic.remove(record)
+        else:
+            record = topic.put(changed(record, enabled=args.action == "enable"))
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, {"remove": "removed", "enable": "enabled"}.get(
+        args.action, "disabled"))  # fmt: skip
+    return EXIT_OK
+
+
+def _endpoints_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.core.endpoints import EndpointError
+    from streams.ops.dead_letters import FilterError, parse_time
+    from streams.ops.endpoint_admin import EndpointsTopic, rotated
+
+    try:
+        grace_s = -parse_time(args.grace, 0.0, "--grace")
+    except FilterError as exc:
+        raise UsageError(f"{exc}") from None
+    if grace_s < 0:
+        raise UsageError("--grace: give a duration such as 24h or 30m")
+    topic = EndpointsTopic(settings)
+    try:
+        record, secret = rotated(topic.find(args.workspace, args.id), args.secret, grace_s)
+        record = topic.put(record)
+    except EndpointError as exc:
+        raise UsageError(str(exc)) from None
+    _print_endpoint(args, record, "rotated the signing secret of")
+    if not args.secret:
+        print(f"new signing secret (shown once): {secret}")
+    return EXIT_OK
+
+
+def _kafka_up(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dev.local_kafka import LocalKafka
+
+    print(LocalKafka.from_settings(settings).up(timeout_s=args.timeout))
+    return EXIT_OK
+
+
+def _kafka_down(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dev.local_kafka import LocalKafka
+
+    print(LocalKafka.from_settings(settings).down())
+    return EXIT_OK
+
+
+def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dev.local_kafka import LocalKafka
+
+    running, line = LocalKafka.from_settings(settings).status()
+    print(line)
+    return EXIT_OK if running else EXIT_FAILURE
+
+
+def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from topics.admin import apply_catalogue
+    from topics.catalogue import load_catalogue
+
+    catalogue = load_catalogue(settings.partitions, settings.replication_factor)
+    report = apply_catalogue(settings.kafka_bootstrap_servers, catalogue, settings.topic_prefix)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
+def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
+    from topics.catalogue import load_catalogue
+
+    catalogue = load_catalogue(settings.partitions, settings.replication_factor)
+    for spec in catalogue.specs:
+        print(
+            f"{spec.name(settings.topic_prefix):40} partitions={spec.partitions:<3} "
+            f"replication={spec.replication} cleanup={spec.cleanup:<8} "
+            f"retention.ms={spec.retention_ms}"
+        )
+    return EXIT_OK
+
+
+def _topics_render(args: argparse.Namespace, settings: Settings) -> int:
+    from topics.catalogue import load_catalogue
+    from topics.render import strimzi_topics
+
+    catalogue = load_catalogue(settings.partitions, settings.replication_factor)
+    print(strimzi_topics(catalogue, settings.topic_prefix, args.cluster, args.namespace), end="")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    import uuid
+
+    from streams.dev import demo
+
+    room = args.room or f"demo-{uuid.uuid4().hex[:12]}"
+    records = demo.seed_conversation(room)
+    if args.workspace:
+        for record in records:
+            record.value["workspace"] = args.workspace
+    count = demo.produce(settings.kafka_bootstrap_servers, settings.topic_prefix, records)
+    print(f"published {count} events for room {room} to {settings.topic_prefix}rooms/messages")
+    return EXIT_OK
+
+
+def _dead_letter_topic(settings: Settings) -> Any:
+    from streams.ops.dead_letters import DeadLetterTopic
+
+    return DeadLetterTopic.of(settings)
+
+
+def _selected(
+    args: argparse.Namespace, settings: Settings, ids: list[str]
+) -> tuple[Any, list[Any]]:
+    from streams.ops.dead_letters import FilterError, build_filters
+
+    try:
+        filters = build_filters(
+            since=args.since, until=args.until, types=args.type, room=args.room, url=args.url,
+            status=args.status, ids=ids, endpoint=args.endpoint, workspace=args.workspace,
+        )  # fmt: skip
+    except FilterError as exc:
+        raise UsageError(str(exc)) from None
+    topic = _dead_letter_topic(settings)
+    include_purged = getattr(args, "all", False)
+    entries = [
+        e for e in topic.entries() if filters.matches(e) and (include_purged or not e.purged)
+    ]
+    return topic, entries
+
+
+def _confirm(question: str, args: argparse.Namespace, selected_by_ids: bool) -> bool:
+    if args.yes or selected_by_ids:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{question} Not confirmed: pass --yes to run without a terminal.", file=sys.stderr)
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.dead_letters import table
+    from topics import codec
+
+    _, entries = _selected(args, settings, [])
+    if args.json:
+        for entry in entries:
+            print(codec.dumps(entry.summary()).decode())
+    elif entries:
+        print(table(entries))
+    else:
+        print("no dead letters match", file=sys.stderr)
+    return EXIT_OK
+
+
+def _dlq_show(args: argparse.Namespace, settings: Settings) -> int:
+    from topics import codec
+
+    entries = [
+        e
+        for e in _dead_letter_topic(settings).entries()
+        if args.id in (e.letter.job.delivery_id, e.entry_id)
+    ]
+    if not entries:
+        print(f"omnihooks: no dead letter with id {args.id}", file=sys.stderr)
+        return EXIT_FAILURE
+    for entry in entries:
+        print(
+            codec.dumps_pretty(
+                {**entry.summary(), "purged": entry.purged, "dead_letter": entry.letter}
+            )
+        )
+    return EXIT_OK
+
+
+def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.dead_letters import progress
+
+    topic, entries = _selected(args, settings, args.ids)
+    if not args.force:
+        skipped = [e for e in entries if e.replayed]
+        entries = [e for e in entries if not e.replayed]
+        if skipped:
+            print(f"{len(skipped)} already replayed (use --force to send again)", file=sys.stderr)
+    if not entries:
+        print("no dead letters to replay", file=sys.stderr)
+        return EXIT_OK
+    target = args.target_url or "their own URLs"
+    if args.dry_run:
+        for entry in entries:
+            print(f"would replay {entry.letter.job.delivery_id} ({entry.letter.job.type}) to "
+                  f"{args.target_url or entry.letter.job.url}")  # fmt: skip
+        return EXIT_OK
+    if not _confirm(f"Replay {len(entries)} dead letters to {target}?", args, bool(args.ids)):
+        return EXIT_FAILURE
+    for done, entry in enumerate(entries, 1):
+        topic.replay(entry, args.target_url)
+        progress(done, len(entries))
+    topic.flush()
+    print(f"replayed {len(entries)} dead letters to {target}")
+    return EXIT_OK
+
+
+def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    topic, entries = _selected(args, settings, args.ids)
+    if not entries:
+        print("no dead letters match", file=sys.stderr)
+        return EXIT_OK
+    if args.dry_run:
+        for entry in entries:
+            print(f"would purge {entry.entry_id}")
+        return EXIT_OK
+    if not _confirm(f"Purge {len(entries)} dead letters?", args, False):
+        return EXIT_FAILURE
+    for entry in entries:
+        topic.purge(entry)
+    topic.flush()
+    print(f"purged {len(entries)} dead letters")
+    return EXIT_OK
+
+
+def _endpoints_status(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    workers = args.worker or [f"http://127.0.0.1:{settings.web_port}"]
+    failed = False
+    print(f"{'worker':28} {'endpoint':44} {'state':9} {'waiting':>7} {'failures':>8} reopen in")
+    for worker in workers:
+        if not worker.startswith(("http://", "https://")):
+            raise UsageError(f"--worker {worker!r}: give an http:// or https:// address")
+        try:
+            answer = httpx.get(worker.rstrip("/") + "/endpoints", timeout=5)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"{worker:28} unreachable: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        for e in answer.json()["endpoints"]:
+            reopen = "" if e["reopen_in_s"] is None else f"{e['reopen_in_s']} s"
+            print(f"{worker:28} {e['endpoint']:44} {e['state']:9} {e['waiting']:>7} "
+                  f"{e['failures']:>8} {reopen}")  # fmt: skip
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.endpoint_admin import write_control
+
+    if not args.url.startswith(("http://", "https://")):
+        raise UsageError(f"{args.url!r} is not an http:// or https:// URL")
+    try:
+        topic = write_control(settings, args.url, args.paused, args.reason)
+    except RuntimeError as exc:
+        print(f"omnihooks: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{'paused' if args.paused else 'resumed'} {args.url} ({topic})")
+    return EXIT_OK
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from streams.ops.ingest import serve
+
+    if not settings.ingest_token.get_secret_value():
+        raise UsageError("set OMNIHOOKS_INGEST_TOKEN (Rocket.Chat's Livechat_secret_token)")
+    import contextlib
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean stop
+        asyncio.run(serve(settings, args.host, args.port))
+    return EXIT_OK
+
+
+def _console(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import contextlib
+
+    from streams.ops.console.access import Access, TokenError, parse_tokens
+    from streams.ops.console.reads import KafkaReads
+    from streams.ops.console.server import Console, is_loopback, serve
+
+    try:
+        tokens = parse_tokens(settings.console_token.get_secret_value())
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
+    workers = args.worker or [w.strip() for w in settings.console_workers.split(",") if w.strip()]
+    workers = workers or [f"http://127.0.0.1:{settings.web_port}"]
+    for worker in workers:
+        if not worker.startswith(("http://", "https://", "dns+http://")):
+            raise UsageError(f"worker {worker!r}: give an http://, https:// or dns+http:// address")
+    private = not is_loopback(args.host)
+    if private and not tokens:
+        raise UsageError(f"--host {args.host} is reachable from other machines: set "
+                         "OMNIHOOKS_CONSOLE_TOKEN, which every page then asks for")  # fmt: skip
+    if not tokens:
+        logging.getLogger("omnihooks.console").warning(
+            "OMNIHOOKS_CONSOLE_TOKEN is not set: the console is read-only"
+        )
+    console = Console(
+        KafkaReads(settings), Access(tokens), workers, window_s=settings.console_window_s,
+        scrape_s=settings.console_scrape_s, private_reads=private,
+    )  # fmt: skip
+    print(f"console on http://{args.host}:{args.port}/", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean stop
+        asyncio.run(serve(console, args.host, args.port))
+    return EXIT_OK
+
+
+def _receive(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.dev.receiver import run_receiver
+
+    print(f"receiving webhooks on http://{args.host}:{args.port}/", flush=True)
+    run_receiver(args.host, args.port, args.quiet)
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(settings, role=args.role, loglevel=args.loglevel)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

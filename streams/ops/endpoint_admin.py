@@ -1,0 +1,164 @@
+"""`omnihooks endpoints add | list | show | update | disable | enable | remove |
+rotate-secret`: the operators' side of the `endpoints` topic (streams/endpoints.py).
+
+Each command reads the topic whole (it is small: one record per endpoint once compacted),
+checks what it is asked against it, and writes one record (a tombstone for `remove`).
+Secrets are shown masked; a secret the command generates is printed once, when made.
+"""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from streams.core.clock import iso
+from streams.core.endpoints import (
+    EndpointError,
+    env_endpoint,
+    mask,
+    rotate,
+    signing_secrets,
+    validate,
+)
+from streams.ops.dead_letters import read_all
+from streams.settings import Settings
+from topics import codec
+from topics.catalogue import Topic
+from topics.records import EndpointControl, EndpointRecord, endpoint_key
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 24 random bytes in base64."""
+    import base64
+
+    return "whsec_" + base64.b64encode(random_secrets.token_bytes(24)).decode()
+
+
+def write_one(bootstrap: str, topic: str, key: bytes, value: bytes | None) -> None:
+    """One record (None: a tombstone), acknowledged by every in-sync replica, or an error."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer.produce(topic, key=key, value=value, on_delivery=delivered)
+    if producer.flush(30) != 0 or failures:
+        raise RuntimeError(f"not written to {topic}: {failures or 'timed out'}")
+
+
+def write_control(settings: Settings, url: str, paused: bool, reason: str) -> str:
+    """Pause or resume an endpoint URL on every delivery worker (an `endpoint-controls`
+    record, acknowledged); returns the topic written."""
+    topic = f"{settings.topic_prefix}{Topic.ENDPOINT_CONTROLS.value}"
+    record = EndpointControl(url, paused, iso(time.time()), reason)
+    write_one(settings.kafka_bootstrap_servers, topic, url.encode(), record.to_json())
+    return topic
+
+
+@dataclass
+class EndpointsTopic:
+    settings: Settings
+
+    @property
+    def name(self) -> str:
+        return f"{self.settings.topic_prefix}{Topic.ENDPOINTS.value}"
+
+    def records(self) -> dict[bytes, EndpointRecord]:
+        """Every endpoint now on the topic, by key."""
+        found: dict[bytes, EndpointRecord] = {}
+        for message in read_all(self.settings.kafka_bootstrap_servers, self.name):
+            if message.value() is None:
+                found.pop(message.key(), None)
+            else:
+                record = EndpointRecord.from_json(message.value())
+                found[record.key()] = record
+        return found
+
+    def find(self, workspace: str, endpoint_id: str) -> EndpointRecord:
+        record = self.records().get(endpoint_key(workspace, endpoint_id))
+        if record is None:
+            raise EndpointError(f"no endpoint {workspace}/{endpoint_id}")
+        return record
+
+    def write(self, key: bytes, value: bytes | None) -> None:
+        write_one(self.settings.kafka_bootstrap_servers, self.name, key, value)
+
+    def put(self, record: EndpointRecord) -> EndpointRecord:
+        record = validate(record)
+        self.write(record.key(), record.to_json())
+        return record
+
+    def remove(self, record: EndpointRecord) -> None:
+        self.write(record.key(), None)
+
+
+def now_iso() -> str:
+    return iso(time.time())
+
+
+def shown(record: EndpointRecord, source: str = "topic") -> dict[str, Any]:
+    """The endpoint as `list --json` and `show` print it: secrets and token masked."""
+    now = time.time()
+    data = asdict(record)
+    data["token"] = mask(record.token)
+    data["secrets"] = [
+        {**asdict(s), "secret": mask(s.secret), "signing": s.secret in signing_secrets(record, now)}
+        for s in record.secrets
+    ]
+    data["source"] = source
+    return data
+
+
+def listing(
+    settings: Settings, topic: EndpointsTopic, workspace: str | None
+) -> list[dict[str, Any]]:
+    """Every endpoint (the environment's too, unless a record replaces it), masked."""
+    records = topic.records()
+    rows = [shown(r) for r in records.values()]
+    env = env_endpoint(settings)
+    if env is not None and env.key() not in records:
+        rows.append(shown(env, source="environment"))
+    if workspace is not None:
+        rows = [row for row in rows if row["workspace"] == workspace]
+    return sorted(rows, key=lambda row: (row["workspace"], row["id"]))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'workspace/id':<28} {'state':<8} {'url':<44} triggers"]
+    for row in rows:
+        state = "enabled" if row["enabled"] else "disabled"
+        name = f"{row['workspace']}/{row['id']}"
+        lines.append(f"{name:<28} {state:<8} {row['url']:<44} {','.join(row['triggers']) or '-'}")
+    return "\n".join(lines)
+
+
+def print_json(data: Any) -> None:
+    print(codec.dumps(data).decode())
+
+
+def changed(record: EndpointRecord, **changes: Any) -> EndpointRecord:
+    """The record with the given fields (None: left as is) and a new update time."""
+    kept = {name: value for name, value in changes.items() if value is not None}
+    return replace(record, **kept, updated_at=now_iso())
+
+
+def validate_fields(workspace: str, endpoint_id: str, fields: dict[str, Any]) -> None:
+    """Check the given fields as an endpoint would hold them (EndpointError if not)."""
+    now = now_iso()
+    given = {name: value for name, value in fields.items() if value is not None}
+    validate(EndpointRecord(workspace, endpoint_id, **{"url": "http://x.invalid", **given},
+                            created_at=now, updated_at=now))  # fmt: skip
+
+
+def rotated(
+    record: EndpointRecord, secret: str | None, grace_s: float
+) -> tuple[EndpointRecord, str]:
+    secret = secret or new_secret()
+    now = time.time()
+    return rotate(record, secret, iso(now), iso(now + grace_s)), secret

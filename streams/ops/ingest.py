@@ -1,0 +1,193 @@
+"""`omnihooks ingest`: where a Rocket.Chat server sends its own CRM webhooks (relay mode).
+
+Point Rocket.Chat's `Livechat_webhookUrl` at `http://<host>:8090/rocketchat/<workspace>` and
+its `Livechat_secret_token` at `OMNIHOOKS_INGEST_TOKEN`. Each POST is checked (token in
+constant time, JSON with a known `type`, size), written to `rocketchat-webhooks` with
+acks=all and idempotence, and answered 200 only once the broker has acknowledged it:
+
+- 401 for a wrong token, 400 for a body that is not a webhook, 413 for one over
+  `OMNIHOOKS_INGEST_MAX_BYTES`, 503 while Kafka does not take the write. Rocket.Chat retries
+  on its own (`apps/meteor/app/livechat/server/lib/webhooks.ts`), so nothing is lost; the
+  same body posted again is delivered once (relay ids are the body's digest).
+- The 200's body is the CRM's latest answer for the room, read from `crm-data` (delivery
+  writes each 200 answer there): Rocket.Chat stores whatever answers its webhook as the
+  room's `crmData`, so it gets the CRM's answer one webhook late (README, "Relay mode").
+
+The relay agent (streams/relay_agents.py) turns the stored bodies into jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web
+
+from streams.core.clock import iso
+from streams.core.endpoints import NAME
+from streams.core.relay import InvalidBody, read_body
+from streams.engine.whole_topic import follow_whole_topic
+from streams.settings import Settings
+from topics import codec
+from topics.catalogue import Topic, load_catalogue
+from topics.records import IngestedRecord
+
+log = logging.getLogger(__name__)
+
+ANSWERS_KEPT = 100_000  # rooms whose latest CRM answer is kept for the ingest's replies
+
+
+class LatestAnswers:
+    """The CRM's latest answer per room, from `crm-data`; the oldest rooms are forgotten
+    beyond `ANSWERS_KEPT` (their next webhook then gets an empty answer)."""
+
+    def __init__(self, kept: int = ANSWERS_KEPT) -> None:
+        self._answers: OrderedDict[str, str] = OrderedDict()
+        self._kept = kept
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            return
+        data = codec.loads(value)
+        room, body = str(data["room_id"]), str(data["body"])
+        self._answers[room] = body
+        self._answers.move_to_end(room)
+        while len(self._answers) > self._kept:
+            self._answers.popitem(last=False)
+
+    def get(self, room: str) -> str:
+        return self._answers.get(room, "")
+
+
+class KafkaWriter:
+    """confluent-kafka's producer (acks=all, idempotent) with an awaitable acknowledgement;
+    its callbacks run in a polling thread and resolve futures on the event loop."""
+
+    def __init__(self, settings: Settings, timeout_s: float) -> None:
+        from confluent_kafka import Producer
+
+        catalogue = load_catalogue(settings.partitions)
+        self.topic = catalogue[Topic.ROCKETCHAT_WEBHOOKS].name(settings.topic_prefix)
+        self._producer = Producer({
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 1,
+            # A write not acknowledged by then is answered 503: Rocket.Chat sends it again.
+            "message.timeout.ms": int(timeout_s * 1000),
+            "message.max.bytes": catalogue[Topic.ROCKETCHAT_WEBHOOKS].max_message_bytes,
+        })  # fmt: skip
+        self.timeout_s = timeout_s
+        self._running = True
+        self._thread = threading.Thread(target=self._poll, name="ingest-acks", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while self._running:
+            try:
+                self._producer.poll(0.05)
+            except Exception:  # a callback failing must not stop every acknowledgement
+                log.exception("acknowledging a write failed")
+
+    async def write(self, key: bytes, value: bytes) -> None:
+        """Return once the brokers have the record; raise if they cannot take it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def acknowledged(err: Any, _msg: Any) -> None:
+            def settle() -> None:
+                if done.done():
+                    return
+                if err is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(RuntimeError(str(err)))
+
+            loop.call_soon_threadsafe(settle)
+
+        from confluent_kafka import KafkaException
+
+        try:
+            self._producer.produce(self.topic, key=key, value=value, on_delivery=acknowledged)
+        except (BufferError, KafkaException) as exc:  # queue full, or the producer failed
+            raise RuntimeError(str(exc)) from None
+        # The producer gives up by message.timeout.ms; the margin covers a stalled poll.
+        try:
+            await asyncio.wait_for(done, self.timeout_s + 5)
+        except TimeoutError:
+            raise RuntimeError("no acknowledgement from the producer") from None
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(5)
+        self._producer.flush(10)
+
+
+def build_ingest_app(
+    settings: Settings, writer: KafkaWriter, answers: LatestAnswers
+) -> web.Application:
+    token = settings.ingest_token.get_secret_value().encode()
+    limit = settings.ingest_max_bytes
+
+    async def ingest(request: web.Request) -> web.Response:
+        workspace = request.match_info["workspace"]
+        if not NAME.match(workspace):
+            return web.Response(status=404, text="unknown workspace name\n")
+        given = request.headers.get("X-RocketChat-Livechat-Token", "").encode()
+        if not hmac.compare_digest(given, token):
+            return web.Response(status=401, text="wrong or missing X-RocketChat-Livechat-Token\n")
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413, text=f"over {limit} bytes\n")
+        body = await request.read()  # the app's client_max_size answers 413 past the limit
+        try:
+            ingested = read_body(workspace, body)
+            text = body.decode()
+        except (InvalidBody, UnicodeDecodeError) as exc:
+            return web.Response(status=400, text=f"not a Rocket.Chat webhook: {exc}\n")
+        record = IngestedRecord(workspace, ingested.type, iso(time.time()), text)
+        try:
+            await writer.write(ingested.key.encode(), record.to_json())
+        except RuntimeError as exc:
+            log.warning("not taken by Kafka, answered 503: %s", exc)
+            return web.Response(status=503, text="Kafka did not take the write; send it again\n")
+        answer = "" if ingested.type == "LivechatOfflineMessage" else answers.get(ingested.key)
+        return web.Response(status=200, text=answer, content_type="application/json")
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    # aiohttp answers 413 itself for a body past the limit, chunked ones too.
+    app = web.Application(client_max_size=limit)
+    app.router.add_post("/rocketchat/{workspace}", ingest)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Run until cancelled: follow `crm-data`, answer Rocket.Chat's POSTs."""
+    catalogue = load_catalogue(settings.partitions)
+    answers = LatestAnswers()
+    loaded = asyncio.Event()
+    crm_data = catalogue[Topic.CRM_DATA]
+    follower = asyncio.create_task(follow_whole_topic(
+        settings.kafka_bootstrap_servers, crm_data.name(settings.topic_prefix),
+        crm_data.partitions, answers.apply, loaded,
+    ))  # fmt: skip
+    writer = KafkaWriter(settings, settings.ingest_timeout_s)
+    runner = web.AppRunner(build_ingest_app(settings, writer, answers), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info("ingest listening on http://%s:%d/rocketchat/<workspace>", host, port)
+    print(f"ingest ready on http://{host}:{port}/rocketchat/<workspace>", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        follower.cancel()
+        await runner.cleanup()
+        writer.close()

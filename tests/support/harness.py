@@ -1,0 +1,180 @@
+"""Test harness: real worker processes (`omnihooks worker`), topic readers, a real HTTP receiver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from streams.settings import Settings, env_name
+from topics import codec
+
+
+def wait_until(done: Callable[[], bool], timeout_s: float, failure: Callable[[], str]) -> None:
+    """Poll `done` every 0.1 s; after `timeout_s` fail with what `failure` says then."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(0.1)
+    raise AssertionError(failure())
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (closed again when this returns)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a worker process read exactly these settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("OMNIHOOKS_") and key != "KAFKA_BOOTSTRAP_SERVERS"
+    }
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[env_name(name)] = str(value)
+    return env
+
+
+def omnihooks_cli(
+    settings: Settings | None, *args: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`omnihooks ARGS` in its own process, reading exactly `settings` (or the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.ops.cli", *args],
+        env=settings_env(settings) if settings is not None else None,
+        capture_output=True, text=True, timeout=timeout_s, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@dataclass
+class WorkerProcess:
+    """One `omnihooks worker` subprocess with its log in a file."""
+
+    settings: Settings
+    role: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        return ["worker", "--role", self.role]
+
+    def start(self) -> WorkerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.ops.cli", *self.argv()],
+            env=settings_env(self.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{self.tail()}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker never logged {text!r}:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+
+@dataclass
+class TopicReader:
+    """Reads a topic from the beginning (all partitions assigned, no group offsets used)."""
+
+    bootstrap: str
+    topic: str
+    records: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"reader-{self.topic}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        metadata = self._consumer.list_topics(self.topic, timeout=10)
+        partitions = metadata.topics[self.topic].partitions
+        self._consumer.assign([TopicPartition(self.topic, p, 0) for p in partitions])
+
+    def poll(self, timeout_s: float = 0.5) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = self._consumer.poll(0.1)
+            if message is None:
+                continue
+            if message.error():
+                continue
+            self.records.append(message)
+
+    def values(self) -> list[Any]:
+        return [codec.loads(record.value()) for record in self.records]
+
+    def wait_for(
+        self, count: int, timeout_s: float = 60.0, where: Callable[[Any], bool] = lambda v: True
+    ) -> list[Any]:
+        """At least `count` decoded values matching `where`, or an AssertionError."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            matching = [value for value in self.values() if where(value)]
+            if len(matching) >= count or time.monotonic() > deadline:
+                break
+            self.poll(0.5)
+        assert len(matching) >= count, f"{len(matching)} of {count} records on {self.topic}"
+        return matching
+
+    def settle(self, quiet_s: float = 3.0) -> list[Any]:
+        """Everything, once nothing new has arrived for `quiet_s`."""
+        seen = -1
+        while seen != len(self.records):
+            seen = len(self.records)
+            self.poll(quiet_s)
+        return self.values()
+
+    def close(self) -> None:
+        self._consumer.close()
