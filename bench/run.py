@@ -652,7 +652,9 @@ class Bench:
         tables: dict[str, dict[bytes, bytes]] = {"rooms": {}, "messages": {}, "message-order": {}}
         store_ = TableStore(tables["rooms"], tables["messages"], tables["message-order"])
         leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
-        processor = SessionProcessor(settings, store_, leads, time.time)
+        processor = SessionProcessor(
+            settings.session_policy(), store_, leads, time.time, settings.endpoint_directory()
+        )
         apply_records(processor, demo.seed_conversation(template, run=template)[: 2 + messages])
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         names = {t: f"{settings.app_id}-sessions-{t}-changelog" for t in tables}
@@ -899,7 +901,9 @@ def cost_growth() -> dict[str, Any]:
     out: dict[str, Any] = {"close_body_ms": {}, "message_store_us": {}}
     for size in (10, 1_000, 10_000):
         store = MemoryStore()
-        processor = SessionProcessor(settings, store, leads, time.time)
+        processor = SessionProcessor(
+            settings.session_policy(), store, leads, time.time, settings.endpoint_directory()
+        )
         room = f"grow-{size}"
         records = demo.seed_conversation(room, run=room)
         apply_records(processor, records[:2])
@@ -921,7 +925,9 @@ def cost_growth() -> dict[str, Any]:
     # memory per open room (state + 10 messages), as the in-memory table holds bytes
     tracemalloc.start()
     store = MemoryStore()
-    processor = SessionProcessor(settings, store, leads, time.time)
+    processor = SessionProcessor(
+        settings.session_policy(), store, leads, time.time, settings.endpoint_directory()
+    )
     before = tracemalloc.get_traced_memory()[0]
     from streams.core.events import decode_message_event, decode_room_event
 
@@ -953,7 +959,7 @@ def bench_session() -> Iterator[Bench]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker, broker_pid = None, None
     if not bootstrap:
-        broker = LocalKafka.from_settings(load_settings(kafka_port=BENCH_PORT))
+        broker = LocalKafka.configured(kafka_port=BENCH_PORT)
         print(broker.up(timeout_s=120, fresh=True), flush=True)
         bootstrap, broker_pid = broker.bootstrap, broker.running_pid()
     bench = Bench(bootstrap, broker_pid)

@@ -177,7 +177,7 @@ def main() -> int:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker = None
     if not bootstrap:
-        broker = LocalKafka.from_settings(load_settings(kafka_port=STRESS_PORT))
+        broker = LocalKafka.configured(kafka_port=STRESS_PORT)
         print(broker.up(timeout_s=120, fresh=True), flush=True)
         bootstrap = broker.bootstrap
     hog = multiprocessing.Process(target=busy_loop, args=(time.time() + 24 * 3600,), daemon=True)

@@ -38,7 +38,7 @@ class Omnihooks:
     endpoints_loaded: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.endpoints = EndpointDirectory(self.settings)
+        self.endpoints = self.settings.endpoint_directory()
         spec = self.catalogue[Topic.ENDPOINTS]
         self.app.service(follower_service(
             self.settings, spec.name(self.settings.topic_prefix), spec.partitions,

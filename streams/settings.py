@@ -9,9 +9,10 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.compat import CompatName, Profile, profile_named, retry_delay_s
+from streams.core.endpoints import DEFAULT_ENDPOINT, TRIGGERS, EndpointDirectory
 from streams.core.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from streams.core.sessions import SessionPolicy
+from topics.records import DEFAULT_WORKSPACE, EndpointRecord, SigningSecret
 
 # Rocket.Chat's own defaults for Livechat_lead_email_regex / Livechat_lead_phone_regex,
 # kept beside the lead-capture code that reads them.
@@ -148,7 +149,9 @@ class Settings(BaseSettings):
     # How long the group waits for a worker that died without leaving before its partitions
     # move (Faust's default is 60 s; a killed pod should not stall its rooms that long).
     session_timeout_s: float = Field(15.0, gt=0)
-    data_dir: Path = REPO_ROOT / ".cache" / "worker"
+    # Tables on disk (OMNIHOOKS_STORE=rocksdb) and Faust's own files; relative to the
+    # working directory unless absolute (the image sets /home/omnihooks/data).
+    data_dir: Path = Path("omnihooks-data")
     # Where tables live: "memory" (rebuilt from the changelogs at every start) or "rocksdb"
     # (on disk under data_dir: memory stays flat as rooms grow, and a restart reads only the
     # changelog records written since; README, "State on disk").
@@ -159,12 +162,6 @@ class Settings(BaseSettings):
     producer: Literal["aiokafka", "librdkafka"] = "librdkafka"
     web_port: int = Field(6066, gt=0, lt=65536)
     web_enabled: bool = True
-
-    # The embedded local broker (`omnihooks kafka up`)
-    kafka_home: Path = REPO_ROOT / ".cache" / "kafka"
-    kafka_port: int = Field(9092, gt=0, lt=65536)
-    kafka_controller_port: int | None = Field(None, gt=0, lt=65536)
-    kafka_heap: str = "512m"
 
     @field_validator("topic_prefix")
     @classmethod
@@ -192,6 +189,37 @@ class Settings(BaseSettings):
     def retry_rule_in_force(self) -> str:
         rule = self.retry_rule or self.profile.retry_rule
         return "rocketchat-7" if rule == "rocketchat-2025" else rule
+
+    def default_endpoint(self) -> EndpointRecord | None:
+        """The endpoint the environment describes; None without a webhook URL
+        (Rocket.Chat sends nothing while Livechat_webhookUrl is empty)."""
+        if not self.webhook_url:
+            return None
+        secret = self.signing_secret.get_secret_value()
+        return EndpointRecord(
+            workspace=DEFAULT_WORKSPACE,
+            id=DEFAULT_ENDPOINT,
+            url=self.webhook_url,
+            created_at="",
+            updated_at="",
+            token=self.secret_token.get_secret_value(),
+            secrets=(SigningSecret(secret, ""),) if secret else (),
+            triggers=tuple(name for name in TRIGGERS if getattr(self, f"send_on_{name}")),
+            navigation_history=self.send_navigation_history,
+            crm_answers=True,  # Rocket.Chat's own rule: its CRM's answer is the room's crmData
+        )
+
+    def endpoint_directory(self) -> EndpointDirectory:
+        """The environment's endpoint alone; a worker follows the `endpoints` topic into it."""
+        return EndpointDirectory(self.default_endpoint(), self.compat)
+
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy(
+            profile=self.profile,
+            close_grace_s=self.close_grace_s,
+            closed_room_retention_s=self.closed_room_retention_s,
+            site_url=self.site_url,
+        )
 
     @property
     def delivery_enabled(self) -> bool:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from streams.dev.local_kafka import LocalKafka, metadata_answers
-from streams.settings import REPO_ROOT, Settings, load_settings
+from streams.settings import Settings, load_settings
+from tests.support.files import REPO
 from tests.support.harness import TopicReader, WorkerProcess
 from tests.support.receiver import Receiver
 from topics.admin import apply_catalogue
@@ -48,7 +49,7 @@ def _docker_answers() -> bool:
 
 def local_kafka_for_tests(port: int = TEST_KAFKA_PORT) -> LocalKafka:
     """The project's own broker on a test port, so a user's broker on 9092 is left alone."""
-    return LocalKafka.from_settings(load_settings(kafka_port=port))
+    return LocalKafka.configured(kafka_port=port)
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +112,7 @@ def applied_topics(settings_factory) -> dict[Topic, str]:  # type: ignore[no-unt
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"omnihooks repo: {REPO_ROOT}"
+    return f"omnihooks repo: {REPO}"
 
 
 @pytest.fixture

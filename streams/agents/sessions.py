@@ -198,8 +198,9 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
         table("messages", "transcript messages by room and message id"),
         table("message-order", "message ids by room and arrival sequence"),
     )
-    processor = SessionProcessor(settings, store, leads, clock=time.time,
-                                 directory=omnihooks.endpoints)  # fmt: skip
+    processor = SessionProcessor(
+        settings.session_policy(), store, leads, clock=time.time, directory=omnihooks.endpoints
+    )
     names = omnihooks.catalogue.names(settings.topic_prefix)
     # Tie-break order for equal timestamps: a room event before a message of the same
     # millisecond (a `taken` and the agent's first message), crm-data last.

@@ -20,9 +20,8 @@ from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 from streams.core.clock import parse_iso
-from streams.core.compat import PROFILES, Profile, profile_named
+from streams.core.compat import PROFILES, CompatName, Profile, profile_named
 from streams.core.signing import signing_key
-from streams.settings import Settings
 from topics.records import DEFAULT_WORKSPACE, EndpointRecord, SigningSecret, endpoint_key
 
 # Rocket.Chat's CRM triggers (Livechat_webhook_on_*, `OMNIHOOKS_SEND_ON_*`), by the setting's
@@ -59,26 +58,6 @@ def endpoint_label(url: str) -> str:
 
 class EndpointError(ValueError):
     """An endpoint that cannot be: the reason, for the operator."""
-
-
-def env_endpoint(settings: Settings) -> EndpointRecord | None:
-    """The endpoint the environment settings describe; None without a webhook URL
-    (Rocket.Chat sends nothing while Livechat_webhookUrl is empty)."""
-    if not settings.webhook_url:
-        return None
-    secret = settings.signing_secret.get_secret_value()
-    return EndpointRecord(
-        workspace=DEFAULT_WORKSPACE,
-        id=DEFAULT_ENDPOINT,
-        url=settings.webhook_url,
-        created_at="",
-        updated_at="",
-        token=settings.secret_token.get_secret_value(),
-        secrets=(SigningSecret(secret, ""),) if secret else (),
-        triggers=tuple(name for name in TRIGGERS if getattr(settings, f"send_on_{name}")),
-        navigation_history=settings.send_navigation_history,
-        crm_answers=True,  # Rocket.Chat's own rule: its CRM's answer is the room's crmData
-    )
 
 
 def validate(endpoint: EndpointRecord) -> EndpointRecord:
@@ -148,9 +127,11 @@ def mask(secret: str) -> str:
 class EndpointDirectory:
     """Every workspace's endpoints, as the `endpoints` topic says, over the environment's."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._env = env_endpoint(settings)
+    def __init__(self, default: EndpointRecord | None, compat: CompatName) -> None:
+        # The environment's endpoint (OMNIHOOKS_WEBHOOK_URL and friends), under any the
+        # `endpoints` topic names the same; and the era of endpoints that name none.
+        self._env = default
+        self._compat = compat
         self._records: dict[bytes, EndpointRecord] = {}
         self._enabled: dict[str, list[EndpointRecord]] = {}
         self._rebuild()
@@ -201,7 +182,7 @@ class EndpointDirectory:
         return record
 
     def profile(self, endpoint: EndpointRecord) -> Profile:
-        return profile_named(endpoint.compat or self.settings.compat)
+        return profile_named(endpoint.compat or self._compat)
 
 
 def endpoints_named(records: Iterable[EndpointRecord]) -> dict[str, EndpointRecord]:

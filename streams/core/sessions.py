@@ -32,7 +32,6 @@ from streams.core.payloads import (
     build_offline_payload,
     build_session_payload,
 )
-from streams.settings import Settings
 from topics import codec
 from topics.records import EndpointRecord, InternalRoomRecord, WebhookJob
 
@@ -55,6 +54,17 @@ ROOM_TRIGGERS: dict[str, tuple[PayloadType, str]] = {
     "taken": ("LivechatSessionTaken", "chat_taken"),
     "forwarded": ("LivechatSessionForwarded", "forward"),
 }
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """What the session pipeline needs from the settings: the era's rules and its waits."""
+
+    profile: Profile
+    close_grace_s: float = 30.0
+    closed_room_retention_s: float = 3600.0
+    # Rocket.Chat's Site_Url: with it, a message with a file carries `fileUpload`.
+    site_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -186,16 +196,16 @@ class SessionProcessor:
 
     def __init__(
         self,
-        settings: Settings,
+        policy: SessionPolicy,
         store: SessionStore,
         leads: LeadPatterns,
         clock: Callable[[], float],
-        directory: EndpointDirectory | None = None,
+        directory: EndpointDirectory,
     ) -> None:
-        self.settings = settings
+        self.policy = policy
         # Which endpoints of a workspace want which webhooks: the environment's alone unless
         # the worker follows the `endpoints` topic into it.
-        self.directory = directory or EndpointDirectory(settings)
+        self.directory = directory
         self.store = store
         self.leads = leads
         # While a record is read again after a crash: messages deleted by records applied
@@ -255,7 +265,7 @@ class SessionProcessor:
             jobs += self._session_jobs(payload_type, trigger, room_id, view, event, transfer)
         elif event.event == "closed":
             state.closed_at = self.clock()
-            self._expire_due[room_id] = state.closed_at + self.settings.closed_room_retention_s
+            self._expire_due[room_id] = state.closed_at + self.policy.closed_room_retention_s
             if self.directory.wanting(event.workspace, "close"):
                 jobs += self._close_or_wait(room_id, state, view, event)
         elif event.event == "updated" and state.is_closed:
@@ -277,7 +287,7 @@ class SessionProcessor:
                 "LivechatSession", "close", room_id, view, event, messages=messages
             )
         assert expected is not None  # a close without a count never waits
-        due = self.clock() + self.settings.close_grace_s
+        due = self.clock() + self.policy.close_grace_s
         state.pending_close = PendingClose(event.id, event.workspace, expected, due)
         self._close_due[room_id] = due
         return []
@@ -412,7 +422,7 @@ class SessionProcessor:
                 crm_data=view.crm_data,
                 send_navigation_history=navigation,
                 profile=profile,
-                site_url=self.settings.site_url,
+                site_url=self.policy.site_url,
             )
 
         return self._fan_out("Message", endpoints, build, room_id, event.id, event.workspace)
@@ -429,7 +439,7 @@ class SessionProcessor:
         state = self.store.load(data.room_id)
         if state is None:
             return  # the room's state has expired: nothing will carry it any more
-        if self.settings.profile.crm_data_from_data_property:
+        if self.policy.profile.crm_data_from_data_property:
             # 2023 servers keep the parsed answer's `data`, when truthy (sendToCRM.js:
             # `if (response.data?.data) saveCRMDataByRoomId(...)`).
             kept = crm_data_property(data.body)
@@ -474,7 +484,7 @@ class SessionProcessor:
                 event.room_id,
                 len(messages),
                 pending.expected,
-                self.settings.close_grace_s,
+                self.policy.close_grace_s,
             )
             jobs = self._pending_close_jobs(event.room_id, view, pending, messages)
             state.pending_close = None
@@ -486,7 +496,7 @@ class SessionProcessor:
         if (
             event.event == "omnihooks.expire"
             and state.closed_at is not None
-            and self.clock() >= state.closed_at + self.settings.closed_room_retention_s
+            and self.clock() >= state.closed_at + self.policy.closed_room_retention_s
         ):
             self.store.drop(event.room_id, state)
             self._expire_due.pop(event.room_id, None)
@@ -519,7 +529,7 @@ class SessionProcessor:
                 ref = state.pending_close.event_id
                 due.append(DueEvent(room_id, "omnihooks.close-due", ref, state.partition))
                 # ask again later if the event is lost or the partition moved
-                self._close_due[room_id] = now + max(self.settings.close_grace_s, 5.0)
+                self._close_due[room_id] = now + max(self.policy.close_grace_s, 5.0)
         for room_id, at in list(self._expire_due.items()):
             if at <= now:
                 state = self.store.load(room_id)
@@ -527,7 +537,7 @@ class SessionProcessor:
                     del self._expire_due[room_id]
                     continue
                 due.append(DueEvent(room_id, "omnihooks.expire", None, state.partition))
-                self._expire_due[room_id] = now + max(self.settings.closed_room_retention_s, 5.0)
+                self._expire_due[room_id] = now + max(self.policy.closed_room_retention_s, 5.0)
         return due
 
     def rebuild_schedule(self) -> int:
@@ -537,7 +547,7 @@ class SessionProcessor:
         change (or lose a revoked partition) under the iteration."""
         self._close_due.clear()
         self._expire_due.clear()
-        retention = self.settings.closed_room_retention_s
+        retention = self.policy.closed_room_retention_s
         read = 0
         for room_id, raw in self.store.raw_rooms():
             read += 1
@@ -631,7 +641,7 @@ class SessionProcessor:
                 send_navigation_history=navigation,
                 transfer=transfer,
                 profile=profile,
-                site_url=self.settings.site_url,
+                site_url=self.policy.site_url,
             )
 
         return self._fan_out(payload_type, endpoints, build, room_id, event_id, workspace)

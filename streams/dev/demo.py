@@ -1,7 +1,7 @@
 """A realistic sample conversation as the chat stack would publish it (`omnihooks demo`).
 
-It is the conversation behind the seed's two sample webhooks (shared/seed/): with close and
-agent-message webhooks on, the jobs it yields carry exactly those bodies.
+It is the conversation behind the seed's two sample webhooks (tests/golden/rocketchat-2023/):
+with close and agent-message webhooks on, the jobs it yields carry exactly those bodies.
 """
 
 from __future__ import annotations

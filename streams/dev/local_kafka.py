@@ -22,10 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.settings import REPO_ROOT, Settings
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-POM = REPO_ROOT / "deploy" / "local" / "pom.xml"
-LOG4J_CONFIG = REPO_ROOT / "deploy" / "local" / "log4j2.properties"
+# A development tool, run from a source checkout: the jars' recipe sits beside the code.
+SOURCE_TREE = Path(__file__).resolve().parents[2]
+POM = SOURCE_TREE / "deploy" / "local" / "pom.xml"
+LOG4J_CONFIG = SOURCE_TREE / "deploy" / "local" / "log4j2.properties"
+
+
+class LocalKafkaSettings(BaseSettings):
+    """The embedded broker's own settings (`OMNIHOOKS_KAFKA_*`), apart from the workers'."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNIHOOKS_", frozen=True, extra="ignore")
+
+    kafka_home: Path = SOURCE_TREE / ".cache" / "kafka"
+    kafka_port: int = Field(9092, gt=0, lt=65536)
+    kafka_controller_port: int | None = Field(None, gt=0, lt=65536)
+    kafka_heap: str = "512m"
 
 
 def new_cluster_id() -> str:
@@ -60,7 +74,9 @@ class LocalKafka:
     version: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalKafka:
+    def configured(cls, **overrides: Any) -> LocalKafka:
+        """The broker the environment describes; keyword overrides win (tests' own ports)."""
+        settings = LocalKafkaSettings(**overrides)
         return cls(
             home=settings.kafka_home,
             port=settings.kafka_port,

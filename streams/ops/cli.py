@@ -416,21 +416,21 @@ def _endpoints_rotate(args: argparse.Namespace, settings: Settings) -> int:
 def _kafka_up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.dev.local_kafka import LocalKafka
 
-    print(LocalKafka.from_settings(settings).up(timeout_s=args.timeout))
+    print(LocalKafka.configured().up(timeout_s=args.timeout))
     return EXIT_OK
 
 
 def _kafka_down(args: argparse.Namespace, settings: Settings) -> int:
     from streams.dev.local_kafka import LocalKafka
 
-    print(LocalKafka.from_settings(settings).down())
+    print(LocalKafka.configured().down())
     return EXIT_OK
 
 
 def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
     from streams.dev.local_kafka import LocalKafka
 
-    running, line = LocalKafka.from_settings(settings).status()
+    running, line = LocalKafka.configured().status()
     print(line)
     return EXIT_OK if running else EXIT_FAILURE
 

@@ -16,7 +16,6 @@ from typing import Any
 from streams.core.clock import iso
 from streams.core.endpoints import (
     EndpointError,
-    env_endpoint,
     mask,
     rotate,
     signing_secrets,
@@ -121,7 +120,7 @@ def listing(
     """Every endpoint (the environment's too, unless a record replaces it), masked."""
     records = topic.records()
     rows = [shown(r) for r in records.values()]
-    env = env_endpoint(settings)
+    env = settings.default_endpoint()
     if env is not None and env.key() not in records:
         rows.append(shown(env, source="environment"))
     if workspace is not None:

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.settings import REPO_ROOT
+from tests.support.files import REPO
 from topics.catalogue import load_catalogue
 from topics.render import strimzi_topics
 
-CHART = REPO_ROOT / "deploy" / "helm" / "omnihooks"
+CHART = REPO / "deploy" / "helm" / "omnihooks"
 KUBERNETES_VERSION = "1.34.0"
 
 
 def helm() -> str:
     """helm from OMNIHOOKS_HELM, PATH, or .cache/bin (test.sh builds it there with Go)."""
     for candidate in (os.environ.get("OMNIHOOKS_HELM"), shutil.which("helm"),
-                      str(REPO_ROOT / ".cache" / "bin" / "helm")):  # fmt: skip
+                      str(REPO / ".cache" / "bin" / "helm")):  # fmt: skip
         if candidate and Path(candidate).is_file():
             return candidate
     pytest.fail("helm is missing: ./test.sh installs it with `go install` into .cache/bin")
@@ -98,7 +98,7 @@ def test_settings_reach_the_config_map_with_their_env_names() -> None:
 
 
 def test_strimzi_topics_file_matches_the_catalogue() -> None:
-    shipped = (REPO_ROOT / "deploy" / "strimzi" / "topics.yaml").read_text()
+    shipped = (REPO / "deploy" / "strimzi" / "topics.yaml").read_text()
     assert shipped == strimzi_topics(load_catalogue(), "omnichannel.", "kafka", None)
     topics = [d for d in yaml.safe_load_all(shipped) if d]
     catalogue = load_catalogue()
@@ -110,7 +110,7 @@ def test_strimzi_topics_file_matches_the_catalogue() -> None:
 
 
 def test_compose_file_has_the_documented_services_and_settings() -> None:
-    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text())
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
     services = compose["services"]
     assert set(services) == {"kafka", "topics", "sessions", "delivery", "receiver"}
     assert services["kafka"]["image"].startswith("apache/kafka:4.1")
@@ -120,7 +120,7 @@ def test_compose_file_has_the_documented_services_and_settings() -> None:
     env = services["delivery"]["environment"]
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["OMNIHOOKS_WEBHOOK_URL"].startswith("http://receiver:8080")
-    readme = (REPO_ROOT / "deploy" / "README.md").read_text()
+    readme = (REPO / "deploy" / "README.md").read_text()
     for name in services:
         assert name in readme or name == "kafka"
 

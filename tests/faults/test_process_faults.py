@@ -82,7 +82,7 @@ def test_sigkill_with_posts_in_flight_loses_nothing(
 @pytest.fixture
 def fault_broker() -> Iterator[LocalKafka]:
     """A broker of this test's own, so stopping it disturbs no other test."""
-    broker = LocalKafka.from_settings(load_settings(kafka_port=FAULT_BROKER_PORT))
+    broker = LocalKafka.configured(kafka_port=FAULT_BROKER_PORT)
     broker.up(timeout_s=120, fresh=True)
     yield broker
     broker.down()

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from streams.core.events import decode_message_event, decode_room_event
 from streams.core.leads import compile_lead_patterns
-from streams.core.sessions import SessionProcessor, Source
+from streams.core.sessions import Source
 from streams.dev import demo
 from streams.settings import Settings
 from tests.conftest import Broker
@@ -21,6 +21,7 @@ from tests.support.files import GOLDEN, SEED
 from tests.support.harness import TopicReader, WorkerProcess
 from tests.support.memory_store import MemoryStore
 from tests.support.receiver import Receiver
+from tests.support.sessions import processor_for
 from topics import codec
 from topics.catalogue import Topic
 
@@ -39,7 +40,7 @@ def produce(
 def expected_jobs(settings: Settings, records: list[demo.InputRecord]) -> list[dict[str, Any]]:
     """The same records through the pure core (proven against the seed in unit tests)."""
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
-    processor = SessionProcessor(settings, MemoryStore(), leads, time.time)
+    processor = processor_for(settings, MemoryStore(), leads, time.time)
     jobs = []
     for offset, record in enumerate(records):
         source = Source(record.topic.value, 0, offset)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from streams.settings import REPO_ROOT
+from tests.support.files import REPO
 from tests.support.harness import wait_until
 
-SCREENSHOTS = Path(os.environ.get("OMNIHOOKS_TEST_OUTPUT", REPO_ROOT / ".test-output")) / "console"
+SCREENSHOTS = Path(os.environ.get("OMNIHOOKS_TEST_OUTPUT", REPO / ".test-output")) / "console"
 
 
 def _binary(env: str, *names: str) -> str:

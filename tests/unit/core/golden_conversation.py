@@ -9,10 +9,10 @@ from typing import Any
 
 from streams.core.events import CrmData
 from streams.core.leads import compile_lead_patterns
-from streams.core.sessions import SessionProcessor
 from streams.dev import demo
 from streams.settings import load_settings
 from tests.support.memory_store import MemoryStore
+from tests.support.sessions import processor_for
 from tests.unit.core.test_sessions import Clock, Feed
 
 ROOM = "golden-room"
@@ -74,7 +74,7 @@ def bodies(compat: str) -> list[dict[str, Any]]:
         send_on_lead_capture=True,
     )  # fmt: skip
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
-    processor = SessionProcessor(settings, MemoryStore(), leads, Clock())
+    processor = processor_for(settings, MemoryStore(), leads, Clock())
     feed = Feed(processor)
     out = []
     for record in records():

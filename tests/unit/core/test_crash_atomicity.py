@@ -21,6 +21,7 @@ from streams.core.sessions import DueEvent, SessionProcessor, Source
 from streams.core.table_store import TableStore
 from streams.dev import demo
 from streams.settings import load_settings
+from tests.support.sessions import processor_for
 from tests.unit.core.test_sessions import Clock, Feed
 from topics import codec
 from topics.catalogue import Topic
@@ -113,7 +114,7 @@ def processor_over(tables: list[RecordingTable]) -> SessionProcessor:
         send_on_forward=True,
     )  # fmt: skip
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
-    return SessionProcessor(settings, TableStore(*tables), leads, Clock())
+    return processor_for(settings, TableStore(*tables), leads, Clock())
 
 
 def world(

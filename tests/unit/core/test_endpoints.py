@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from streams.core.endpoints import (
-    EndpointDirectory,
     EndpointError,
     rotate,
     signing_secrets,
@@ -23,6 +22,7 @@ from streams.dev import demo
 from streams.ops.cli import main
 from streams.settings import load_settings
 from tests.support.memory_store import MemoryStore
+from tests.support.sessions import processor_for
 from tests.unit.core.test_sessions import Clock, Feed
 from topics.records import EndpointRecord, SigningSecret, WebhookJob
 
@@ -36,11 +36,11 @@ def endpoint(workspace: str, endpoint_id: str, *triggers: str, **extra: Any) -> 
 
 def processor_with(*endpoints: EndpointRecord, **settings: Any) -> SessionProcessor:
     values = load_settings(**settings)
-    directory = EndpointDirectory(values)
+    directory = values.endpoint_directory()
     for record in endpoints:
         directory.apply(record.key(), record.to_json())
     leads = compile_lead_patterns(values.lead_email_regex, values.lead_phone_regex)
-    return SessionProcessor(values, MemoryStore(), leads, Clock(), directory)
+    return processor_for(values, MemoryStore(), leads, Clock(), directory)
 
 
 def conversation(room: str, workspace: str | None) -> list[demo.InputRecord]:
@@ -169,7 +169,7 @@ def test_a_removed_endpoints_jobs_never_carry_another_endpoints_credentials() ->
     from streams.agents.delivery import Targets
 
     settings = load_settings(webhook_url="http://crm.test/hook", secret_token="env-token")
-    found = EndpointDirectory(settings)
+    found = settings.endpoint_directory()
     crm = replace(endpoint("acme", "crm", "close"), token="acme-token")
     found.apply(crm.key(), crm.to_json())
     job = WebhookJob("d-1", "LivechatSession", "r", crm.url, {}, NOW, workspace="acme",

@@ -22,6 +22,7 @@ from streams.core.sessions import SessionProcessor, Source
 from streams.dev import demo
 from streams.settings import load_settings
 from tests.support.memory_store import MemoryStore
+from tests.support.sessions import processor_for
 from topics import codec
 
 ROOM = demo.ROOM_ID
@@ -63,7 +64,7 @@ def processor() -> SessionProcessor:
         send_on_forward=True, send_navigation_history=True, send_on_offline_msg=True,
     )  # fmt: skip
     leads = compile_lead_patterns(config.lead_email_regex, config.lead_phone_regex)
-    return SessionProcessor(config, MemoryStore(), leads, time.time)
+    return processor_for(config, MemoryStore(), leads, time.time)
 
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,7 +16,7 @@ NOW = "2026-11-26T00:00:00.000Z"
 
 
 def directory(*records: EndpointRecord, **settings: object) -> EndpointDirectory:
-    found = EndpointDirectory(load_settings(**settings))
+    found = (load_settings(**settings)).endpoint_directory()
     for record in records:
         found.apply(record.key(), record.to_json())
     return found

@@ -13,6 +13,7 @@ from streams.dev import demo
 from streams.settings import Settings, load_settings
 from tests.support.files import SEED
 from tests.support.memory_store import MemoryStore
+from tests.support.sessions import processor_for
 from topics import codec
 from topics.catalogue import Topic
 from topics.records import WebhookJob
@@ -34,7 +35,7 @@ def make(**overrides: Any) -> tuple[SessionProcessor, MemoryStore, Clock]:
     settings: Settings = load_settings(**values)
     store, clock = MemoryStore(), Clock()
     leads = compile_lead_patterns(settings.lead_email_regex, settings.lead_phone_regex)
-    return SessionProcessor(settings, store, leads, clock), store, clock
+    return processor_for(settings, store, leads, clock), store, clock
 
 
 class Feed:
@@ -325,10 +326,9 @@ def test_schedule_is_rebuilt_from_the_store() -> None:
     records = demo.seed_conversation()
     feed.all(records[:5])
     feed(records[6])
-    leads = compile_lead_patterns(
-        processor.settings.lead_email_regex, processor.settings.lead_phone_regex
+    restarted = SessionProcessor(  # a new worker
+        processor.policy, store, processor.leads, clock, processor.directory
     )
-    restarted = SessionProcessor(processor.settings, store, leads, clock)  # a new worker
     restarted.rebuild_schedule()
     clock.now += 6
     assert [d.event for d in restarted.due_events()] == ["omnihooks.close-due"]
@@ -396,5 +396,5 @@ def test_the_schedule_is_rebuilt_from_the_rooms_that_have_one_without_decoding_t
     assert processor.rebuild_schedule() == 4
     assert processor.scheduled == 3
     assert processor._close_due == {"pending": 100.0}
-    retention = processor.settings.closed_room_retention_s
+    retention = processor.policy.closed_room_retention_s
     assert processor._expire_due == {"closed": 50.0 + retention, "tricky": 70.0 + retention}
