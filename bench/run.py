@@ -39,10 +39,10 @@ from streams.core.payloads import build_session_payload  # noqa: E402
 from streams.core.sessions import SessionProcessor, Source  # noqa: E402
 from streams.dev import demo  # noqa: E402
 from streams.dev.local_kafka import LocalKafka  # noqa: E402
+from streams.ops.topic_admin import apply_catalogue  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tests.support.harness import free_port, settings_env  # noqa: E402
 from topics import codec  # noqa: E402
-from topics.admin import apply_catalogue  # noqa: E402
 from topics.catalogue import Topic, load_catalogue  # noqa: E402
 from topics.records import WebhookJob  # noqa: E402
 

@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streams.dev.local_kafka import LocalKafka  # noqa: E402
+from streams.ops.topic_admin import apply_catalogue  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tests.integration.test_scaling import ConversationStream  # noqa: E402
 from tests.support.harness import WorkerProcess  # noqa: E402
 from tests.support.receiver import Receiver  # noqa: E402
-from topics.admin import apply_catalogue  # noqa: E402
 from topics.catalogue import load_catalogue  # noqa: E402
 
 STRESS_PORT = 19492

@@ -11,7 +11,9 @@ import faust
 
 from streams.core.clock import now_iso
 from streams.core.endpoints import EndpointDirectory
+from streams.engine import kafka
 from streams.engine.followers import follower_service
+from streams.engine.kafka import KafkaConfig
 from streams.settings import Settings
 from topics.catalogue import Catalogue, Topic, load_catalogue
 from topics.records import RejectedRecord
@@ -76,25 +78,21 @@ class AssignmentWatch:
         return True
 
 
-def faust_broker_urls(bootstrap: str, scheme: str = "omnihooks") -> list[str]:
-    # omnihooks:// is Faust's aiokafka transport with omnihooks' consumer (streams.engine);
-    # omnihooks-rdkafka:// the same with librdkafka's producer.
-    return [f"{scheme}://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
-
-
 def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
     """Build the Faust app for a worker role; each role is its own consumer group."""
     catalogue = load_catalogue(settings.partitions, settings.replication_factor)
     app_id = settings.app_id if role == "all" else f"{settings.app_id}-{role}"
     (settings.data_dir / app_id).mkdir(parents=True, exist_ok=True)
     max_record = max(spec.max_message_bytes for spec in catalogue.specs)
+    kafka_config = KafkaConfig.of(settings)
     app = faust.App(
         app_id,
         # The transport's scheme picks the producer (Faust 0.15.3 makes its producer from
         # `broker`; `broker_producer` serves only its threaded producer).
-        broker=faust_broker_urls(
-            settings.kafka_bootstrap_servers,
-            "omnihooks-rdkafka" if settings.producer == "librdkafka" else "omnihooks",
+        # omnihooks:// is Faust's aiokafka transport with omnihooks' consumer (streams.engine);
+        # omnihooks-rdkafka:// the same with librdkafka's producer.
+        broker=kafka_config.faust_brokers(
+            "omnihooks-rdkafka" if settings.producer == "librdkafka" else "omnihooks"
         ),
         # memory: rebuilt from the changelogs at start; rocksdb: on disk under datadir,
         # rebuilt from where the store's own persisted offsets left off.
@@ -126,6 +124,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         # not create a one-partition stand-in for a missing one.
         topic_allow_declare=True,
     )
+    kafka.attach(app, kafka_config)
     topics = {
         spec.topic: app.topic(
             spec.name(settings.topic_prefix),

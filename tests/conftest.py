@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from streams.dev.local_kafka import LocalKafka, metadata_answers
+from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings, load_settings
 from tests.support.files import REPO
 from tests.support.harness import TopicReader, WorkerProcess
 from tests.support.receiver import Receiver
-from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
 TEST_KAFKA_PORT = int(os.environ.get("OMNIHOOKS_TEST_KAFKA_PORT", "19092"))

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from streams.engine.kafka import KafkaConfig, Writer
 from topics import codec
 from topics.catalogue import Topic
 
@@ -144,20 +145,15 @@ def seed_conversation(room_id: str = ROOM_ID, run: str | None = None) -> list[In
     ]
 
 
-def produce(bootstrap: str, prefix: str, records: list[InputRecord], gap_s: float = 0.0) -> int:
+def produce(
+    kafka: KafkaConfig | str, prefix: str, records: list[InputRecord], gap_s: float = 0.0
+) -> int:
     """Publish records in order (acks=all, idempotent), `gap_s` apart; returns the count."""
-    from confluent_kafka import Producer
-
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5}
-    )
+    writer = Writer(KafkaConfig(kafka) if isinstance(kafka, str) else kafka, **{"linger.ms": 5})
     for record in records:
-        producer.produce(f"{prefix}{record.topic.value}", key=record.key, value=record.encoded())
+        writer.write(f"{prefix}{record.topic.value}", record.key, record.encoded())
         # One record at a time: the demo's order across the rooms and messages topics is
         # the conversation's order.
-        producer.flush(30)
+        writer.flush(30)
         time.sleep(gap_s)
-    remaining = producer.flush(30)
-    if remaining:
-        raise RuntimeError(f"{remaining} records were not acknowledged by Kafka")
     return len(records)

@@ -25,6 +25,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.engine import kafka
+from streams.engine.kafka import KafkaConfig
+
 # A development tool, run from a source checkout: the jars' recipe sits beside the code.
 SOURCE_TREE = Path(__file__).resolve().parents[2]
 POM = SOURCE_TREE / "deploy" / "local" / "pom.xml"
@@ -319,10 +322,7 @@ def port_in_use(port: int) -> bool:
 
 def metadata_answers(bootstrap: str, timeout_s: float) -> bool:
     """True when a broker at `bootstrap` answers a metadata request."""
-    from confluent_kafka.admin import AdminClient
-
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0, "logger": _quiet}
-    admin = AdminClient(config)
+    admin = kafka.admin(KafkaConfig(bootstrap), log_level=0, logger=_quiet)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except Exception:
@@ -338,12 +338,11 @@ def warm_up_group_coordinator(bootstrap: str, timeout_s: float) -> None:
     and then fetch nothing. Asking for a group's committed offsets until it answers moves
     that wait here, where `up` can wait for it.
     """
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "omnihooks-warm-up", "log_level": 0,
-         "logger": _quiet}
-    )  # fmt: skip
+    consumer = kafka.group_consumer(
+        KafkaConfig(bootstrap), "omnihooks-warm-up", log_level=0, logger=_quiet
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while True:

@@ -13,6 +13,7 @@ import logging
 
 import mode
 
+from streams.engine.kafka import KafkaConfig
 from streams.engine.whole_topic import Apply, follow_whole_topic
 from streams.settings import Settings
 
@@ -29,9 +30,7 @@ def follower_service(
         _crashing: asyncio.Future[None] | None = None
 
         async def on_start(self) -> None:
-            follow = follow_whole_topic(
-                settings.kafka_bootstrap_servers, topic, partitions, apply, loaded
-            )
+            follow = follow_whole_topic(KafkaConfig.of(settings), topic, partitions, apply, loaded)
             self._follower = asyncio.create_task(follow, name=f"follow-{topic}")
             self._follower.add_done_callback(self._ended)
 

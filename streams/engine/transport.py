@@ -42,6 +42,7 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as driver
 
+from streams.engine import kafka
 from streams.engine.consumer import OrderedConsumer
 
 # A changelog record not acknowledged by then fails the commit (the worker restarts and
@@ -102,24 +103,18 @@ class RdKafkaProducer(IdempotentProducer):
 
     _rd: confluent_kafka.Producer | None = None
     _rd_state: confluent_kafka.Producer | None = None
-    _pending: dict[int, None]
-    _failed: list[str]
+    _acks: kafka.Acknowledgements
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._pending, self._failed, self._seq = {}, [], 0
+        self._acks = kafka.Acknowledgements()
         self._before_flush: list[Callable[[], None]] = []
         self._reported = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
 
     def _rd_config(self) -> dict[str, Any]:
-        transport: Any = self.transport
-        servers = driver.server_list(transport.url, transport.default_port)
         return {
-            "bootstrap.servers": ",".join(servers),
             "client.id": f"{self.client_id}-rdkafka",
-            "acks": "all",
-            "enable.idempotence": True,
             "partitioner": "murmur2_random",
             "linger.ms": max(1, int(self.linger_ms)),
             "batch.size": self.max_batch_size,
@@ -130,16 +125,17 @@ class RdKafkaProducer(IdempotentProducer):
 
     async def on_start(self) -> None:
         await super().on_start()
-        config = self._rd_config()
-        self._rd = confluent_kafka.Producer(config)
-        self._rd_state = confluent_kafka.Producer(
-            {**config, "client.id": f"{config['client.id']}-state", "linger.ms": STATE_LINGER_MS}
+        config, connection = self._rd_config(), kafka.config_of(self.transport.app)
+        self._rd = kafka.producer(connection, **config)
+        self._rd_state = kafka.producer(
+            connection,
+            **{**config, "client.id": f"{config['client.id']}-state", "linger.ms": STATE_LINGER_MS},
         )
         self._poller = asyncio.create_task(self._serve_reports(), name="rdkafka-reports")
 
     async def on_stop(self) -> None:
         if self._rd is not None:
-            await self._wait_reported(self._seq)
+            await self._wait_reported(self._acks.last)
             self._rd = self._rd_state = None
         if self._poller is not None:
             self._poller.cancel()
@@ -176,25 +172,10 @@ class RdKafkaProducer(IdempotentProducer):
     ) -> None:
         if rd is None:
             raise ProducerSendError("producer not started")
-        self._seq = seq = self._seq + 1
-        self._pending[seq] = None
-
-        def report(err: Any, msg: Any) -> None:
-            del self._pending[seq]
-            if err is not None:
-                self._failed.append(f"{msg.topic()}[{msg.partition()}]: {err}")
-            if on_report is not None:
-                on_report(err, msg)
-
-        args: dict[str, Any] = {"on_delivery": report}
+        args: dict[str, Any] = {"on_delivery": self._acks.track(on_report)}
         if partition is not None:
             args["partition"] = partition
-        while True:
-            try:
-                rd.produce(topic, value, key, **args)
-                return
-            except BufferError:
-                rd.poll(0.05)  # its queue is full (a million records): serve reports first
+        kafka.produce(rd, topic, key, value, **args)
 
     async def send(
         self,
@@ -232,12 +213,11 @@ class RdKafkaProducer(IdempotentProducer):
             rd.poll(0)
             rd_state.poll(0)
             self._reported.set()
-            await asyncio.sleep(0.001 if self._pending else 0.02)
+            await asyncio.sleep(0.001 if self._acks.pending else 0.02)
 
     async def _wait_reported(self, upto: int) -> None:
         deadline = asyncio.get_running_loop().time() + FLUSH_TIMEOUT_S
-        pending = self._pending
-        while pending and next(iter(pending)) <= upto:
+        while self._acks.out_up_to(upto):
             if asyncio.get_running_loop().time() > deadline:
                 raise UnflushedWrites(
                     f"records not acknowledged after {FLUSH_TIMEOUT_S:.0f} s: "
@@ -254,14 +234,13 @@ class RdKafkaProducer(IdempotentProducer):
     async def flush(self) -> None:
         for send in self._before_flush:
             send()
-        upto = self._seq
+        upto = self._acks.last
         await super().flush()
         await self._wait_reported(upto)
-        if self._failed:
-            raise UnflushedWrites(
-                f"{len(self._failed)} records failed ({self._failed[0]}...): not committing "
-                "past them"
-            )
+        try:
+            self._acks.raise_failed("not committing past them")
+        except kafka.KafkaWriteError as exc:
+            raise UnflushedWrites(str(exc)) from None
 
 
 class Transport(driver.Transport):

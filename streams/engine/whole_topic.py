@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+
+from streams.engine.kafka import KafkaConfig, aio_reader
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 async def follow_whole_topic(
-    bootstrap: str, topic: str, partitions: int, apply: Apply, loaded: asyncio.Event
+    config: KafkaConfig, topic: str, partitions: int, apply: Apply, loaded: asyncio.Event
 ) -> None:
     """Apply each record's key and value, from the topic's beginning, until cancelled.
     `partitions` is the catalogue's count: a consumer's metadata may not list a topic
@@ -34,7 +35,7 @@ async def follow_whole_topic(
     failures = 0
     while True:
         try:
-            await _read(bootstrap, topic, partitions, apply, loaded)
+            await _read(config, topic, partitions, apply, loaded)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -47,14 +48,9 @@ async def follow_whole_topic(
 
 
 async def _read(
-    bootstrap: str, topic: str, partitions: int, apply: Apply, loaded: asyncio.Event
+    config: KafkaConfig, topic: str, partitions: int, apply: Apply, loaded: asyncio.Event
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = aio_reader(config)
     await consumer.start()
     try:
         if topic not in await consumer.topics():

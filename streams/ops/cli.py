@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from streams.engine.kafka import KafkaConfig
 from streams.settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -436,11 +437,11 @@ def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from topics.admin import apply_catalogue
+    from streams.ops.topic_admin import apply_catalogue
     from topics.catalogue import load_catalogue
 
     catalogue = load_catalogue(settings.partitions, settings.replication_factor)
-    report = apply_catalogue(settings.kafka_bootstrap_servers, catalogue, settings.topic_prefix)
+    report = apply_catalogue(KafkaConfig.of(settings), catalogue, settings.topic_prefix)
     for line in report.lines():
         print(line)
     return EXIT_OK
@@ -478,7 +479,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.workspace:
         for record in records:
             record.value["workspace"] = args.workspace
-    count = demo.produce(settings.kafka_bootstrap_servers, settings.topic_prefix, records)
+    count = demo.produce(KafkaConfig.of(settings), settings.topic_prefix, records)
     print(f"published {count} events for room {room} to {settings.topic_prefix}rooms/messages")
     return EXIT_OK
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from streams.core.clock import iso, parse_iso
 from streams.core.payloads import PayloadType
+from streams.engine.kafka import KafkaConfig, Writer, read_all
 from topics import codec
 from topics.catalogue import Topic
 from topics.records import DeadLetter
@@ -32,25 +33,6 @@ WEBHOOK_TYPES: tuple[str, ...] = (*get_args(PayloadType), "LivechatOfflineMessag
 
 RELATIVE_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def watermarks(consumer: Any, tp: Any, timeout_s: float = 15.0) -> tuple[int, int]:
-    """The partition's low and high offsets. Right after `topics apply` the broker may not
-    know the partition's leader yet (NOT_LEADER_FOR_PARTITION): a retriable error, retried."""
-    from confluent_kafka import KafkaError, KafkaException
-
-    leaderless = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                  KafkaError.UNKNOWN_TOPIC_OR_PART}  # fmt: skip
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            return int(low), int(high)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if error is None or error.code() not in leaderless or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 class FilterError(ValueError):
@@ -198,78 +180,22 @@ def build_filters(
 # -- the Kafka side -------------------------------------------------------------------------
 
 
-def read_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of `topic` as it is now, each partition from its start to its end, in a
-    consumer that joins no group and commits nothing."""
-    return read_from(bootstrap, topic, lambda _partition, low, _high: low)
-
-
-# Where to start reading a partition, given its number and its low and high offsets.
-StartAt = Callable[[int, int, int], int]
-
-
-def read_from(bootstrap: str, topic: str, start_at: StartAt) -> list[Any]:
-    """The records of `topic` from `start_at` to each partition's end as it is now."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            # Assigned, never subscribed, never committed: no group offsets are touched.
-            "group.id": f"omnihooks-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=15)
-        if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
-        wanted = []
-        for partition in metadata.topics[topic].partitions:
-            low, high = watermarks(consumer, TopicPartition(topic, partition))
-            first = max(low, start_at(partition, low, high))
-            if high > first:
-                wanted.append((partition, first, high))
-        consumer.assign([TopicPartition(topic, p, low) for p, low, _ in wanted])
-        ends = {partition: high for partition, _, high in wanted}
-        records: list[Any] = []
-        deadline = time.monotonic() + 120
-        while ends and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                # End of a partition (as it was when we looked): done with it. Compaction
-                # leaves offset gaps, so the error, not an offset, says where the end is.
-                if error.code() == KafkaError._PARTITION_EOF:
-                    ends.pop(message.partition(), None)
-                continue
-            records.append(message)
-        if ends:
-            raise RuntimeError(f"could not read {topic} to its end within 120 s")
-        return records
-    finally:
-        consumer.close()
-
-
 @dataclass
 class DeadLetterTopic:
     """Reads the dead letters and their marks; writes replays and marks."""
 
-    bootstrap: str
+    kafka: KafkaConfig
     dead_letters: str
     marks: str
     jobs: str
-    _producer: Any = field(default=None, repr=False)
+    _writer: Writer | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, settings: Settings) -> DeadLetterTopic:
         """The dead letters, their marks and the jobs topic under the settings' prefix."""
         prefix = settings.topic_prefix
         return cls(
-            settings.kafka_bootstrap_servers,
+            KafkaConfig.of(settings),
             dead_letters=f"{prefix}{Topic.WEBHOOK_DEAD_LETTERS.value}",
             marks=f"{prefix}{Topic.WEBHOOK_DEAD_LETTER_MARKS.value}",
             jobs=f"{prefix}{Topic.WEBHOOK_JOBS.value}",
@@ -278,14 +204,14 @@ class DeadLetterTopic:
     def entries(self) -> list[Entry]:
         """Every dead letter with its marks, oldest first."""
         marks: dict[str, dict[str, Any]] = {}
-        for message in read_all(self.bootstrap, self.marks):
+        for message in read_all(self.kafka, self.marks):
             key = message.key().decode()
             if message.value() is None:
                 marks.pop(key, None)
             else:
                 marks[key] = codec.loads(message.value())
         entries = []
-        for message in read_all(self.bootstrap, self.dead_letters):
+        for message in read_all(self.kafka, self.dead_letters):
             try:
                 letter = DeadLetter.from_json(message.value())
             except (codec.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -302,18 +228,15 @@ class DeadLetterTopic:
         return entries
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
-        from confluent_kafka import Producer
-
-        if self._producer is None:
-            self._producer = Producer(
-                {"bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True}
-            )
-        self._producer.produce(topic, key=key, value=value)
-        self._producer.poll(0)
+        if self._writer is None:
+            self._writer = Writer(self.kafka)
+        self._writer.write(topic, key, value)
 
     def flush(self) -> None:
-        if self._producer is not None and self._producer.flush(60):
-            raise RuntimeError("Kafka did not acknowledge every record within 60 s")
+        """Return once every replay and mark is on the brokers; KafkaWriteError if any was
+        refused (a missing ACL) or not acknowledged."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def replay(self, entry: Entry, url: str | None) -> str:
         """Re-enqueue the job with a fresh attempt budget and the same delivery id."""

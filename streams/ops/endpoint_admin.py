@@ -21,7 +21,7 @@ from streams.core.endpoints import (
     signing_secrets,
     validate,
 )
-from streams.ops.dead_letters import read_all
+from streams.engine.kafka import KafkaConfig, read_all, write_one
 from streams.settings import Settings
 from topics import codec
 from topics.catalogue import Topic
@@ -35,28 +35,12 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(random_secrets.token_bytes(24)).decode()
 
 
-def write_one(bootstrap: str, topic: str, key: bytes, value: bytes | None) -> None:
-    """One record (None: a tombstone), acknowledged by every in-sync replica, or an error."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-    failures: list[str] = []
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    producer.produce(topic, key=key, value=value, on_delivery=delivered)
-    if producer.flush(30) != 0 or failures:
-        raise RuntimeError(f"not written to {topic}: {failures or 'timed out'}")
-
-
 def write_control(settings: Settings, url: str, paused: bool, reason: str) -> str:
     """Pause or resume an endpoint URL on every delivery worker (an `endpoint-controls`
     record, acknowledged); returns the topic written."""
     topic = f"{settings.topic_prefix}{Topic.ENDPOINT_CONTROLS.value}"
     record = EndpointControl(url, paused, iso(time.time()), reason)
-    write_one(settings.kafka_bootstrap_servers, topic, url.encode(), record.to_json())
+    write_one(KafkaConfig.of(settings), topic, url.encode(), record.to_json())
     return topic
 
 
@@ -71,7 +55,7 @@ class EndpointsTopic:
     def records(self) -> dict[bytes, EndpointRecord]:
         """Every endpoint now on the topic, by key."""
         found: dict[bytes, EndpointRecord] = {}
-        for message in read_all(self.settings.kafka_bootstrap_servers, self.name):
+        for message in read_all(KafkaConfig.of(self.settings), self.name):
             if message.value() is None:
                 found.pop(message.key(), None)
             else:
@@ -86,7 +70,7 @@ class EndpointsTopic:
         return record
 
     def write(self, key: bytes, value: bytes | None) -> None:
-        write_one(self.settings.kafka_bootstrap_servers, self.name, key, value)
+        write_one(KafkaConfig.of(self.settings), self.name, key, value)
 
     def put(self, record: EndpointRecord) -> EndpointRecord:
         record = validate(record)

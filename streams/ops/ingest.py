@@ -21,16 +21,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import threading
 import time
 from collections import OrderedDict
-from typing import Any
 
 from aiohttp import web
 
 from streams.core.clock import iso
 from streams.core.endpoints import NAME
 from streams.core.relay import InvalidBody, read_body
+from streams.engine.kafka import AsyncWriter, KafkaConfig, KafkaWriteError
 from streams.engine.whole_topic import follow_whole_topic
 from streams.settings import Settings
 from topics import codec
@@ -65,67 +64,25 @@ class LatestAnswers:
 
 
 class KafkaWriter:
-    """confluent-kafka's producer (acks=all, idempotent) with an awaitable acknowledgement;
-    its callbacks run in a polling thread and resolve futures on the event loop."""
+    """Writes each accepted body to `rocketchat-webhooks`; `write` returns once the brokers
+    have it, so Rocket.Chat gets its 200 only for what is stored."""
 
     def __init__(self, settings: Settings, timeout_s: float) -> None:
-        from confluent_kafka import Producer
-
         catalogue = load_catalogue(settings.partitions)
-        self.topic = catalogue[Topic.ROCKETCHAT_WEBHOOKS].name(settings.topic_prefix)
-        self._producer = Producer({
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 1,
-            # A write not acknowledged by then is answered 503: Rocket.Chat sends it again.
-            "message.timeout.ms": int(timeout_s * 1000),
-            "message.max.bytes": catalogue[Topic.ROCKETCHAT_WEBHOOKS].max_message_bytes,
-        })  # fmt: skip
-        self.timeout_s = timeout_s
-        self._running = True
-        self._thread = threading.Thread(target=self._poll, name="ingest-acks", daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while self._running:
-            try:
-                self._producer.poll(0.05)
-            except Exception:  # a callback failing must not stop every acknowledgement
-                log.exception("acknowledging a write failed")
+        spec = catalogue[Topic.ROCKETCHAT_WEBHOOKS]
+        self.topic = spec.name(settings.topic_prefix)
+        # A write not acknowledged by then is answered 503: Rocket.Chat sends it again.
+        self._writer = AsyncWriter(
+            KafkaConfig.of(settings), timeout_s,
+            **{"linger.ms": 1, "message.max.bytes": spec.max_message_bytes},
+        )  # fmt: skip
 
     async def write(self, key: bytes, value: bytes) -> None:
-        """Return once the brokers have the record; raise if they cannot take it."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def acknowledged(err: Any, _msg: Any) -> None:
-            def settle() -> None:
-                if done.done():
-                    return
-                if err is None:
-                    done.set_result(None)
-                else:
-                    done.set_exception(RuntimeError(str(err)))
-
-            loop.call_soon_threadsafe(settle)
-
-        from confluent_kafka import KafkaException
-
-        try:
-            self._producer.produce(self.topic, key=key, value=value, on_delivery=acknowledged)
-        except (BufferError, KafkaException) as exc:  # queue full, or the producer failed
-            raise RuntimeError(str(exc)) from None
-        # The producer gives up by message.timeout.ms; the margin covers a stalled poll.
-        try:
-            await asyncio.wait_for(done, self.timeout_s + 5)
-        except TimeoutError:
-            raise RuntimeError("no acknowledgement from the producer") from None
+        """Return once the brokers have the record; KafkaWriteError if they cannot take it."""
+        await self._writer.write(self.topic, key, value)
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(5)
-        self._producer.flush(10)
+        self._writer.close()
 
 
 def build_ingest_app(
@@ -152,7 +109,7 @@ def build_ingest_app(
         record = IngestedRecord(workspace, ingested.type, iso(time.time()), text)
         try:
             await writer.write(ingested.key.encode(), record.to_json())
-        except RuntimeError as exc:
+        except KafkaWriteError as exc:
             log.warning("not taken by Kafka, answered 503: %s", exc)
             return web.Response(status=503, text="Kafka did not take the write; send it again\n")
         answer = "" if ingested.type == "LivechatOfflineMessage" else answers.get(ingested.key)
@@ -175,7 +132,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     loaded = asyncio.Event()
     crm_data = catalogue[Topic.CRM_DATA]
     follower = asyncio.create_task(follow_whole_topic(
-        settings.kafka_bootstrap_servers, crm_data.name(settings.topic_prefix),
+        KafkaConfig.of(settings), crm_data.name(settings.topic_prefix),
         crm_data.partitions, answers.apply, loaded,
     ))  # fmt: skip
     writer = KafkaWriter(settings, settings.ingest_timeout_s)

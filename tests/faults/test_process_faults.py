@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from streams.dev.local_kafka import LocalKafka
+from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings, load_settings
 from tests.conftest import TEST_PARTITIONS, Broker
 from tests.integration.test_delivery import make_job, send_jobs
 from tests.integration.test_scaling import ConversationStream
 from tests.support.harness import WorkerProcess
 from tests.support.receiver import Receiver
-from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration

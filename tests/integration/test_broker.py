@@ -7,8 +7,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.ops.topic_admin import apply_catalogue
 from tests.conftest import Broker
-from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,13 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import pytest
+from confluent_kafka.admin import ConfigResource
 
+from streams.engine.kafka import KafkaConfig, Writer, admin
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.integration.test_delivery import make_job, send_jobs
@@ -15,6 +19,7 @@ from tests.support.harness import TopicReader, WorkerProcess, omnihooks_cli
 from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
+from topics.records import Attempt, DeadLetter, WebhookJob
 
 pytestmark = pytest.mark.integration
 
@@ -91,9 +96,46 @@ def test_reading_dead_letters_leaves_no_consumer_group_offsets(
     kafka: Broker, settings_factory: Callable[..., Settings], applied_topics: dict[Topic, str]
 ) -> None:
     settings = settings_factory()
-    assert dlq(settings, "list").returncode == 0
-    from confluent_kafka.admin import AdminClient
-
-    groups = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_consumer_groups().result()
+    send_dead_letters(kafka, applied_topics, [make_job("http://127.0.0.1:9/", 0)])
+    listed = dlq(settings, "list", "--json")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1
+    groups = kafka_admin(kafka).list_consumer_groups().result()
     names = [g.group_id for g in groups.valid]
-    assert not [n for n in names if n.startswith("omnihooks-dlq-reader")]
+    assert not [n for n in names if n.startswith(f"{settings.app_id}-reader")]
+
+
+def send_dead_letters(kafka: Broker, topics: dict[Topic, str], jobs: list[WebhookJob]) -> None:
+    letters = [
+        DeadLetter(job, (Attempt("2023-02-02T10:00:01.000Z", 503, "HTTP 503", 5),),
+                   "2023-02-02T10:00:02.000Z", "attempts exhausted")
+        for job in jobs
+    ]  # fmt: skip
+    writer = Writer(KafkaConfig(kafka.bootstrap))
+    for letter in letters:
+        writer.write(topics[Topic.WEBHOOK_DEAD_LETTERS], letter.key(), letter.to_json())
+    writer.flush()
+
+
+def test_a_replay_the_broker_refuses_fails_the_command_and_names_the_topic(
+    kafka: Broker, settings_factory: Callable[..., Settings], applied_topics: dict[Topic, str]
+) -> None:
+    settings = settings_factory()
+    job = make_job("http://127.0.0.1:9/", 0)
+    big = replace(job, body={**job.body, "padding": "x" * 20_000})
+    send_dead_letters(kafka, applied_topics, [big])
+    # The jobs topic now takes less than the job: the broker refuses the replay's write.
+    jobs_topic = applied_topics[Topic.WEBHOOK_JOBS]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, jobs_topic,
+                              set_config={"max.message.bytes": "10000"})  # fmt: skip
+    client = kafka_admin(kafka)  # kept: a client collected mid-call cancels its futures
+    for future in client.alter_configs([resource]).values():
+        future.result()
+
+    replayed = dlq(settings, "replay", "--yes")
+    assert replayed.returncode == 1, replayed.stdout
+    assert "KafkaWriteError" in replayed.stderr and jobs_topic in replayed.stderr
+    assert "replayed 1" not in replayed.stdout
+
+
+def kafka_admin(kafka: Broker) -> Any:
+    return admin(KafkaConfig(kafka.bootstrap))

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from streams.core.signing import signing_key, verify
+from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings
 from tests.conftest import Broker, local_kafka_for_tests
 from tests.support.files import SEED
 from tests.support.harness import TopicReader, WorkerProcess, free_port, settings_env
 from tests.support.receiver import Receiver
-from topics.admin import apply_catalogue
 from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.core.endpoints import endpoint_label
-from streams.ops.dead_letters import DeadLetterTopic, Entry, read_all, read_from
+from streams.engine import kafka
+from streams.engine.kafka import KafkaConfig, read_all, read_from
+from streams.ops.dead_letters import DeadLetterTopic, Entry
 from streams.ops.endpoint_admin import EndpointsTopic, listing, write_control
 from streams.settings import Settings
 from topics.catalogue import Topic
@@ -46,8 +48,8 @@ class KafkaReads:
         return f"{self.settings.topic_prefix}{topic.value}"
 
     @property
-    def bootstrap(self) -> str:
-        return self.settings.kafka_bootstrap_servers
+    def connection(self) -> KafkaConfig:
+        return KafkaConfig.of(self.settings)
 
     def dead_letter_topic(self) -> DeadLetterTopic:
         return DeadLetterTopic.of(self.settings)
@@ -58,7 +60,7 @@ class KafkaReads:
     def rejected(self, limit: int) -> list[Rejected]:
         """The latest `limit` rejected records, newest first."""
         messages = read_from(
-            self.bootstrap, self.name(Topic.REJECTED), lambda _p, low, high: high - limit
+            self.connection, self.name(Topic.REJECTED), lambda _p, low, high: high - limit
         )
         found = []
         for message in messages:
@@ -74,9 +76,8 @@ class KafkaReads:
         """Per partition, the furthest offset the delivery workers committed on `topic` (the
         `all` role's group and the `delivery` role's; a deployment runs one of them)."""
         from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-        from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = kafka.admin(self.connection)
         app_id = self.settings.app_id
         found: dict[int, int] = {}
         for group in (app_id, f"{app_id}-delivery"):
@@ -105,7 +106,7 @@ class KafkaReads:
             return first
 
         latest: dict[str, WebhookJob] = {}
-        for message in read_from(self.bootstrap, topic, start_at):
+        for message in read_from(self.connection, topic, start_at):
             try:
                 job = WebhookJob.from_json(message.value())
             except (ValueError, KeyError, TypeError):
@@ -124,7 +125,7 @@ class KafkaReads:
     def controls(self) -> dict[str, EndpointControl]:
         """The operators' pause/resume records, by URL."""
         found: dict[str, EndpointControl] = {}
-        for message in read_all(self.bootstrap, self.name(Topic.ENDPOINT_CONTROLS)):
+        for message in read_all(self.connection, self.name(Topic.ENDPOINT_CONTROLS)):
             if message.value() is None:
                 found.pop((message.key() or b"").decode(errors="replace"), None)
                 continue

@@ -32,7 +32,7 @@ def test_unreachable_broker_is_exit_1(
 ) -> None:
     # Port 9 (discard) on loopback: nothing answers Kafka there.
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
-    monkeypatch.setattr("topics.admin.DEFAULT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr("streams.ops.topic_admin.DEFAULT_TIMEOUT_S", 2.0)
     assert main(["topics", "apply"]) == 1
     assert "cannot reach Kafka" in capsys.readouterr().err
 

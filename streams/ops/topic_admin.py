@@ -13,6 +13,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
+from streams.engine import kafka
+from streams.engine.kafka import KafkaConfig
 from topics.catalogue import Catalogue, TopicSpec
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -43,21 +45,17 @@ class ApplyReport:
         return out
 
 
-def admin_client(bootstrap: str) -> AdminClient:
-    # log_level 3: librdkafka otherwise prints its background-queue notes on exit
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, "log_level": 3})
-
-
 def apply_catalogue(
-    bootstrap: str, catalogue: Catalogue, prefix: str, timeout_s: float | None = None
+    config: KafkaConfig | str, catalogue: Catalogue, prefix: str, timeout_s: float | None = None
 ) -> ApplyReport:
     """Create missing topics; compare existing ones with the catalogue."""
     timeout_s = timeout_s or DEFAULT_TIMEOUT_S
-    admin = admin_client(bootstrap)
+    config = KafkaConfig(config) if isinstance(config, str) else config
+    admin = kafka.admin(config)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        raise TopicAdminError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        raise TopicAdminError(f"cannot reach Kafka at {config.bootstrap}: {exc}") from None
     brokers = max(1, len(metadata.brokers))
     report = ApplyReport()
     to_create: list[tuple[TopicSpec, int]] = []
