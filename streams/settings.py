@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     lead_email_regex: str = DEFAULT_LEAD_EMAIL_REGEX
     lead_phone_regex: str = DEFAULT_LEAD_PHONE_REGEX
 
-    # The Rocket.Chat server era whose bodies and retry rule are reproduced (streams/compat.py,
+    # The Rocket.Chat server era whose bodies and retry rule are reproduced (streams/core/compat.py,
     # README "Compatibility profiles"): the seed's (2023) or current 7.x servers.
     compat: CompatName = "rocketchat-2023"
     # Rocket.Chat's Site_Url: with it, a message with a file carries `fileUpload` (its link).
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     block_private_urls: bool = False
     response_excerpt_bytes: int = Field(2048, ge=0)
     crm_data_max_bytes: int = Field(65536, ge=0)
-    # Circuit breaker per endpoint URL (streams/breaker.py): open when at least
+    # Circuit breaker per endpoint URL (streams/core/breaker.py): open when at least
     # BREAKER_MIN_JOBS distinct jobs were tried in BREAKER_WINDOW_S and BREAKER_FAILURE_RATIO
     # of them failed; its jobs then wait without spending attempts; one probe after the
     # cool-down (doubling to BREAKER_MAX_COOLDOWN_S). A held job goes back to the tail of
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     breaker_hold_lease_s: float = Field(240.0, gt=0)
     # "room": a room's webhooks reach each endpoint in their order (`webhook-sequence`); a
     # job failing holds back its own room's later jobs on that endpoint only. "none": each
-    # job on its own, as Rocket.Chat sends them (streams/room_lines.py).
+    # job on its own, as Rocket.Chat sends them (streams/delivery/room_lines.py).
     delivery_order: Literal["room", "none"] = "room"
     # Relay mode (`omnihooks ingest`): the token Rocket.Chat sends (its Livechat_secret_token),
     # the largest body taken, and how long a write may wait for Kafka before a 503.

@@ -1,5 +1,5 @@
 """Relay mode's Faust side: the agent that turns each body `omnihooks ingest` stored into
-jobs for its workspace's endpoints (streams/relay.py), sent like every other job."""
+jobs for its workspace's endpoints (streams/core/relay.py), sent like every other job."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def next_attempt(
 ) -> Decision:
     """What happens to `job` after `attempt`: delivered, wait for another try, or dead.
 
-    A probe of an open endpoint (streams/breaker.py) is not the job's own failure but the
+    A probe of an open endpoint (streams/core/breaker.py) is not the job's own failure but the
     endpoint's: it is kept on the record marked as a probe and never counts against the
     job's retries, now or later, so holding a job never dead-letters it.
     """

@@ -47,7 +47,7 @@ SEEN_EVENTS_KEPT = 64
 # worth of a room's records. Their `seen` entries keep what they changed (a few dozen bytes).
 BEFORE_IMAGES_KEPT = 16
 
-# room event -> its webhook and the trigger (streams/endpoints.py TRIGGERS) that wants it
+# room event -> its webhook and the trigger (streams/core/endpoints.py TRIGGERS) that wants it
 ROOM_TRIGGERS: dict[str, tuple[PayloadType, str]] = {
     "started": ("LivechatSessionStart", "start"),
     "queued": ("LivechatSessionQueued", "chat_queued"),

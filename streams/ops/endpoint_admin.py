@@ -1,5 +1,5 @@
 """`omnihooks endpoints add | list | show | update | disable | enable | remove |
-rotate-secret`: the operators' side of the `endpoints` topic (streams/endpoints.py).
+rotate-secret`: the operators' side of the `endpoints` topic (streams/core/endpoints.py).
 
 Each command reads the topic whole (it is small: one record per endpoint once compacted),
 checks what it is asked against it, and writes one record (a tombstone for `remove`).

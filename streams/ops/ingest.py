@@ -13,7 +13,7 @@ acks=all and idempotence, and answered 200 only once the broker has acknowledged
   writes each 200 answer there): Rocket.Chat stores whatever answers its webhook as the
   room's `crmData`, so it gets the CRM's answer one webhook late (README, "Relay mode").
 
-The relay agent (streams/relay_agents.py) turns the stored bodies into jobs.
+The relay agent (streams/agents/relay.py) turns the stored bodies into jobs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each compatibility profile sends what its Rocket.Chat era sends (streams/compat.py names
+"""Each compatibility profile sends what its Rocket.Chat era sends (streams/core/compat.py names
 the server file behind each rule): exact bytes for the seed conversation, and the rules that
 differ, for files, edits, forwards, leads, CRM answers and retries."""
 

@@ -1,4 +1,4 @@
-"""Endpoints as data (streams/endpoints.py): which endpoints get which webhooks, fan-out in
+"""Endpoints as data (streams/core/endpoints.py): which endpoints get which webhooks, fan-out in
 the session processor, per-endpoint numbering and ids, secret rotation, bad input."""
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def test_bad_endpoint_input_is_exit_2_before_touching_kafka(
 
 
 def test_a_removed_endpoints_jobs_never_carry_another_endpoints_credentials() -> None:
-    from streams.agents.delivery import Targets
+    from streams.delivery.targets import Targets
 
     settings = load_settings(webhook_url="http://crm.test/hook", secret_token="env-token")
     found = settings.endpoint_directory()

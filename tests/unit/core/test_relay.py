@@ -1,4 +1,4 @@
-"""Relay mode's pure core (streams/relay.py): which bodies are taken, which endpoints get
+"""Relay mode's pure core (streams/core/relay.py): which bodies are taken, which endpoints get
 them, and stable ids for Rocket.Chat's own retries."""
 
 from __future__ import annotations

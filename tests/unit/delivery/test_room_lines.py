@@ -1,4 +1,4 @@
-"""Ordered delivery per room (streams/room_lines.py): who may go, who waits, what survives."""
+"""Ordered delivery per room (streams/delivery/room_lines.py): who may go, who waits, what survives."""
 
 from __future__ import annotations
 
