@@ -9,10 +9,10 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.compat import CompatName, Profile, profile_named, retry_delay_s
-from streams.core.endpoints import DEFAULT_ENDPOINT, TRIGGERS, EndpointDirectory
+from streams.core.endpoints import TRIGGERS, EndpointDirectory
 from streams.core.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
 from streams.core.sessions import SessionPolicy
-from topics.records import DEFAULT_WORKSPACE, EndpointRecord, SigningSecret
+from topics.records import DEFAULT_ENDPOINT, DEFAULT_WORKSPACE, EndpointRecord, SigningSecret
 
 # Rocket.Chat's own defaults for Livechat_lead_email_regex / Livechat_lead_phone_regex,
 # kept beside the lead-capture code that reads them.

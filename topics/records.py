@@ -26,7 +26,7 @@ class Attempt:
     error: str | None
     duration_ms: float
     response_excerpt: str | None = None
-    # A probe of an endpoint that was down (streams/breaker.py): on the record, but the
+    # A probe of an endpoint that was down (streams/core/breaker.py): on the record, but the
     # endpoint's failure, not the job's, so it never counts against the job's retries.
     probe: bool = False
 
@@ -253,6 +253,8 @@ class IngestedRecord:
 
 
 DEFAULT_WORKSPACE = "default"  # an input event without a `workspace` belongs to this one
+# The environment's endpoint (OMNIHOOKS_WEBHOOK_URL) in every workspace's list.
+DEFAULT_ENDPOINT = "default"
 
 
 @dataclass(frozen=True)

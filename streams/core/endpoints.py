@@ -22,7 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 from streams.core.clock import parse_iso
 from streams.core.compat import PROFILES, CompatName, Profile, profile_named
 from streams.core.signing import signing_key
-from topics.records import DEFAULT_WORKSPACE, EndpointRecord, SigningSecret, endpoint_key
+from topics.records import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_WORKSPACE,
+    EndpointRecord,
+    SigningSecret,
+    endpoint_key,
+)
 
 # Rocket.Chat's CRM triggers (Livechat_webhook_on_*, `OMNIHOOKS_SEND_ON_*`), by the setting's
 # suffix: what `--triggers` takes.
@@ -39,7 +45,6 @@ TRIGGERS = (
 )
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "default"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

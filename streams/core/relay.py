@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from streams.core.endpoints import DEFAULT_ENDPOINT, EndpointDirectory
+from streams.core.endpoints import EndpointDirectory
 from topics import codec
-from topics.records import EndpointRecord, WebhookJob
+from topics.records import DEFAULT_ENDPOINT, EndpointRecord, WebhookJob
 
 # Namespace of relayed delivery ids: uuid5 of (workspace, body digest, endpoint). Rocket.Chat
 # posting the same body again (its own retry after a slow answer) makes the same ids, and the

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
+
+import msgspec
 
 from streams.core.clock import iso
 from streams.core.compat import Profile
-from streams.core.endpoints import DEFAULT_ENDPOINT, EndpointDirectory
+from streams.core.endpoints import EndpointDirectory
 from streams.core.events import (
     CrmData,
     InternalRoomEvent,
@@ -33,7 +35,15 @@ from streams.core.payloads import (
     build_session_payload,
 )
 from topics import codec
-from topics.records import EndpointRecord, InternalRoomRecord, WebhookJob
+from topics.records import DEFAULT_ENDPOINT, EndpointRecord, InternalRoomRecord, WebhookJob
+from topics.state import (
+    BeforeImage,
+    CompletedClose,
+    PendingClose,
+    RoomState,
+    SeenEntry,
+    StoredMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,91 +86,8 @@ class Source:
     offset: int
 
 
-@dataclass(frozen=True)
-class StoredMessage:
-    """A transcript message as stored, with its place and the record that first stored it."""
-
-    message: JSON
-    seq: int | None  # its place in the transcript (None: never placed)
-    source: str | None  # "topic:partition:offset" of the input record that first stored it
-    # The record that deleted it: out of transcripts, kept as a marker so a delete (or an
-    # earlier edit) read again after a crash knows what happened.
-    deleted_by: str | None = None
-
-
 def source_id(source: Source) -> str:
     return f"{source.topic}:{source.partition}:{source.offset}"
-
-
-@dataclass
-class PendingClose:
-    """A close that waits for the messages the close event says the room holds."""
-
-    event_id: str
-    workspace: str | None
-    expected: int
-    due_at: float
-
-
-@dataclass
-class RoomState:
-    room: JSON | None = None
-    visitor: JSON | None = None
-    agent: JSON | None = None
-    crm_data: Any = None  # 7: the answer text; 2023: its `data` property (any JSON)
-    next_seq: int = 0  # messages ever stored; their order keys are 0..next_seq-1
-    present: int = 0  # messages in the transcript now (deletes take them out)
-    closed_at: float | None = None
-    pending_close: PendingClose | None = None
-    # (event id, topic, partition, offset[, seq]) of the last records applied; a message's
-    # entry keeps the place it was given, so a redo after a lost message write reuses it.
-    seen: list[tuple[Any, ...]] = field(default_factory=list)
-    # The input partition the chat stack's partitioner gave this room. Everything omnihooks
-    # writes back for the room (due events, crm-data) goes there, whatever hash it would
-    # pick itself: the room's state lives in that partition's changelog.
-    partition: int | None = None
-    # Webhook jobs numbered so far per endpoint id (the last job's `sequence`); a record
-    # read again after a crash numbers its jobs from what its before-image noted.
-    webhooks: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> bytes:
-        return codec.dumps(self)
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> RoomState:
-        data = codec.loads(raw)
-        pending = data.get("pending_close")
-        return cls(
-            room=data.get("room"),
-            visitor=data.get("visitor"),
-            agent=data.get("agent"),
-            crm_data=data.get("crm_data"),
-            next_seq=data.get("next_seq", 0),
-            present=data.get("present", 0),
-            closed_at=data.get("closed_at"),
-            pending_close=PendingClose(**pending) if pending else None,
-            seen=[tuple(entry) for entry in data.get("seen", [])],
-            partition=data.get("partition"),
-            webhooks=_webhook_counts(data.get("webhooks")),
-        )
-
-    @staticmethod
-    def nothing_scheduled(raw: bytes) -> bool:
-        """Whether a stored room state has neither a pending close nor a close time.
-
-        `to_json` (orjson, no spaces) writes both fields at the top level, null when unset.
-        Each named exactly once means that one is the top-level field; a nested object with
-        the same key (or anything unexpected) means the room is decoded instead."""
-        return (
-            raw.count(b'"pending_close":') == 1
-            and b'"pending_close":null' in raw
-            and raw.count(b'"closed_at":') == 1
-            and b'"closed_at":null' in raw
-        )
-
-    @property
-    def is_closed(self) -> bool:
-        return self.closed_at is not None or bool(self.room and "closedAt" in self.room)
 
 
 class SessionStore(Protocol):
@@ -225,7 +152,7 @@ class SessionProcessor:
             return None
         self._kept_deleted = _deleted_after(state, source)
         if saved is not None:
-            return _Start(saved, _before_image(saved), None)
+            return _Start(saved, saved.before, None)
         return _Start(None, None, _before(state))
 
     def on_room_event(self, event: RoomEvent, source: Source) -> list[WebhookJob]:
@@ -251,9 +178,9 @@ class SessionProcessor:
         # Leads are counted after the merge: a room event's visitor document comes first and
         # the addresses captured before stay after it (`_keep_captured_leads`).
         if first_image is not None:
-            first_image[2:4] = _lead_counts(state.visitor)
+            first_image.emails, first_image.phones = _lead_counts(state.visitor)
         elif image is not None:
-            view.visitor = _first_leads(view.visitor, image[2], image[3])
+            view.visitor = _first_leads(view.visitor, image.emails, image.phones)
         if saved is not None:
             # The room state already holds what came after this record; its messages, read
             # again, do not move `lm` a second time, so the `lm` found stays.
@@ -326,7 +253,9 @@ class SessionProcessor:
         here = source_id(source)
         if event.event == "deleted":
             if stored is not None and stored.deleted_by is None:
-                self.store.put_message(room_id, message_id, replace(stored, deleted_by=here))
+                self.store.put_message(
+                    room_id, message_id, msgspec.structs.replace(stored, deleted_by=here)
+                )
                 if saved is None:
                     state.present -= 1
             elif stored is not None and stored.deleted_by == here and saved is None:
@@ -344,8 +273,8 @@ class SessionProcessor:
         if is_new:
             if stored is not None and stored.seq is not None:
                 seq = stored.seq
-            elif saved is not None and len(saved) > 4 and saved[4] is not None:
-                seq = int(saved[4])
+            elif saved is not None and saved.seq is not None:
+                seq = saved.seq
             else:
                 seq = state.next_seq
             self.store.put_message(
@@ -585,11 +514,10 @@ class SessionProcessor:
         """The same event id at another offset is the chat stack's duplicate: drop it. At the
         same offset it is Kafka redelivering after a crash: process it again (the updates are
         idempotent and the jobs keep their delivery ids), so no job is lost."""
-        here = _seen_key(event_id, source)
         for seen in state.seen:
-            if seen[0] == event_id:
-                return tuple(seen[:4]) != here
-        state.seen.append(here)
+            if seen.event_id == event_id:
+                return not _is_here(seen, event_id, source)
+        state.seen.append(SeenEntry(event_id, source.topic, source.partition, source.offset))
         del state.seen[:-SEEN_EVENTS_KEPT]
         return False
 
@@ -697,7 +625,7 @@ class SessionProcessor:
 
     @staticmethod
     def _numbered(
-        state: RoomState, image: list[Any] | None, jobs: list[WebhookJob]
+        state: RoomState, image: BeforeImage | None, jobs: list[WebhookJob]
     ) -> list[WebhookJob]:
         """The record's jobs with the room's next webhook numbers, counted per endpoint (a
         receiver sees 1, 2, 3, ... whichever triggers it wants). Read again after a crash,
@@ -705,7 +633,7 @@ class SessionProcessor:
         the saved room state counts: the jobs it makes again are the same webhooks."""
         if not jobs:
             return jobs
-        start = _webhooks_before(image)
+        start = None if image is None else image.webhook_counts()
         counts = dict(state.webhooks if start is None else start)
         numbered = []
         for job in jobs:
@@ -747,18 +675,12 @@ def crm_data_property(body: str) -> Any:
     return parsed.get("data") if isinstance(parsed, dict) else None
 
 
-def _seen_key(event_id: str, source: Source) -> tuple[str, str, int, int]:
-    """A `seen` entry's identity: the event at its place in Kafka (a 5th item is the seq)."""
-    return (event_id, source.topic, source.partition, source.offset)
+def _is_here(entry: SeenEntry, event_id: str, source: Source) -> bool:
+    return entry.is_at(event_id, source.topic, source.partition, source.offset)
 
 
-def _seen_entry(state: RoomState, event_id: str, source: Source) -> tuple[Any, ...] | None:
-    here = _seen_key(event_id, source)
-    # The event id first: it tells entries apart without a tuple built for each of up to 64.
-    return next(
-        (entry for entry in state.seen if entry[0] == event_id and tuple(entry[:4]) == here),
-        None,
-    )
+def _seen_entry(state: RoomState, event_id: str, source: Source) -> SeenEntry | None:
+    return next((entry for entry in state.seen if _is_here(entry, event_id, source)), None)
 
 
 def _is_later(record: str, source: Source) -> bool:
@@ -774,71 +696,58 @@ class _Start(NamedTuple):
     first time), the before-image that entry kept (read again after a crash), and the
     before-image to note (the first time)."""
 
-    saved: tuple[Any, ...] | None
-    image: list[Any] | None
-    first_image: list[Any] | None
+    saved: SeenEntry | None
+    image: BeforeImage | None
+    first_image: BeforeImage | None
 
 
-def _before(state: RoomState) -> list[Any]:
+def _before(state: RoomState) -> BeforeImage:
     """What a record may change that its own webhooks show as it was before it: `lm`, the
     transcript's end (`next_seq`), how many emails and phones the visitor had (lead capture
-    and `_keep_captured_leads` only append), and the message count; then the close it
-    completed (set by `_note_completed_close`) and the room's webhook count."""
-    return [
-        (state.room or {}).get("lm"),
-        state.next_seq,
-        *_lead_counts(state.visitor),
-        state.present,
-        None,
-        dict(state.webhooks),
-    ]
+    and `_keep_captured_leads` only append), the message count, and the room's webhook
+    counts; the close it completes is added by `_note_completed_close`."""
+    emails, phones = _lead_counts(state.visitor)
+    return BeforeImage(
+        lm=(state.room or {}).get("lm"),
+        next_seq=state.next_seq,
+        emails=emails,
+        phones=phones,
+        present=state.present,
+        webhooks=dict(state.webhooks),
+    )
 
 
-def _webhook_counts(stored: Any) -> dict[str, int]:
-    if isinstance(stored, int):  # before endpoints: one count, the default endpoint's
-        return {DEFAULT_ENDPOINT: stored}
-    return dict(stored) if isinstance(stored, dict) else {}
-
-
-def _webhooks_before(image: list[Any] | None) -> dict[str, int] | None:
-    """The room's webhook counts when the record of `image` first ran (None: not noted)."""
-    if image is None or len(image) < 7 or image[6] is None:
-        return None
-    return _webhook_counts(image[6])
-
-
-def _lead_counts(visitor: JSON | None) -> list[int | None]:
+def _lead_counts(visitor: JSON | None) -> tuple[int | None, int | None]:
     visitor = visitor or {}
     emails, phones = visitor.get("visitorEmails"), visitor.get("phone")
-    return [
+    return (
         len(emails) if isinstance(emails, list) else None,
         len(phones) if isinstance(phones, list) else None,
-    ]
+    )
 
 
-def _note_before(state: RoomState, event_id: str, source: Source, image: list[Any]) -> None:
-    """Keep `image` in the record's `seen` entry (after its seq, null for a room event);
-    only the last `BEFORE_IMAGES_KEPT` entries keep theirs."""
-    here = _seen_key(event_id, source)
+def _note_before(state: RoomState, event_id: str, source: Source, image: BeforeImage) -> None:
+    """Keep `image` in the record's `seen` entry; only the last `BEFORE_IMAGES_KEPT` entries
+    keep theirs."""
     last = len(state.seen) - 1
     for n, entry in enumerate(state.seen):
-        if entry[0] == event_id and tuple(entry[:4]) == here:
-            state.seen[n] = (*here, entry[4] if len(entry) > 4 else None, image)
-        elif n < last - BEFORE_IMAGES_KEPT and len(entry) > 5:
-            state.seen[n] = tuple(entry[:5])
+        if _is_here(entry, event_id, source):
+            state.seen[n] = msgspec.structs.replace(entry, before=image)
+        elif n < last - BEFORE_IMAGES_KEPT and entry.before is not None:
+            state.seen[n] = msgspec.structs.replace(entry, before=None)
 
 
-def _note_completed_close(image: list[Any], pending: PendingClose) -> None:
+def _note_completed_close(image: BeforeImage, pending: PendingClose) -> None:
     """Note in a record's before-image the pending close it completed (its job's identity)."""
-    image[5] = [pending.event_id, pending.workspace, pending.expected]
+    image.completed_close = CompletedClose(pending.event_id, pending.workspace, pending.expected)
 
 
-def _completed_close(image: list[Any] | None) -> PendingClose | None:
+def _completed_close(image: BeforeImage | None) -> PendingClose | None:
     """The pending close a record's first run completed, if its image noted one."""
-    if image is None or len(image) < 6 or not image[5]:
+    if image is None or image.completed_close is None:
         return None
-    event_id, workspace, expected = image[5]
-    return PendingClose(event_id, workspace, expected, 0.0)
+    done = image.completed_close
+    return PendingClose(done.event_id, done.workspace, done.expected, 0.0)
 
 
 def _set_lm(room: JSON | None, lm: Any) -> None:
@@ -850,23 +759,19 @@ def _set_lm(room: JSON | None, lm: Any) -> None:
         room["lm"] = lm
 
 
-def _before_image(saved: tuple[Any, ...] | None) -> list[Any] | None:
-    if saved is None or len(saved) < 6 or not isinstance(saved[5], list):
-        return None
-    image: list[Any] = saved[5]
-    return image
-
-
-def _as_before(state: RoomState, image: list[Any], leads: bool = True) -> RoomState:
+def _as_before(state: RoomState, image: BeforeImage, leads: bool = True) -> RoomState:
     """A copy of the room state as the record of `image` found it, as far as its webhooks
     show: `lm`, the transcript's end, the visitor's emails and phones (`leads`)."""
-    lm, upto, emails, phones = image[:4]
     room = dict(state.room or {})
-    _set_lm(room, lm)
-    visitor = _first_leads(state.visitor, emails, phones) if leads else state.visitor
-    present = image[4] if len(image) > 4 else state.present
-    return replace(
-        state, room=room, visitor=visitor, next_seq=min(upto, state.next_seq), present=present
+    _set_lm(room, image.lm)
+    visitor = _first_leads(state.visitor, image.emails, image.phones) if leads else state.visitor
+    present = state.present if image.present is None else image.present
+    return msgspec.structs.replace(
+        state,
+        room=room,
+        visitor=visitor,
+        next_seq=min(image.next_seq, state.next_seq),
+        present=present,
     )
 
 
@@ -881,11 +786,11 @@ def _deleted_after(state: RoomState, source: Source) -> Callable[[str], bool]:
 
     def later(record: str) -> bool:
         if not known:
-            places = {f"{e[1]}:{e[2]}:{e[3]}": n for n, e in enumerate(state.seen)}
+            places = {entry.place: n for n, entry in enumerate(state.seen)}
             newest: dict[tuple[str, int], int] = {}
             for entry in state.seen:
-                key = (entry[1], int(entry[2]))
-                newest[key] = max(newest.get(key, -1), int(entry[3]))
+                key = (entry.topic, entry.partition)
+                newest[key] = max(newest.get(key, -1), entry.offset)
             known.update(places=places, newest=newest,
                          mine=places.get(source_id(source), len(places)))  # fmt: skip
         place = known["places"].get(record)
@@ -912,10 +817,9 @@ def _first_leads(visitor: JSON | None, emails: int | None, phones: int | None) -
 
 
 def _note_place(state: RoomState, event_id: str, source: Source, seq: int) -> None:
-    here = _seen_key(event_id, source)
     for n, entry in enumerate(state.seen):
-        if entry[0] == event_id and tuple(entry[:4]) == here:
-            state.seen[n] = (*here, seq, *entry[5:])  # keeps its before-image
+        if _is_here(entry, event_id, source):
+            state.seen[n] = msgspec.structs.replace(entry, seq=seq)  # keeps its before-image
 
 
 def _merge_room(stored: JSON | None, incoming: JSON) -> JSON:

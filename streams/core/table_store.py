@@ -19,10 +19,9 @@ whether the counts were taken and which place the message got.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any
 
-from streams.core.sessions import JSON, RoomState, StoredMessage
-from topics import codec
+from streams.core.sessions import JSON
+from topics.state import RoomState, StoredMessage
 
 SEP = "\x1f"  # between room id and message id/sequence in keys; never in Rocket.Chat ids
 
@@ -33,13 +32,6 @@ Table = MutableMapping[bytes, bytes]
 # usually comes while its state is still kept. Bounded, so a worker holding a million rooms
 # keeps its memory flat.
 ROOMS_KEPT_DECODED = 1024
-
-
-def _decode_message(raw: bytes) -> StoredMessage:
-    data: Any = codec.loads(raw)
-    if isinstance(data, dict) and "m" in data and "_id" not in data:
-        return StoredMessage(data["m"], data.get("seq"), data.get("src"), data.get("del"))
-    return StoredMessage(data, None, None)
 
 
 class TableStore:
@@ -83,13 +75,10 @@ class TableStore:
 
     def message(self, room_id: str, message_id: str) -> StoredMessage | None:
         raw = self._messages.get(self._message_key(room_id, message_id))
-        return None if raw is None else _decode_message(raw)
+        return None if raw is None else StoredMessage.from_json(raw)
 
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None:
-        value: dict[str, Any] = {"m": stored.message, "seq": stored.seq, "src": stored.source}
-        if stored.deleted_by is not None:
-            value["del"] = stored.deleted_by
-        self._messages[self._message_key(room_id, message_id)] = codec.dumps(value)
+        self._messages[self._message_key(room_id, message_id)] = stored.to_json()
         if stored.seq is not None:
             self._order[self._order_key(room_id, stored.seq)] = message_id.encode()
 
@@ -103,7 +92,7 @@ class TableStore:
                 continue
             raw = self._messages.get(prefix + message_id)
             if raw is not None:
-                stored = _decode_message(raw)
+                stored = StoredMessage.from_json(raw)
                 deleted_by = stored.deleted_by
                 if deleted_by is None or (keep_deleted is not None and keep_deleted(deleted_by)):
                     yield stored.message

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.core.endpoints import endpoint_label
-from topics import codec
 from topics.records import WebhookJob
+from topics.state import decode_parked, encode_parked
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class RoomLines:
             line = self._lines[key] = _Line(partition)
             stored = self._table.get(key)
             if stored is not None:
-                line.numbers.update(codec.loads(stored))
+                line.numbers.update(decode_parked(stored))
                 line.persisted = True
                 now = time.monotonic()
                 line.seen_at.update((number, now) for number in line.numbers)
@@ -166,7 +166,7 @@ class RoomLines:
             return
         key = line_key(job)
         assert key is not None and job.sequence is not None
-        self._table[key] = codec.dumps(sorted(line.numbers))
+        self._table[key] = encode_parked(list(line.numbers))
         line.persisted = True
         self._step_out(line, job.sequence, fresh)
 
@@ -183,7 +183,7 @@ class RoomLines:
         line.seen_at.pop(job.sequence, None)
         if line.persisted:
             if line.numbers:
-                self._table[key] = codec.dumps(sorted(line.numbers))
+                self._table[key] = encode_parked(list(line.numbers))
             else:
                 self._table.pop(key, None)
                 line.persisted = False

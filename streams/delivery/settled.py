@@ -19,31 +19,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import MutableMapping
-from dataclasses import dataclass
-from typing import Any
 
-from topics import codec
 from topics.records import WebhookJob
+from topics.state import Outcome
 
 
 def settled_key(job: WebhookJob) -> bytes:
     key = job.delivery_id if job.replay_id is None else f"{job.delivery_id}/{job.replay_id}"
     return key.encode()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    at: float  # when it settled (epoch seconds)
-    attempts: int  # attempts made when it settled
-    final: bool  # delivered or dead-lettered: nothing more will be tried
-
-    def to_json(self) -> bytes:
-        return codec.dumps({"at": self.at, "attempts": self.attempts, "final": self.final})
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Outcome:
-        data: Any = codec.loads(raw)
-        return cls(float(data["at"]), int(data["attempts"]), bool(data["final"]))
 
 
 class SettledJobs:

@@ -10,7 +10,7 @@ from tests.support.files import REPO
 CORE = REPO / "streams" / "core"
 # Third-party code the core may use: pure functions of data, no I/O of their own.
 PURE_LIBRARIES = {"uaparser", "msgspec"}
-RECORDS = {"topics.records", "topics.codec", "topics"}
+RECORDS = {"topics.records", "topics.state", "topics.codec", "topics"}
 
 
 def imported_modules(source: str) -> set[str]:

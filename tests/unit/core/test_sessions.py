@@ -374,7 +374,7 @@ def test_junk_in_a_visitor_document_does_not_break_the_next_event() -> None:
 
 
 def test_the_schedule_is_rebuilt_from_the_rooms_that_have_one_without_decoding_the_rest() -> None:
-    from streams.core.sessions import PendingClose, RoomState
+    from topics.state import PendingClose, RoomState
 
     store = MemoryStore()
     open_room = RoomState(room={"_id": "open"})

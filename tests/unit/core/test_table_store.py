@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from streams.core import table_store
-from streams.core.sessions import RoomState
 from streams.core.table_store import TableStore
 from streams.dev import demo
 from tests.unit.core.test_crash_atomicity import (
@@ -24,6 +23,7 @@ from tests.unit.core.test_crash_atomicity import (
 )
 from tests.unit.core.test_sessions import Feed
 from topics import codec
+from topics.state import RoomState, SeenEntry
 
 ROOM = "room-kept"
 
@@ -37,14 +37,14 @@ def test_a_room_changed_but_not_saved_is_read_again_as_it_was_saved() -> None:
     """A record that fails half-way leaves the room as its last save: the next record must
     not get the object the failed one changed."""
     store, _ = store_over_dicts()
-    store.save(ROOM, RoomState(present=1, seen=[("e1", "messages", 0, 0)]))
+    store.save(ROOM, RoomState(present=1, seen=[SeenEntry("e1", "messages", 0, 0)]))
     changed = store.load(ROOM)
     assert changed is not None
     changed.present = 99
-    changed.seen.append(("e2", "messages", 0, 1))
+    changed.seen.append(SeenEntry("e2", "messages", 0, 1))
     again = store.load(ROOM)
     assert again is not None
-    assert (again.present, again.seen) == (1, [("e1", "messages", 0, 0)])
+    assert (again.present, again.seen) == (1, [SeenEntry("e1", "messages", 0, 0)])
 
 
 def test_a_room_written_by_another_hand_is_read_from_the_table() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from streams.delivery.settled import Outcome, SettledJobs, settled_key
 from topics.records import Attempt, WebhookJob
