@@ -1,24 +1,23 @@
 """The records omnihooks writes: webhook jobs, attempts, dead letters, rejected input, the
 CRM's answers (crm-data) and the internal events it writes onto the rooms topic.
 
-Frozen dataclasses, encoded with orjson in field order (`topics.codec`). Each has a
-`from_json` that accepts what `to_json` wrote; fields added later get defaults so old
-records stay readable.
+Frozen msgspec Structs, encoded as JSON objects in field order. Fields added later get
+defaults, so records written by older workers stay readable; a record that is not of its
+type raises `msgspec.ValidationError` (a `ValueError`) naming the field.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field, replace
 from typing import Any
 
-from topics import codec
+import msgspec
+from msgspec.structs import replace
 
 JSON = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True):
     """One POST of a job: when, the answer (status or error class), how long it took."""
 
     at: str
@@ -30,20 +29,8 @@ class Attempt:
     # endpoint's failure, not the job's, so it never counts against the job's retries.
     probe: bool = False
 
-    @classmethod
-    def from_json(cls, data: JSON) -> Attempt:
-        return cls(
-            at=data["at"],
-            status=data.get("status"),
-            error=data.get("error"),
-            duration_ms=float(data.get("duration_ms", 0.0)),
-            response_excerpt=data.get("response_excerpt"),
-            probe=bool(data.get("probe", False)),
-        )
 
-
-@dataclass(frozen=True)
-class WebhookJob:
+class WebhookJob(msgspec.Struct, frozen=True):
     """One webhook to send. `delivery_id` is stable across retries and replays."""
 
     delivery_id: str
@@ -81,40 +68,17 @@ class WebhookJob:
         return (self.room_id or self.delivery_id).encode()
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
     def with_attempt(self, attempt: Attempt, due_at: str | None) -> WebhookJob:
         return replace(self, attempts=(*self.attempts, attempt), due_at=due_at, held_since=None)
 
     @classmethod
-    def from_dict(cls, data: JSON) -> WebhookJob:
-        return cls(
-            delivery_id=data["delivery_id"],
-            type=data["type"],
-            room_id=data.get("room_id"),
-            url=data["url"],
-            body=data["body"],
-            created_at=data["created_at"],
-            event_id=data.get("event_id"),
-            workspace=data.get("workspace"),
-            attempts=tuple(Attempt.from_json(a) for a in data.get("attempts") or ()),
-            due_at=data.get("due_at"),
-            replay_id=data.get("replay_id"),
-            room_partition=data.get("room_partition"),
-            held_since=data.get("held_since"),
-            sequence=data.get("sequence"),
-            endpoint_id=data.get("endpoint_id"),
-            raw_body=data.get("raw_body"),
-            url_pinned=bool(data.get("url_pinned", False)),
-        )
-
-    @classmethod
     def from_json(cls, raw: bytes) -> WebhookJob:
-        return cls.from_dict(codec.loads(raw))
+        return _decode_job(raw)
 
 
-@dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(msgspec.Struct, frozen=True):
     """A job whose attempts are exhausted: the job and every attempt made."""
 
     job: WebhookJob
@@ -126,21 +90,14 @@ class DeadLetter:
         return self.job.key()
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> DeadLetter:
-        data = codec.loads(raw)
-        return cls(
-            job=WebhookJob.from_dict(data["job"]),
-            attempts=tuple(Attempt.from_json(a) for a in data["attempts"]),
-            dead_lettered_at=data["dead_lettered_at"],
-            reason=data.get("reason", ""),
-        )
+        return _decode_dead_letter(raw)
 
 
-@dataclass(frozen=True)
-class RejectedRecord:
+class RejectedRecord(msgspec.Struct, frozen=True):
     """An input record that could not be used, with its original bytes and the reason."""
 
     reason: str
@@ -151,7 +108,7 @@ class RejectedRecord:
     key_b64: str | None
     value_b64: str | None
     value_text: str | None = None  # the value again when it is UTF-8, for people
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -186,20 +143,18 @@ class RejectedRecord:
         return None if self.value_b64 is None else base64.b64decode(self.value_b64)
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> RejectedRecord:
-        data = codec.loads(raw)
-        return cls(**data)
+        return _decode_rejected(raw)
 
 
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
-@dataclass(frozen=True)
-class CrmDataRecord:
+class CrmDataRecord(msgspec.Struct, frozen=True):
     """A CRM's 200 answer for a room (`crm-data`), fed back into its state as `crmData`."""
 
     room_id: str
@@ -208,11 +163,10 @@ class CrmDataRecord:
     received_at: str
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
 
-@dataclass(frozen=True)
-class EndpointControl:
+class EndpointControl(msgspec.Struct, frozen=True):
     """An operator's word on an endpoint URL (`endpoint-controls`, keyed by the URL): paused
     holds its jobs, losslessly, until a later record resumes it."""
 
@@ -222,18 +176,14 @@ class EndpointControl:
     reason: str = ""
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> EndpointControl:
-        data = codec.loads(raw)
-        return cls(
-            str(data["url"]), bool(data["paused"]), str(data["at"]), str(data.get("reason", ""))
-        )
+        return _decode_control(raw)
 
 
-@dataclass(frozen=True)
-class IngestedRecord:
+class IngestedRecord(msgspec.Struct, frozen=True):
     """A Rocket.Chat webhook body `omnihooks ingest` accepted (`rocketchat-webhooks`, keyed
     by room _id, an offline message by the visitor's email): the text exactly as posted."""
 
@@ -243,13 +193,11 @@ class IngestedRecord:
     body: str
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> IngestedRecord:
-        data = codec.loads(raw)
-        return cls(str(data["workspace"]), str(data["type"]), str(data["received_at"]),
-                   str(data["body"]))  # fmt: skip
+        return _decode_ingested(raw)
 
 
 DEFAULT_WORKSPACE = "default"  # an input event without a `workspace` belongs to this one
@@ -257,8 +205,7 @@ DEFAULT_WORKSPACE = "default"  # an input event without a `workspace` belongs to
 DEFAULT_ENDPOINT = "default"
 
 
-@dataclass(frozen=True)
-class SigningSecret:
+class SigningSecret(msgspec.Struct, frozen=True):
     """A Standard Webhooks secret; `expires_at` set once a newer one replaced it: until then
     both sign (rotation's grace period)."""
 
@@ -267,8 +214,7 @@ class SigningSecret:
     expires_at: str | None = None
 
 
-@dataclass(frozen=True)
-class EndpointRecord:
+class EndpointRecord(msgspec.Struct, frozen=True):
     """One CRM (or any receiver) of a workspace (`endpoints`, keyed `workspace/id`; a
     tombstone removes it). Optional fields left None take the worker's settings."""
 
@@ -295,29 +241,11 @@ class EndpointRecord:
         return endpoint_key(self.workspace, self.id)
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> EndpointRecord:
-        data = codec.loads(raw)
-        return cls(
-            workspace=str(data["workspace"]),
-            id=str(data["id"]),
-            url=str(data["url"]),
-            created_at=str(data["created_at"]),
-            updated_at=str(data["updated_at"]),
-            token=str(data.get("token") or ""),
-            secrets=tuple(SigningSecret(**s) for s in data.get("secrets") or ()),
-            triggers=tuple(data.get("triggers") or ()),
-            navigation_history=bool(data.get("navigation_history", False)),
-            compat=data.get("compat"),
-            retry_attempts=data.get("retry_attempts"),
-            retry_delay_s=data.get("retry_delay_s"),
-            timeout_ms=data.get("timeout_ms"),
-            concurrency=data.get("concurrency"),
-            enabled=bool(data.get("enabled", True)),
-            crm_answers=bool(data.get("crm_answers", False)),
-        )
+        return _decode_endpoint(raw)
 
 
 def endpoint_key(workspace: str, endpoint_id: str) -> bytes:
@@ -327,8 +255,7 @@ def endpoint_key(workspace: str, endpoint_id: str) -> bytes:
 INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire")
 
 
-@dataclass(frozen=True)
-class InternalRoomRecord:
+class InternalRoomRecord(msgspec.Struct, frozen=True):
     """What omnihooks' timer writes onto the rooms topic, in the room's partition: a close
     past its grace (`omnihooks.close-due`, `ref` the close event) or a room past retention
     (`omnihooks.expire`). Timers cannot change Faust tables; the sessions agent can."""
@@ -340,4 +267,13 @@ class InternalRoomRecord:
     ref: str | None
 
     def to_json(self) -> bytes:
-        return codec.dumps(self)
+        return _encode(self)
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_job = msgspec.json.Decoder(WebhookJob).decode
+_decode_dead_letter = msgspec.json.Decoder(DeadLetter).decode
+_decode_rejected = msgspec.json.Decoder(RejectedRecord).decode
+_decode_control = msgspec.json.Decoder(EndpointControl).decode
+_decode_ingested = msgspec.json.Decoder(IngestedRecord).decode
+_decode_endpoint = msgspec.json.Decoder(EndpointRecord).decode

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 from faust.types import StreamT
+from msgspec.structs import replace
 
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.core.events import (

@@ -16,8 +16,9 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
+
+from msgspec.structs import replace
 
 from streams.core.clock import parse_iso
 from streams.core.compat import PROFILES, CompatName, Profile, profile_named

@@ -8,9 +8,11 @@ apart, and drop any other answer (omnihooks dead-letters it instead: nothing is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
+
+from msgspec.structs import replace
 
 from streams.core.clock import iso, parse_iso
 from topics.records import Attempt, DeadLetter, WebhookJob

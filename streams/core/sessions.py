@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -639,7 +639,7 @@ class SessionProcessor:
         for job in jobs:
             endpoint = job.endpoint_id or DEFAULT_ENDPOINT
             counts[endpoint] = counts.get(endpoint, 0) + 1
-            numbered.append(replace(job, sequence=counts[endpoint]))
+            numbered.append(msgspec.structs.replace(job, sequence=counts[endpoint]))
             state.webhooks[endpoint] = max(state.webhooks.get(endpoint, 0), counts[endpoint])
         return numbered
 

@@ -32,8 +32,10 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec.structs import replace
 
 from streams.core.endpoints import endpoint_label
 from topics.records import WebhookJob

@@ -23,8 +23,9 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from streams import metrics
 from streams.app import Omnihooks, send_rejected

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, get_args
 
+import msgspec
+
 from streams.core.clock import iso, parse_iso
 from streams.core.payloads import PayloadType
 from streams.engine.kafka import KafkaConfig, Writer, read_all
@@ -241,7 +243,7 @@ class DeadLetterTopic:
     def replay(self, entry: Entry, url: str | None) -> str:
         """Re-enqueue the job with a fresh attempt budget and the same delivery id."""
         replay_id = str(uuid.uuid4())
-        job = replace(
+        job = msgspec.structs.replace(
             entry.letter.job,
             attempts=(),
             due_at=None,

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import secrets as random_secrets
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+from msgspec.structs import replace
 
 from streams.core.clock import iso
 from streams.core.endpoints import (
@@ -88,10 +91,14 @@ def now_iso() -> str:
 def shown(record: EndpointRecord, source: str = "topic") -> dict[str, Any]:
     """The endpoint as `list --json` and `show` print it: secrets and token masked."""
     now = time.time()
-    data = asdict(record)
+    data: dict[str, Any] = msgspec.to_builtins(record)
     data["token"] = mask(record.token)
     data["secrets"] = [
-        {**asdict(s), "secret": mask(s.secret), "signing": s.secret in signing_secrets(record, now)}
+        {
+            **msgspec.to_builtins(s),
+            "secret": mask(s.secret),
+            "signing": s.secret in signing_secrets(record, now),
+        }
         for s in record.secrets
     ]
     data["source"] = source

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from confluent_kafka.admin import ConfigResource
+from msgspec.structs import replace
 
 from streams.engine.kafka import KafkaConfig, Writer, admin
 from streams.settings import Settings

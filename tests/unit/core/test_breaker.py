@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from streams.core.breaker import Breaker, BreakerPolicy, Pass, State
 from streams.core.clock import iso
 from streams.core.endpoints import endpoint_label
 from streams.core.retry import RetryPolicy, Verdict, held_too_long, next_attempt
 from streams.delivery.endpoint_gates import EndpointGates
-from topics import codec
 from topics.records import Attempt, WebhookJob
 
 POLICY = BreakerPolicy(
@@ -243,7 +243,7 @@ def test_probes_on_the_record_never_count_against_the_jobs_retries() -> None:
         job = decision.job
     last = next_attempt(job, Attempt("a3", 503, None, 1.0), policy, 0.0)
     assert last.verdict is Verdict.DEAD and "4 attempts failed" in last.reason
-    assert Attempt.from_json(codec.loads(codec.dumps(job.attempts[0]))).probe
+    assert WebhookJob.from_json(job.to_json()).attempts[0].probe
 
 
 def test_a_held_job_gives_up_by_its_age_not_a_breakers() -> None:

@@ -3,10 +3,10 @@ the session processor, per-endpoint numbering and ids, secret rotation, bad inpu
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from streams.core.endpoints import (
     EndpointError,
