@@ -8,14 +8,13 @@ from typing import Any
 
 from faust.types import StreamT
 
-from streams.agents.sessions import JobSender
+from streams.agents.sessions import JobSender, apply_each
 from streams.app import Omnihooks
 from streams.core.clock import iso
+from streams.core.events import InvalidEvent
 from streams.core.relay import InvalidBody, read_body, relay_jobs
-from streams.engine import finish
-from topics import codec
 from topics.catalogue import Topic
-from topics.records import IngestedRecord
+from topics.records import IngestedRecord, WebhookJob
 
 
 class RelayAgent:
@@ -24,19 +23,17 @@ class RelayAgent:
         self.loaded = omnihooks.endpoints_loaded
         self.out = out
 
+    def apply(self, message: Any) -> list[WebhookJob]:
+        try:
+            record = IngestedRecord.from_json(message.value)
+            ingested = read_body(record.workspace, record.body.encode())
+        except (InvalidBody, ValueError) as exc:  # msgspec's and JSON's errors are ValueErrors
+            raise InvalidEvent(f"not a relayable body: {exc}") from None
+        return relay_jobs(ingested, self.directory, iso(time.time()))
+
     async def run(self, stream: StreamT[Any]) -> None:
         await self.loaded.wait()
-        async for event in stream.noack().events():  # type: ignore[attr-defined]
-            message = event.message
-            try:
-                record = IngestedRecord.from_json(message.value)
-                ingested = read_body(record.workspace, record.body.encode())
-                jobs = relay_jobs(ingested, self.directory, iso(time.time()))
-            except (InvalidBody, codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                await self.out.reject(message, f"not a relayable body: {exc}")
-            else:
-                await self.out.send_or_reject(message, jobs)
-            finish(event)
+        await apply_each(stream, self.out, self.apply)
 
 
 def register_relay_agent(omnihooks: Omnihooks) -> None:

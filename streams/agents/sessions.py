@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from faust.types import StreamT
 from msgspec.structs import replace
 
+from streams import metrics
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.core.events import (
     InvalidEvent,
@@ -65,6 +67,7 @@ class JobSender:
                 )
                 continue
             self.jobs.send(job.key(), value)
+            metrics.JOBS_EMITTED.labels(job.type).inc()
         return refused
 
     async def send_or_reject(self, message: Any, jobs: list[WebhookJob]) -> None:
@@ -76,6 +79,32 @@ class JobSender:
         log.warning("rejected %s[%d]@%d: %s",
                     message.topic, message.partition, message.offset, reason)  # fmt: skip
         await send_rejected(self.rejected, message, reason)
+        metrics.REJECTED.labels(message.topic).inc()
+
+
+MakeJobs = Callable[[Any], list[WebhookJob]]
+
+
+async def apply_each(stream: StreamT[Any], out: JobSender, make_jobs: MakeJobs) -> None:
+    """Every input record of an agent, one at a time: its jobs are sent, or the record is
+    kept on `rejected` with the reason, and either way its event is finished, so the
+    partition's commits go on. Bad input (`InvalidEvent`) says why; any other exception
+    is a bug, logged with the record's place and kept with the error. A failed write to
+    Kafka is neither: it stops the agent before the event is finished, so the worker
+    restarts and reads the record again."""
+    async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
+        message = event.message
+        try:
+            jobs = make_jobs(message)
+        except InvalidEvent as exc:
+            await out.reject(message, exc.reason)
+        except Exception as exc:
+            log.exception("failed on %s[%d]@%d",
+                          message.topic, message.partition, message.offset)  # fmt: skip
+            await out.reject(message, f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            await out.send_or_reject(message, jobs)
+        finish(event)
 
 
 class SessionsAgent:
@@ -89,6 +118,10 @@ class SessionsAgent:
         self.max_bytes = omnihooks.settings.max_event_bytes
 
     def apply(self, message: Any) -> list[WebhookJob]:
+        # The record's partition is the room's: crm-data from the answer goes back there.
+        return [replace(job, room_partition=message.partition) for job in self._jobs(message)]
+
+    def _jobs(self, message: Any) -> list[WebhookJob]:
         source = Source(message.topic, message.partition, message.offset)
         if message.topic == self.names[Topic.MESSAGES]:
             event = decode_message_event(message.key, message.value, self.max_bytes)
@@ -106,24 +139,7 @@ class SessionsAgent:
 
     async def run(self, stream: StreamT[Any]) -> None:
         await self.endpoints_loaded.wait()  # no webhook is made before every endpoint is known
-        async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
-            message = event.message
-            try:
-                jobs = self.apply(message)
-            except InvalidEvent as exc:
-                await self.out.reject(message, exc.reason)
-            except Exception as exc:
-                # A bug, not bad input: keep the record (rejected, with the error) and go on.
-                log.exception("failed on %s[%d]@%d",
-                              message.topic, message.partition, message.offset)  # fmt: skip
-                await self.out.reject(message, f"internal error: {type(exc).__name__}: {exc}")
-            else:
-                # The record's partition is the room's: crm-data from the answer goes back.
-                partition = message.partition
-                await self.out.send_or_reject(
-                    message, [replace(job, room_partition=partition) for job in jobs]
-                )
-            finish(event)
+        await apply_each(stream, self.out, self.apply)
 
 
 class OfflineMessagesAgent:
@@ -135,18 +151,13 @@ class OfflineMessagesAgent:
         self.endpoints_loaded = omnihooks.endpoints_loaded
         self.max_bytes = omnihooks.settings.max_event_bytes
 
+    def apply(self, message: Any) -> list[WebhookJob]:
+        offline = decode_offline_message(message.value, self.max_bytes)
+        return self.processor.on_offline_message(offline)
+
     async def run(self, stream: StreamT[Any]) -> None:
         await self.endpoints_loaded.wait()
-        async for event in stream.noack().events():  # type: ignore[attr-defined]
-            message = event.message
-            try:
-                offline = decode_offline_message(message.value, self.max_bytes)
-                jobs = self.processor.on_offline_message(offline)
-            except InvalidEvent as exc:
-                await self.out.reject(message, exc.reason)
-            else:
-                await self.out.send_or_reject(message, jobs)
-            finish(event)
+        await apply_each(stream, self.out, self.apply)
 
 
 class DueEvents:
