@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.costs [--transactions]   (not with another benchmark or stress run)
 
 1. With --transactions: Kafka transactions (Faust's `processing_guarantee="exactly_once"`),
-   the alternative to the worker's redo. On 2026-11-25 the exactly-once worker crashed at
-   its first partition assignment (faust-streaming 0.15.3: KeyError in
-   `PartitionAssignor.group_for_topic` from `TransactionManager.on_rebalance`), so there is no
-   figure: see README, "A crash in the middle of a record". The Faust floor (bench/faust_floor.py: an agent writing N table keys per
-   event, the omnihooks transport) with at-least-once and with exactly-once, for 0 and 3
-   writes per event (3: what a message record writes).
+   the alternative to the worker's redo. faust-streaming 0.15.3's exactly-once worker fails
+   at its first partition assignment (KeyError in `PartitionAssignor.group_for_topic` from
+   `TransactionManager.on_rebalance`), so this gives no figure until that works: see
+   docs/design/crash-redo.md, "Why not one write, or a transaction, per record". The Faust
+   floor (bench/faust_floor.py: an agent writing N table keys per event, the omnihooks
+   transport) with at-least-once and with exactly-once, for 0 and 3 writes per event (3:
+   what a message record writes).
 2. The settled-jobs table (one changelog write per delivered job, so a job read again is not
    POSTed again): the delivery worker's jobs/s with and without it
    (OMNIHOOKS_SETTLED_RETENTION_S=0), each as a share of raw aiohttp POSTs (the ceiling).

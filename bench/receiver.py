@@ -2,8 +2,8 @@
 
     python -m bench.receiver PORT
 
-`omnihooks receive` (aiohttp's server) measured about 5k requests/s on one core here, so a
-ceiling measured against it was the receiver's, not the client's. This one speaks just
+`omnihooks receive` (aiohttp's server) was itself the limit of a ceiling measured against it
+(bench/README.md), so that ceiling was the receiver's, not the client's. This one speaks just
 enough HTTP/1.1 for keep-alive POSTs: it answers 200 (500 under /fail) and keeps
 (webhook-id, arrival time) of each 200 for `GET /arrivals`, and the count of failed POSTs for
 `GET /failed`; `DELETE /arrivals` forgets both.

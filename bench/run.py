@@ -1,6 +1,6 @@
 """omnihooks benchmark: every figure beside its target and the ceiling measured in the same run.
 
-    .venv/bin/python bench/run.py            # about 15 minutes on a 2-core machine
+    .venv/bin/python bench/run.py            # every stage (how long: bench/README.md)
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else the project's local broker on port 19392 (started
 and stopped here). A separate receiver process (bench/receiver.py) answers the webhooks;
@@ -417,8 +417,8 @@ class Bench:
         topic = f"{settings.topic_prefix}webhook-jobs"
         self.start_worker(settings, "delivery")
         # The same producer warms up and then runs: an idempotent producer holds its first
-        # records about 0.5 s until it has a producer id, which measured as p99 ≈ 0.47 s
-        # for the worker and for a plain consumer alike when a fresh producer was used.
+        # records until it has a producer id, and with a fresh producer that wait was the
+        # p99, for the worker and for a plain consumer alike.
         producer = self.producer()
         warm_job = WebhookJob(str(uuid.uuid4()), "Message", "warm", self.url("/hook"), {}, "x")
         producer.produce(topic, key=warm_job.key(), value=warm_job.to_json())
@@ -723,9 +723,8 @@ class Bench:
         real tables): µs per message over the first and the last 3,000 (each message's
         Message job timestamp), and the close body for the whole transcript (the close
         job's timestamp after the last message's). A window spans the worker's commit
-        interval (1 s; each commit waits for the changelog writes): windows of 1,000 lasted
-        0.2-0.4 s, and whether a commit fell in one decided its figure (the first window
-        moved from 194 to 381 µs over four runs, the last stayed at 406-443)."""
+        interval (1 s; each commit waits for the changelog writes): in a shorter window,
+        whether a commit fell in it decided its figure."""
         settings = self.settings(webhook_url=self.url("/hook"), send_on_close=True,
                                  send_on_visitor_message=True, send_on_agent_message=True)  # fmt: skip
         room = "grow0000"
@@ -1026,7 +1025,7 @@ def main() -> int:
              "ingest: only relay mode's ingest stage (a minute) into bench/results/ingest.{json,md}",
     )  # fmt: skip
     args = parser.parse_args()
-    if not SEED_MESSAGE.is_file():  # the ingest stage's body, read an hour into a full run
+    if not SEED_MESSAGE.is_file():  # the ingest stage's body, read late in a full run
         parser.error(f"{SEED_MESSAGE} is missing: the ingest stage posts it")
     r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                          "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"}  # fmt: skip
@@ -1078,9 +1077,9 @@ def main() -> int:
         step("Faust alone: an agent POSTing each event, nothing else")
         r["faust_post_floor_per_s"] = round(bench.faust_floor(0, post=True))
         bench.forget()
-        # The session goal is a ratio of two ~10 s stages that each swing by 10-20% from one
-        # stage to the next (39-60% over runs a day apart): three paired trials, the
-        # do-nothing floor right before the pipeline, and the median ratio.
+        # The session goal is a ratio of two short stages that each swing from one stage to
+        # the next, and further between runs a day apart (docs/history.md): three paired
+        # trials, the do-nothing floor right before the pipeline, and the median ratio.
         r["session_trials"] = []
         for trial in range(1, 4):
             step(f"session pipeline, trial {trial} of 3: the do-nothing Faust floor, then 1 worker")
@@ -1108,8 +1107,8 @@ def main() -> int:
         for rate in (250, 500):
             step(f"latency at {rate}/s")
             r["latency"].append(bench.latency_at(rate, 10))
-        # A p99 over 10 s swings with the broker's own (Kafka alone moved 15 → 60 ms from one
-        # stage to the next), and a failing job's first retry is due 10 s after it: the two
+        # A p99 over 10 s swings with the broker's own (Kafka alone moves from one stage to
+        # the next), and a failing job's first retry is due 10 s after it: the two
         # latency goals take the median of three paired trials of 30 s each (retries fire
         # twice within the failing stage), a clean stage and right after it one with 30% of
         # jobs failing.
@@ -1130,9 +1129,9 @@ def main() -> int:
         step("a 10,000-message room through a worker")
         r["transcript"] = bench.transcript_growth()
         r["open_rooms"] = {"memory": [], "rocksdb": []}
-        # Faust recovers about 10k changelog records/s here, so a million rooms of four
-        # messages (9M records) would take a quarter of an hour: the disk store's rooms
-        # hold one message each (3 records a room), at every size alike.
+        # Recovery reads every changelog record, so a million rooms of four messages (9M
+        # records) would take three times as long to recover as rooms of one (3 records a
+        # room): the disk store's rooms hold one message each, at every size alike.
         for store, messages, counts in (("memory", 4, (0, 10_000, 100_000)),
                                         ("rocksdb", 1, (0, 10_000, 100_000, 1_000_000))):  # fmt: skip
             for rooms in counts:

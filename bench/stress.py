@@ -12,10 +12,10 @@ messages). Per run it prints rooms, webhooks, missing messages (in closes), miss
 and duplicates (the same `webhook-id` received again) per kill beside their bound; then the
 totals. Target: 0 missing, duplicates within the bound.
 
-The duplicate bound (README, "Duplicates"): a job read again after a crash is not POSTed again
-once its outcome is on the settled-jobs changelog, so a kill repeats only the POSTs in flight
-at that instant: at most OMNIHOOKS_DELIVERY_CONCURRENCY, and about (webhooks/s x POST time)
-on average. A SIGTERM or a rebalance repeats none.
+The duplicate bound (docs/design/delivery.md, "The settled-jobs table"): a job read again
+after a crash is not POSTed again once its outcome is on the settled-jobs changelog, so a kill
+repeats only the POSTs in flight at that instant: at most OMNIHOOKS_DELIVERY_CONCURRENCY, and
+about (webhooks/s x POST time) on average. A SIGTERM or a rebalance repeats none.
 Uses its own local broker on port 19492 unless KAFKA_BOOTSTRAP_SERVERS is set.
 """
 

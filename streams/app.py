@@ -109,9 +109,10 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         # one record up to the topics' max.message.bytes (a close with a long transcript)
         producer_max_request_size=max_record + REQUEST_OVERHEAD_BYTES,
         # Per partition and fetch. A larger record still comes whole (the broker returns a
-        # first record over the limit entire, KIP-74); at the record limit (16 MB) a
-        # recovery fetched up to 50 MB at a time and held several such batches decoded:
-        # 388 MB at ready for 1M rooms on RocksDB (182 MB with 1 MB), pages pinned after.
+        # first record over the limit entire, KIP-74). At the record limit (16 MB) a
+        # recovery's fetches were as large, and several such batches were held decoded: a
+        # worker was ready with far more memory than at 1 MB, pages pinned after
+        # (docs/history.md).
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_session_timeout=settings.session_timeout_s,

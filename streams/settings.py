@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     lead_phone_regex: str = DEFAULT_LEAD_PHONE_REGEX
 
     # The Rocket.Chat server era whose bodies and retry rule are reproduced (streams/core/compat.py,
-    # README "Compatibility profiles"): the seed's (2023) or current 7.x servers.
+    # docs/contract.md "Compatibility profiles"): the seed's (2023) or current 7.x servers.
     compat: CompatName = "rocketchat-2023"
     # Rocket.Chat's Site_Url: with it, a message with a file carries `fileUpload` (its link).
     site_url: str = ""
@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     console_window_s: float = Field(900.0, ge=60)
     console_scrape_s: float = Field(5.0, gt=0)
     # How long a settled job's outcome is kept, so the same job read again (after a crash)
-    # is not POSTed again: the longest a crash's repeats take to arrive (README, "Duplicates").
+    # is not POSTed again: the longest a crash's repeats take to arrive (docs/design/delivery.md,
+    # "The settled-jobs table").
     # 0: no settled-jobs table (faster delivery; a crash then re-sends what it re-reads).
     settled_retention_s: float = Field(600.0, ge=0)
     # How often finished input offsets are committed (Faust's broker_commit_interval): what
@@ -120,14 +121,16 @@ class Settings(BaseSettings):
     closed_room_retention_s: float = Field(3600.0, ge=0)
     max_event_bytes: int = Field(1_048_576, gt=0)
     # How long a partition group waits for a co-partitioned input the broker reports behind
-    # before it goes on without it (Kafka Streams' max.task.idle.ms): see README, "Order".
+    # before it goes on without it (Kafka Streams' max.task.idle.ms): see
+    # docs/design/order-merge.md, "The rule".
     order_idle_ms: int = Field(2000, ge=0)
     # false: Faust's fetch order across rooms/messages/crm-data (no merge); for measuring the
-    # merge's cost, never for production (README, "Order").
+    # merge's cost, never for production (docs/design/order-merge.md, "Costs and settings").
     order_merge: bool = True
     # How old (by record timestamp) a record must be before it goes ahead of a quiet
-    # co-partitioned input: one producer's appends to two topics became visible 0.6 s apart
-    # (a fresh producer). 0: the broker's end offsets decide alone (README, "Order").
+    # co-partitioned input: one producer's appends to two topics do not become visible in the
+    # order they were written. 0: the broker's end offsets decide alone
+    # (docs/design/order-merge.md, "The rule").
     order_grace_ms: int = Field(1000, ge=0)
 
     # Kafka and Faust
@@ -154,11 +157,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("omnihooks-data")
     # Where tables live: "memory" (rebuilt from the changelogs at every start) or "rocksdb"
     # (on disk under data_dir: memory stays flat as rooms grow, and a restart reads only the
-    # changelog records written since; README, "State on disk").
+    # changelog records written since; docs/design/deferred-changelog.md, "RocksDB options").
     store: Literal["memory", "rocksdb"] = "memory"
     # What sends jobs, changelog records and dead letters: librdkafka (confluent-kafka; table
-    # writes and jobs skip Faust's per-record send machinery: twice the session pipeline's
-    # rate), or Faust's aiokafka producer. aiokafka consumes either way (README, "Throughput").
+    # writes and jobs skip Faust's per-record send machinery, which was the session pipeline's
+    # limit), or Faust's aiokafka producer. aiokafka consumes either way
+    # (docs/design/deferred-changelog.md, "Direct table writes").
     producer: Literal["aiokafka", "librdkafka"] = "librdkafka"
     web_port: int = Field(6066, gt=0, lt=65536)
     web_enabled: bool = True

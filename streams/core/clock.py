@@ -10,10 +10,10 @@ _last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]
 
 
 def iso(epoch_s: float) -> str:
-    # Every POST stamps its attempt: gmtime + strftime costs a third of building a datetime,
-    # and was still 2 % of a delivery worker's time at 1,000 jobs/s, so the formatted second
-    # is kept until the clock leaves it. Rounded to the microsecond first, as
-    # datetime.fromtimestamp does.
+    # Every POST stamps its attempt: gmtime + strftime is cheaper than building a datetime,
+    # but was still a visible share of a busy delivery worker's time (docs/history.md), so
+    # the formatted second is kept until the clock leaves it. Rounded to the microsecond
+    # first, as datetime.fromtimestamp does.
     fraction, whole = math.modf(epoch_s)
     seconds, micros = int(whole), round(fraction * 1e6)
     if micros >= 1_000_000:

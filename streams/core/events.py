@@ -156,7 +156,7 @@ def decode_room_event(
     key: bytes | None, raw: bytes, max_bytes: int
 ) -> RoomEvent | InternalRoomEvent | MessageEvent:
     """A record of the rooms topic. Message events may share it: one topic per room keeps a
-    producer's order without any merging (the README's single-topic layout)."""
+    producer's order without any merging (docs/design/order-merge.md, "The one-topic layout")."""
     data = _object(raw, max_bytes)
     event_id, event, ts, workspace = _envelope(
         data, ROOM_EVENTS | INTERNAL_ROOM_EVENTS | MESSAGE_EVENTS

@@ -28,9 +28,8 @@ SEP = "\x1f"  # between room id and message id/sequence in keys; never in Rocket
 Table = MutableMapping[bytes, bytes]
 
 # Rooms kept decoded after their last save. Decoding a room state is most of a chat
-# message's own cost (12 µs of a room's 1.7 KB, more as `seen` fills): a room's next record
-# usually comes while its state is still kept. Bounded, so a worker holding a million rooms
-# keeps its memory flat.
+# message's own cost (more as `seen` fills): a room's next record usually comes while its
+# state is still kept. Bounded, so a worker holding a million rooms keeps its memory flat.
 ROOMS_KEPT_DECODED = 1024
 
 

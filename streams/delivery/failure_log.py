@@ -1,10 +1,10 @@
 """Failed attempts in the log: the first per endpoint in each window in full, the rest counted.
 
 When a CRM goes down, every job to it fails ten times over; a line per attempt buries the
-log (and cost 6% of the worker's time at 300 failures/s in the benchmark). Each endpoint
-(scheme, host and port of the webhook URL) gets one full line when it starts failing in a
-window, and one summary line when the window ends: how many more attempts failed and the
-last reason. Every attempt is still counted in the metrics and kept on the job's record.
+log and costs the worker time. Each endpoint (scheme, host and port of the webhook URL) gets
+one full line when it starts failing in a window, and one summary line when the window ends:
+how many more attempts failed and the last reason. Every attempt is still counted in the
+metrics and kept on the job's record.
 """
 
 from __future__ import annotations

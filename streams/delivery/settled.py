@@ -7,7 +7,8 @@ settles (delivered, scheduled for retry, dead-lettered), keyed by its delivery i
 id, so an operator's replay is a new job); a job already settled is finished without a POST.
 What is still sent twice: the POSTs in flight at the crash, whose outcome was not written,
 and those settled in the last moments before it, whose outcome was still being batched for
-the changelog (`STATE_LINGER_MS`, 50 ms): the stress run's kills repeated 0 or 1 job each.
+the changelog (`STATE_LINGER_MS`, 50 ms). The stress runs count both
+(bench/results/stress-*.txt).
 
 Entries are kept `retention_s` (the time within which a crash's repeats arrive), then dropped
 from memory; the changelog forgets them by time too (`cleanup.policy=compact,delete`).

@@ -116,8 +116,8 @@ class LocalKafka:
 
     def up(self, timeout_s: float = 90.0, fresh: bool = False) -> str:
         """Start the broker unless it runs; return what was done. `fresh`: a broker started
-        now starts empty (tests and benchmarks: their topics are throwaway, and a few dozen
-        runs' worth, 15,000 partitions, exhausted the 512 MB heap)."""
+        now starts empty (tests and benchmarks: their topics are throwaway, and a day of runs'
+        partitions kept in one folder exhausted the broker's 512 MB heap)."""
         pid = self.running_pid()
         if pid is not None:
             self.wait_ready(timeout_s, pid)

@@ -3,7 +3,7 @@
 Everything else in omnihooks uses Faust's public API (apps, agents, tables, timers) and this
 package's functions: `order_by_timestamp` for co-partitioned inputs, `finish` to acknowledge
 an event an agent processed. faust-streaming and aiokafka are pinned to exact versions, and
-`tests/unit/test_engine_hooks.py` checks that every hook used here still has its shape.
+`tests/unit/engine/test_engine_hooks.py` checks that every hook used here still has its shape.
 """
 
 from streams.engine.acks import finish

@@ -1,7 +1,7 @@
 """The worker's consumer: Faust's aiokafka consumer with the order and acknowledgement rules
 omnihooks promises, and a short fetch wait.
 
-What it changes in Faust (faust-streaming 0.15.3, pinned; `tests/unit/test_engine_hooks.py`
+What it changes in Faust (faust-streaming 0.15.3, pinned; `tests/unit/engine/test_engine_hooks.py`
 fails when a hook below moves):
 
 - `getmany`: every fetched record is held until it can be handed on, never dropped. Records
@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 
 # Faust hard-codes fetch_max_wait_ms=1500. aiokafka leaves a partition whose records are
 # being processed out of the fetch already in flight, so new records there can wait for that
-# fetch to time out: the benchmark saw p99 delivery latency near 0.5 s at 250 jobs/s. A
-# shorter wait costs only a few more idle fetch requests.
+# fetch to time out, and the delivery p99 showed that wait even at a modest rate. A shorter
+# wait costs only a few more idle fetch requests.
 FETCH_MAX_WAIT_MS = 100
 
 # A grouped partition holding this many records is not fetched until its group moves on:
@@ -97,9 +97,9 @@ class ShortFetchConsumerThread(driver.AIOKafkaConsumerThread):
     # Faust's pause_partitions only stops asking for a partition's records: aiokafka goes on
     # fetching it. The batch nobody takes (an active table's changelog, which receives the
     # worker's own writes) then holds back every fetch to that broker for aiokafka's
-    # prefetch backoff, 0.1 s: the benchmark saw delivery p99 at 1,000 jobs/s near 100 ms,
-    # the first jobs after each settled-table write waiting out that backoff. Partitions
-    # Faust pauses are paused in aiokafka as well (on its thread, before each fetch).
+    # prefetch backoff, 0.1 s: the first jobs after each settled-table write waited out that
+    # backoff, and the delivery p99 with them. Partitions Faust pauses are paused in aiokafka
+    # as well (on its thread, before each fetch).
     paused_by_faust: frozenset[Any] = frozenset()
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -380,7 +380,7 @@ class OrderedConsumer(driver.Consumer):
         # drains. Faust hands them on anyway, having nowhere to keep them: the buffer then
         # fills, and Faust's drain waits on it, holding back every other partition's records
         # until that stream takes one. The retry agent's buffer fills so with jobs held for
-        # an open endpoint, and healthy jobs stopped for 110 ms in the benchmark.
+        # an open endpoint, and healthy jobs stalled behind it (docs/history.md).
         is_changelog = self._is_changelog_tp
         buffered = self._buffered_partitions
 
@@ -414,7 +414,7 @@ class OrderedConsumer(driver.Consumer):
         its group is being released. The end offsets come from the broker now (ListOffsets):
         aiokafka's highwater is only as fresh as the last fetch response that carried the
         partition, and a fetch to a node waits while another partition's records are still
-        buffered, so it said "caught up" for records written half a second earlier.
+        buffered, so it said "caught up" for records already written.
         """
         if not groups.held_partitions():
             return set()

@@ -2,7 +2,7 @@
 
 Recovering a changelog decodes every record into Faust's message and event objects, and
 aiokafka holds fetch buffers of megabytes: all garbage once the tables are filled, but the C
-allocator keeps the freed pages, so a worker that recovered 100k rooms kept about 3 KB a room
+allocator keeps the freed pages, so a worker that recovered many rooms kept kilobytes a room
 more than the rooms themselves hold. `release_freed_memory` collects, then asks glibc to
 return free pages to the system (`malloc_trim`); elsewhere it only collects.
 """

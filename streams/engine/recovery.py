@@ -1,5 +1,5 @@
 """What the liveness page reads from Faust's table recovery (private attributes of
-faust-streaming 0.15.3's `Recovery` service, checked by `tests/unit/test_engine_hooks.py`).
+faust-streaming 0.15.3's `Recovery` service, checked by `tests/unit/engine/test_engine_hooks.py`).
 
 Read strictly: a moved attribute raises instead of reading as "no progress to judge", so
 `/health` reports a broken hook as unhealthy, never as healthy.

@@ -67,13 +67,14 @@ class DirectTable(MutableMapping[bytes, bytes]):
     """A Faust table written without Faust's per-write machinery.
 
     `table[key] = value` in Faust runs its key-set hooks and sensors, wraps the changelog
-    record in a `FutureMessage`, queues it for a buffer task that awaits a send per record:
-    about 100 µs a write here, three writes per chat message. With librdkafka's producer
-    (`OMNIHOOKS_PRODUCER=librdkafka`) this writes the table's store and hands the changelog
-    record to librdkafka in one call: the same key, value and partition (the current
-    event's, as Faust's), the same changelog, the same recovery. The producer's flush waits
-    for these records like any other, so a commit never passes a write not on the brokers;
-    they are batched longer than job sends (`STATE_LINGER_MS`), since only the commit waits.
+    record in a `FutureMessage`, queues it for a buffer task that awaits a send per record;
+    at three writes per chat message that was the session pipeline's limit (docs/history.md).
+    With librdkafka's producer (`OMNIHOOKS_PRODUCER=librdkafka`) this writes the table's
+    store and hands the changelog record to librdkafka in one call: the same key, value and
+    partition (the current event's, as Faust's), the same changelog, the same recovery. The
+    producer's flush waits for these records like any other, so a commit never passes a
+    write not on the brokers; they are batched longer than job sends (`STATE_LINGER_MS`),
+    since only the commit waits.
     With aiokafka's producer every write goes through Faust's table as before.
 
     `deferred`: the changelog gets each key's latest value when the next flush starts (before
@@ -124,7 +125,8 @@ class DirectTable(MutableMapping[bytes, bytes]):
     def items(self) -> ItemsView[bytes, bytes]:
         # The store's own pass over its pairs. The mapping mixin's reads each key again, on
         # RocksDB through a `get` per key and Faust's key-to-partition LRU: the due-event
-        # schedule's re-read of a million rooms took 16.4 s that way, 5.8 s this way.
+        # schedule's re-read of a million rooms took several times as long that way
+        # (docs/history.md).
         return self._store().items()
 
     def __len__(self) -> int:

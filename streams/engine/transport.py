@@ -23,10 +23,10 @@ the same flush. aiokafka's producer stays up beside it for Faust's topic declara
 
 Table writes (`produce_state`) go through a second librdkafka producer that lingers
 `STATE_LINGER_MS`: nothing waits on a changelog record but the next commit, so its records
-can ride in few large requests. With the settled-jobs table, a delivery worker at 1,000
-jobs/s wrote a changelog record per job, and at the jobs' 5 ms linger those made about 200
-acks=all requests a second: the broker used 0.32 core against 0.26 without the table, and
-the delivery p99 rose with it, on a two-core machine. At 50 ms it was back at 0.26.
+can ride in few large requests. With the settled-jobs table, a delivery worker writes a
+changelog record per job, and at the jobs' 5 ms linger those made many small acks=all
+requests: the broker's CPU rose, and the delivery p99 with it, on a two-core machine. At
+`STATE_LINGER_MS` the broker cost what it did without the table (docs/history.md).
 A deferred table (`DirectTable(deferred=True)`) hands its records over only when a flush
 starts (`before_flush`).
 """

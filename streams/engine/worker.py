@@ -2,20 +2,19 @@
 
 At --loglevel WARNING or above Faust installs the spinner by setting the root logger to
 DEBUG, so every debug call in aiokafka and Faust builds a log record only for the handler to
-drop it: 14% of the samples in a py-spy profile of a table-writing agent run at WARNING. The
-root logger keeps the operator's level instead.
+drop it: a sizeable share of a table-writing agent's time at WARNING. The root logger keeps
+the operator's level instead.
 
 Python's cycle collector stops the event loop for a full (oldest-generation) pass whenever
 the objects promoted since the last one reach a quarter of those already there. A worker's
-long-lived objects are mostly Faust, aiokafka and the modules (about 290,000 objects here),
-and jobs held for an open endpoint (a task, its coroutines, the decoded job) add to them at
-every hold: with 30% of 1,000 jobs/s held, a full pass of 45 to 210 ms came every 4 to 5
-seconds, and each one delayed every healthy job behind it (the benchmark's isolation stage:
-healthy p99 90 to 130 ms against a clean 30 to 50). So once started, the worker freezes what
-it built (never scanned again; still freed by reference counting when dropped) and collects
-the young generations less often, which lets a job finished within the interval die young
-instead of being promoted. Cycles still get collected, only later: a full pass at most every
-`FULL_EVERY` passes of the middle generation.
+long-lived objects are mostly Faust, aiokafka and the modules, and jobs held for an open
+endpoint (a task, its coroutines, the decoded job) add to them at every hold: with many jobs
+held, a long full pass came every few seconds, and each one delayed every healthy job behind
+it (the benchmark's isolation stage; docs/history.md). So once started, the worker freezes
+what it built (never scanned again; still freed by reference counting when dropped) and
+collects the young generations less often, which lets a job finished within the interval die
+young instead of being promoted. Cycles still get collected, only later: a full pass at most
+every `FULL_EVERY` passes of the middle generation.
 """
 
 from __future__ import annotations

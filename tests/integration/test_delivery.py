@@ -16,10 +16,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.core.signing import signing_key, verify
 from streams.dev import demo
+from streams.engine.kafka import KafkaConfig, read_all
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.integration.test_session_pipeline import produce as produce_events
-from tests.support.harness import TopicReader, WorkerProcess, free_port
+from tests.support.harness import TopicReader, WorkerProcess, free_port, wait_committed
 from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
@@ -57,7 +58,10 @@ def test_each_job_arrives_once_with_exact_body_and_headers(
     jobs = [make_job(receiver.url("/ok"), n, room=f"room-{n % 3}") for n in range(6)]
     send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], jobs)
     receiver.wait_for("/ok", 6, timeout_s=90)
-    time.sleep(2)  # anything more would be a duplicate
+    # Committed: the worker is done with every job, so anything more would be a duplicate.
+    wait_committed(
+        kafka.bootstrap, f"{settings.app_id}-delivery", [applied_topics[Topic.WEBHOOK_JOBS]]
+    )
     got = receiver.at("/ok")
     assert len(got) == 6
     by_id = {request.headers["webhook-id"]: request for request in got}
@@ -107,11 +111,13 @@ def test_failing_receiver_gets_the_job_on_attempt_n_plus_1_at_the_set_interval(
     read_topic: Callable[[str], TopicReader],
 ) -> None:
     delay = 1.5
-    start_worker(settings_factory(retry_delay_s=delay), "delivery")
+    settings = settings_factory(retry_delay_s=delay)
+    start_worker(settings, "delivery")
     job = make_job(receiver.url("/fail/3/a"))
     send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [job])
     got = receiver.wait_for("/fail/3/a", 4, timeout_s=90)
-    time.sleep(delay + 1)
+    wait_committed(kafka.bootstrap, f"{settings.app_id}-delivery",
+                   [applied_topics[Topic.WEBHOOK_JOBS], applied_topics[Topic.WEBHOOK_RETRIES]])  # fmt: skip
     assert len(receiver.at("/fail/3/a")) == 4  # delivered on the 4th: no more attempts
     assert {request.headers["webhook-id"] for request in got} == {job.delivery_id}
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(got)]
@@ -129,7 +135,8 @@ def test_always_failing_receiver_yields_one_dead_letter_with_eleven_attempts(
     receiver: Receiver,
     read_topic: Callable[[str], TopicReader],
 ) -> None:
-    start_worker(settings_factory(retry_delay_s=0.2), "delivery")
+    settings = settings_factory(retry_delay_s=0.2)
+    start_worker(settings, "delivery")
     job = make_job(receiver.url("/status/500"))
     send_jobs(kafka, applied_topics[Topic.WEBHOOK_JOBS], [job])
     dead = read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS])
@@ -141,8 +148,11 @@ def test_always_failing_receiver_yields_one_dead_letter_with_eleven_attempts(
     assert all(a["status"] == 500 and a["error"] is None for a in letter["attempts"])
     assert all(a["duration_ms"] >= 0 and a["at"].endswith("Z") for a in letter["attempts"])
     assert "11 attempts failed" in letter["reason"]
-    time.sleep(1)
-    assert len(dead.settle(1)) == 1
+    wait_committed(kafka.bootstrap, f"{settings.app_id}-delivery",
+                   [applied_topics[Topic.WEBHOOK_JOBS], applied_topics[Topic.WEBHOOK_RETRIES]])  # fmt: skip
+    assert (
+        len(read_all(KafkaConfig(kafka.bootstrap), applied_topics[Topic.WEBHOOK_DEAD_LETTERS])) == 1
+    )
 
 
 def test_a_hanging_endpoint_does_not_delay_healthy_jobs(

@@ -5,7 +5,6 @@ with the old and the new one."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +12,17 @@ import pytest
 
 from streams.core.signing import signing_key, verify
 from streams.dev import demo
+from streams.engine.kafka import KafkaConfig, read_all
 from streams.settings import Settings
 from tests.conftest import Broker
-from tests.support.harness import TopicReader, WorkerProcess, omnihooks_cli, wait_until
+from tests.support.harness import (
+    TopicReader,
+    WorkerProcess,
+    omnihooks_cli,
+    pipeline_topics,
+    wait_committed,
+    wait_until,
+)
 from tests.support.receiver import Received, Receiver
 from topics.catalogue import Topic
 
@@ -90,7 +97,8 @@ def test_two_workspaces_of_two_endpoints_get_exactly_their_webhooks(
     wait_types(receiver, "/ok/acme-dwh", "room-a", ["Message", "Message", "Message"])
     wait_types(receiver, "/ok/globex-crm", "room-g", ["LivechatSessionTaken"])
     wait_types(receiver, "/ok/globex-dwh", "room-g", ["LivechatSession"])
-    time.sleep(1)  # anything more now would be a webhook one of them should not get
+    # Committed: the worker is done with every record, so nothing more is coming.
+    wait_committed(kafka.bootstrap, settings.app_id, pipeline_topics(settings))
     for path in ("/ok/acme-crm", "/ok/acme-dwh", "/ok/globex-crm", "/ok/globex-dwh"):
         other = "room-g" if "acme" in path else "room-a"
         assert types_at(receiver, path, other) == [], f"{path} got the other workspace's"
@@ -126,9 +134,9 @@ def test_endpoints_added_moved_and_disabled_live_lose_nothing(
     worker.wait_for_log("endpoint default/crm disabled", timeout_s=30)
     demo.produce(kafka.bootstrap, settings.topic_prefix, conversation("room-3", None), 0.05)
     wait_types(receiver, "/ok/second", "room-3", closes)
-    time.sleep(1)
+    wait_committed(kafka.bootstrap, settings.app_id, pipeline_topics(settings))
     assert types_at(receiver, "/ok/moved", "room-3") == []  # disabled: no new webhooks
-    assert read_topic(applied_topics[Topic.WEBHOOK_DEAD_LETTERS]).settle(1) == []
+    assert read_all(KafkaConfig(kafka.bootstrap), applied_topics[Topic.WEBHOOK_DEAD_LETTERS]) == []
 
 
 def test_a_rotated_secret_signs_with_the_old_and_the_new_one(

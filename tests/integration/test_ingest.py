@@ -19,7 +19,14 @@ from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings
 from tests.conftest import Broker, local_kafka_for_tests
 from tests.support.files import SEED
-from tests.support.harness import TopicReader, WorkerProcess, free_port, settings_env
+from tests.support.harness import (
+    TopicReader,
+    WorkerProcess,
+    free_port,
+    pipeline_topics,
+    settings_env,
+    wait_committed,
+)
 from tests.support.receiver import Receiver
 from topics.catalogue import Topic, load_catalogue
 
@@ -89,14 +96,16 @@ def relay(
 def test_the_seeds_bodies_reach_the_crm_byte_for_byte_signed_and_only_once(
     relay: tuple[Settings, Ingest], receiver: Receiver
 ) -> None:
-    _, ingest = relay
+    settings, ingest = relay
     bodies = [(SEED / name).read_bytes() for name in ("message.json", "livechat-session.json")]
     for body in bodies:
         answer = ingest.post("default", body)
         assert answer.status_code == 200, answer.text
     assert ingest.post("default", bodies[0]).status_code == 200  # Rocket.Chat's own retry
-    got = receiver.wait_for("/ok/crm", 2, timeout_s=90)
-    time.sleep(2)  # a third would be the retry delivered twice
+    receiver.wait_for("/ok/crm", 2, timeout_s=90)
+    # Committed: the worker is done with all three bodies; a third POST would be the retry
+    # delivered twice.
+    wait_committed(settings.kafka_bootstrap_servers, settings.app_id, pipeline_topics(settings))
     got = receiver.at("/ok/crm")
     assert sorted(r.body for r in got) == sorted(bodies)  # byte for byte, once each
     for request in got:

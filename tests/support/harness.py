@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from pydantic import SecretStr
 
+from streams.engine import kafka
+from streams.engine.kafka import KafkaConfig
 from streams.settings import Settings, env_name
 from topics import codec
 
@@ -178,3 +180,46 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's high watermark of `topic` now."""
+    reader = kafka.reader(KafkaConfig(bootstrap))
+    try:
+        partitions = reader.list_topics(topic, timeout=15).topics[topic].partitions
+        return {p: kafka.watermarks(reader, TopicPartition(topic, p))[1] for p in partitions}
+    finally:
+        reader.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    admin = kafka.admin(KafkaConfig(bootstrap))
+    request = [ConsumerGroupTopicPartitions(group)]
+    found: dict[int, int] = {}
+    for future in admin.list_consumer_group_offsets(request, request_timeout=15).values():
+        for tp in future.result().topic_partitions or []:
+            if tp.topic == topic and tp.offset >= 0:
+                found[tp.partition] = tp.offset
+    return found
+
+
+def wait_committed(bootstrap: str, group: str, topics: list[str], timeout_s: float = 60) -> None:
+    """Wait until `group` has committed every record each topic holds, taken in order: jobs
+    an input made are on the jobs topic once the input is committed, so the jobs topic's
+    end is read after. Once a worker committed a record it is done with it: nothing it
+    would still send for it. The event a test waits on instead of a quiet period."""
+    for topic in topics:
+        ends = end_offsets(bootstrap, topic)
+
+        def caught_up(topic: str = topic, ends: dict[int, int] = ends) -> bool:
+            done = committed_offsets(bootstrap, group, topic)
+            return all(done.get(p, 0) >= end for p, end in ends.items() if end > 0)
+
+        wait_until(caught_up, timeout_s, lambda t=topic: f"{group} did not commit {t} to its end")
+
+
+def pipeline_topics(settings: Settings) -> list[str]:
+    """A worker's topics in the order records flow through them (for `wait_committed`)."""
+    prefix = settings.topic_prefix
+    return [f"{prefix}{name}" for name in
+            ("rooms", "messages", "rocketchat-webhooks", "webhook-jobs", "webhook-retries")]  # fmt: skip
