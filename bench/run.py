@@ -126,6 +126,9 @@ class Bench:
             cwd=ROOT,
         )
         self.workers: list[subprocess.Popen[bytes]] = []
+        # A source tree of another version whose workers the next stages run (`--against`);
+        # None: this checkout's.
+        self.worker_source: Path | None = None
         self.results: dict[str, Any] = {}
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -160,11 +163,16 @@ class Bench:
         return settings
 
     def start_worker(self, settings: Settings, role: str) -> subprocess.Popen[bytes]:
-        env = settings_env(settings)
+        env, source, cli = settings_env(settings), ROOT, "streams.ops.cli"
+        if self.worker_source is not None:
+            # Its packages ahead of this checkout's (installed editable, found after PYTHONPATH).
+            source, env["PYTHONPATH"] = self.worker_source, str(self.worker_source)
+            if not (source / "streams" / "ops" / "cli.py").exists():
+                cli = "streams.cli"  # the layout before the stage folders
         with open(ROOT / ".cache" / f"bench-{role}.log", "ab") as log:  # the child keeps its copy
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streams.ops.cli", "--loglevel", "INFO", "worker", "--role", role],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                [sys.executable, "-m", cli, "--loglevel", "INFO", "worker", "--role", role],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=source,
             )  # fmt: skip
         self.workers.append(worker)
         return worker
@@ -1016,14 +1024,48 @@ def endpoint_health_stages(bench: Bench, r: dict[str, Any], step: Callable[[str]
         r["ordered_trials"].append({"none_per_s": round(unordered), "room_per_s": round(ordered)})
 
 
+def baseline_tree(ref: str) -> Path:
+    """A worktree of `ref` (git-ignored, under .cache), for workers of that version."""
+    path = ROOT / ".cache" / f"ab-{ref}"
+    if not path.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), ref],
+                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    return path
+
+
+def sessions_ab(bench: Bench, ref: str, pairs: int, step: Callable[[str], None]) -> dict[str, Any]:
+    """The session stage's throughput, this checkout's workers against `ref`'s, alternating
+    in one broker session so both meet the same machine: pairs of (baseline, this)."""
+    baseline = baseline_tree(ref)
+    trials = []
+    for n in range(pairs):
+        rates = {}
+        for name, source in (
+            (("baseline", baseline), ("this", None))
+            if n % 2 == 0
+            else (("this", None), ("baseline", baseline))
+        ):
+            bench.worker_source = source
+            step(f"sessions A/B pair {n + 1}/{pairs}: {name}")
+            rates[name] = round(bench.session_throughput()[0])
+        bench.worker_source = None
+        trials.append({**rates, "ratio": round(rates["this"] / rates["baseline"], 3)})
+    ratios = sorted(trial["ratio"] for trial in trials)
+    return {"against": ref, "pairs": trials, "median_ratio": ratios[len(ratios) // 2]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="omnihooks benchmark (README, Benchmark)")
     parser.add_argument(
-        "--only", choices=["endpoint-health", "ingest"],
+        "--only", choices=["endpoint-health", "ingest", "sessions-ab"],
         help="endpoint-health: only issue 17's stages (isolation, dead-endpoint attempts, "
              "ordered delivery; about 30 minutes) into bench/results/endpoint-health.{json,md}; "
-             "ingest: only relay mode's ingest stage (a minute) into bench/results/ingest.{json,md}",
+             "ingest: only relay mode's ingest stage (a minute) into bench/results/ingest.{json,md}; "
+             "sessions-ab: the session stage, this checkout against --against, in pairs, "
+             "into bench/results/sessions-ab.json",
     )  # fmt: skip
+    parser.add_argument("--against", default="HEAD~1", help="sessions-ab: the git ref to compare")
+    parser.add_argument("--pairs", type=int, default=6, help="sessions-ab: trial pairs")
     args = parser.parse_args()
     if not SEED_MESSAGE.is_file():  # the ingest stage's body, read late in a full run
         parser.error(f"{SEED_MESSAGE} is missing: the ingest stage posts it")
@@ -1036,6 +1078,13 @@ def main() -> int:
             (RESULTS / "partial.json").write_text(codec.dumps_pretty(r) + "\n")
             print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
+        if args.only == "sessions-ab":
+            step("warm-up: a fresh broker took about a core for its first minute")
+            bench.delivery_throughput(count=10_000)
+            r["sessions_ab"] = sessions_ab(bench, args.against, args.pairs, step)
+            (RESULTS / "sessions-ab.json").write_text(codec.dumps_pretty(r) + "\n")
+            print(codec.dumps_pretty(r["sessions_ab"]))
+            return 0
         if args.only == "ingest":
             step("warm-up: a fresh broker took about a core for its first minute")
             bench.delivery_throughput(count=10_000)
