@@ -7,11 +7,13 @@ port. When none can be had the tests fail with the reason: they never skip.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ def local_kafka_for_tests(port: int = TEST_KAFKA_PORT) -> LocalKafka:
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[Broker]:
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
         if not metadata_answers(given, 15.0):
@@ -66,15 +68,59 @@ def kafka() -> Iterator[Broker]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
             yield Broker(container.get_bootstrap_server(), "testcontainers")
         return
+    # One local broker for every test process (pytest-xdist runs several): the first to
+    # need it starts it, the others wait for it; the run's main process stops it at the end.
     local = local_kafka_for_tests()
-    started = local.running_pid() is None
-    try:
-        local.up(timeout_s=120, fresh=True)
-    except Exception as exc:
-        pytest.fail(f"the local Kafka broker could not start: {exc}", pytrace=False)
+    with exclusive(local.home / f"tests-{local.port}.lock"):
+        try:
+            if local.running_pid() is None:
+                local.up(timeout_s=120, fresh=True)
+                (run_dir(tmp_path_factory) / STARTED_BROKER).write_text(str(local.port))
+            else:
+                local.up(timeout_s=120)  # running: wait until it answers
+        except Exception as exc:
+            pytest.fail(f"the local Kafka broker could not start: {exc}", pytrace=False)
     yield Broker(local.bootstrap, f"local broker (pid {local.running_pid()})")
-    if started:
-        local.down()
+
+
+STARTED_BROKER = "started-local-broker"
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Held by one test process at a time (an advisory lock, released if a process dies)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary directory of the whole run: under xdist each worker's is inside it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if is_xdist_worker(config):
+        config.workeroutput["omnihooks_summary"] = SUMMARY  # type: ignore[attr-defined]
+        return
+    started = config._tmp_path_factory.getbasetemp() / STARTED_BROKER  # type: ignore[attr-defined]
+    if started.exists():
+        local_kafka_for_tests(int(started.read_text())).down()
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A pytest-xdist worker ended: its measurements join the run's summary."""
+    SUMMARY.extend(getattr(node, "workeroutput", {}).get("omnihooks_summary", []))
 
 
 @pytest.fixture

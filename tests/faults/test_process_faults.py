@@ -20,7 +20,8 @@ from tests.support.harness import WorkerProcess
 from tests.support.receiver import Receiver
 from topics.catalogue import Topic, load_catalogue
 
-pytestmark = pytest.mark.integration
+# Kills workers or starts brokers on a timeline: one at a time, not beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 FAULT_BROKER_PORT = 19292
 

@@ -27,7 +27,8 @@ from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
 
-pytestmark = pytest.mark.integration
+# Kills workers or starts brokers on a timeline: one at a time, not beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 AGENT_ID = demo.AGENT["_id"]
 WEBHOOKS_PER_ROOM = 4  # agent Message, visitor Message, LeadCapture, LivechatSession

@@ -33,7 +33,8 @@ from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
 
-pytestmark = pytest.mark.integration
+# Kills workers or starts brokers on a timeline: one at a time, not beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 OPS_TOKEN = "ops-token-0123456789abcdef"
 CRM_TOKEN = "crm-secret-token-5f1e"

@@ -27,7 +27,8 @@ from streams.settings import Settings
 from tests.conftest import Broker
 from topics.catalogue import Topic
 
-pytestmark = pytest.mark.integration
+# Times a rebalance against an agent holding a record: one at a time.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 RECORDS = 5
 

@@ -162,6 +162,7 @@ def test_the_crms_answer_comes_back_as_the_next_ingest_answer(
         ingest.stop()
 
 
+@pytest.mark.xdist_group("heavy")  # starts and stops a broker of its own
 def test_a_stopped_broker_gets_503_and_the_retried_body_arrives_once(
     settings_factory: Callable[..., Settings],
     start_worker: Callable[..., WorkerProcess],

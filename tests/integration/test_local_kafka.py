@@ -11,7 +11,8 @@ import pytest
 from streams.dev.local_kafka import metadata_answers, pid_alive, port_in_use
 from tests.conftest import local_kafka_for_tests
 
-pytestmark = pytest.mark.integration
+# Kills workers or starts brokers on a timeline: one at a time, not beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 PORT = 19192
 

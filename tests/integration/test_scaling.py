@@ -20,7 +20,8 @@ from tests.support.harness import WorkerProcess
 from tests.support.receiver import Receiver
 from topics.catalogue import Topic
 
-pytestmark = pytest.mark.integration
+# Kills workers or starts brokers on a timeline: one at a time, not beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 
 
 class ConversationStream(threading.Thread):
