@@ -35,6 +35,8 @@ import aiohttp
 from streams.app import AssignmentWatch, create_app
 from streams.engine import DirectTable, bytes_table, release_freed_memory
 from streams.engine import finish as finish_event
+from streams.engine.kafka import KafkaConfig
+from streams.ops.topic_admin import apply_topics, changelogs_of_app
 from streams.settings import load_settings
 from streams.worker import Worker, _use_uvloop
 from topics import codec
@@ -122,6 +124,8 @@ def main(topic_name: str, count: int, write_spec: str, out: Path, url: str | Non
             task.add_done_callback(tasks.discard)
 
     app.agent(topic, name="floor")(floor)
+    # Workers create no topics: the tables' changelogs exist first, as `topics apply` makes them.
+    apply_topics(KafkaConfig.of(omnihooks.settings), changelogs_of_app(app), 30.0)
     Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
 

@@ -41,7 +41,7 @@ from streams.dev import demo  # noqa: E402
 from streams.dev.local_kafka import LocalKafka  # noqa: E402
 from streams.ops.topic_admin import apply_catalogue  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
-from tests.support.harness import free_port, settings_env  # noqa: E402
+from tests.support.harness import create_changelogs, free_port, settings_env  # noqa: E402
 from topics import codec  # noqa: E402
 from topics.catalogue import Topic, load_catalogue  # noqa: E402
 from topics.records import WebhookJob  # noqa: E402
@@ -163,6 +163,7 @@ class Bench:
         return settings
 
     def start_worker(self, settings: Settings, role: str) -> subprocess.Popen[bytes]:
+        create_changelogs(settings, role)  # workers create no topics: `topics apply --role`
         env, source, cli = settings_env(settings), ROOT, "streams.ops.cli"
         if self.worker_source is not None:
             # Its packages ahead of this checkout's (installed editable, found after PYTHONPATH).

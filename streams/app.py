@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import faust
 
+from streams.agents.tables import Role, role_app_id
 from streams.core.clock import now_iso
 from streams.core.endpoints import EndpointDirectory
 from streams.engine import kafka
@@ -20,7 +21,6 @@ from topics.records import RejectedRecord
 
 log = logging.getLogger(__name__)
 
-Role = Literal["all", "sessions", "delivery"]
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 FETCH_BYTES_PER_PARTITION = 1024 * 1024
 
@@ -81,7 +81,7 @@ class AssignmentWatch:
 def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
     """Build the Faust app for a worker role; each role is its own consumer group."""
     catalogue = load_catalogue(settings.partitions, settings.replication_factor)
-    app_id = settings.app_id if role == "all" else f"{settings.app_id}-{role}"
+    app_id = role_app_id(settings, role)
     (settings.data_dir / app_id).mkdir(parents=True, exist_ok=True)
     max_record = max(spec.max_message_bytes for spec in catalogue.specs)
     kafka_config = KafkaConfig.of(settings)
@@ -121,9 +121,12 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         web_port=settings.web_port,
         web_bind="0.0.0.0",
         autodiscover=False,
-        # Our topics exist before the worker starts (`omnihooks topics apply`); Faust must
-        # not create a one-partition stand-in for a missing one.
-        topic_allow_declare=True,
+        # Every topic, the changelogs too, exists before the worker starts (`omnihooks topics
+        # apply`, by an admin): a worker needs no right to create one, and Kafka refuses a
+        # create without it even for a topic that exists. No leader topic: no leader tasks.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_credentials=kafka_config.faust_credentials(),
     )
     kafka.attach(app, kafka_config)
     topics = {

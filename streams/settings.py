@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.compat import CompatName, Profile, profile_named, retry_delay_s
@@ -18,6 +25,12 @@ from topics.records import DEFAULT_ENDPOINT, DEFAULT_WORKSPACE, EndpointRecord, 
 # kept beside the lead-capture code that reads them.
 DEFAULT_LEAD_EMAIL_REGEX = DEFAULT_EMAIL_REGEX
 DEFAULT_LEAD_PHONE_REGEX = DEFAULT_PHONE_REGEX
+
+
+def _kafka(default: Any, name: str) -> Any:
+    """A Kafka connection setting: `KAFKA_<NAME>`, or `OMNIHOOKS_KAFKA_<NAME>`."""
+    upper = f"KAFKA_{name.upper()}"
+    return Field(default, validation_alias=AliasChoices(upper, f"OMNIHOOKS_{upper}"))
 
 
 class SettingsError(ValueError):
@@ -134,11 +147,28 @@ class Settings(BaseSettings):
     order_grace_ms: int = Field(1000, ge=0)
 
     # Kafka and Faust
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices(
-            "KAFKA_BOOTSTRAP_SERVERS", "OMNIHOOKS_KAFKA_BOOTSTRAP_SERVERS"
-        ),
+    kafka_bootstrap_servers: str = _kafka("127.0.0.1:9092", "bootstrap_servers")
+    # How every client connects (streams/engine/kafka.py): librdkafka's property names,
+    # upper-cased under KAFKA_. A password or key password may come from a file instead
+    # (`..._FILE`, as Kubernetes mounts secrets); the file wins.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _kafka(
+        "PLAINTEXT", "security_protocol"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = _kafka(
+        "PLAIN", "sasl_mechanism"
+    )
+    kafka_sasl_username: str = _kafka("", "sasl_username")
+    kafka_sasl_password: SecretStr = _kafka(SecretStr(""), "sasl_password")
+    kafka_sasl_password_file: Path | None = _kafka(None, "sasl_password_file")
+    # PEM files. No CA: the system's trust store (a public CA, as managed services use).
+    kafka_ssl_ca_location: Path | None = _kafka(None, "ssl_ca_location")
+    kafka_ssl_certificate_location: Path | None = _kafka(None, "ssl_certificate_location")
+    kafka_ssl_key_location: Path | None = _kafka(None, "ssl_key_location")
+    kafka_ssl_key_password: SecretStr = _kafka(SecretStr(""), "ssl_key_password")
+    kafka_ssl_key_password_file: Path | None = _kafka(None, "ssl_key_password_file")
+    # "none" turns off the check that the broker's certificate names the host dialled.
+    kafka_ssl_endpoint_identification_algorithm: Literal["https", "none"] = _kafka(
+        "https", "ssl_endpoint_identification_algorithm"
     )
     topic_prefix: str = "omnichannel."
     app_id: str = "omnihooks"
@@ -166,6 +196,37 @@ class Settings(BaseSettings):
     producer: Literal["aiokafka", "librdkafka"] = "librdkafka"
     web_port: int = Field(6066, gt=0, lt=65536)
     web_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        from_files = (
+            ("kafka_sasl_password", self.kafka_sasl_password_file),
+            ("kafka_ssl_key_password", self.kafka_ssl_key_password_file),
+        )
+        for secret, source in from_files:
+            if source is not None:
+                try:
+                    value = source.read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"{env_name(secret)}_FILE: {exc.strerror}: {source}") from None
+                object.__setattr__(self, secret, SecretStr(value))
+        for field in ("kafka_ssl_ca_location", "kafka_ssl_certificate_location",
+                      "kafka_ssl_key_location"):  # fmt: skip
+            path = getattr(self, field)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{env_name(field)}: no such file: {path}")
+        if (self.kafka_ssl_certificate_location is None) != (self.kafka_ssl_key_location is None):
+            raise ValueError(
+                "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
+            )
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+        return self
 
     @field_validator("topic_prefix")
     @classmethod
@@ -233,8 +294,8 @@ class Settings(BaseSettings):
 
 def env_name(field: str) -> str:
     """The environment variable behind a settings field."""
-    if field == "kafka_bootstrap_servers":
-        return "KAFKA_BOOTSTRAP_SERVERS"
+    if field.startswith("kafka_"):
+        return field.upper()
     return f"OMNIHOOKS_{field.upper()}"
 
 
@@ -245,6 +306,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"{env_name(field)}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            if error["loc"]:  # a model-wide check's message names its variables itself
+                message = f"{env_name(str(error['loc'][0]))}: {message}"
+            problems.append(message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

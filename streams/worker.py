@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from streams.app import Omnihooks, Role, create_app
+from streams.agents.tables import Role, changelog_topic, role_app_id, tables_of
+from streams.app import Omnihooks, create_app
 from streams.core.leads import compile_lead_patterns
+from streams.engine import kafka
+from streams.engine.kafka import KafkaConfig
 from streams.engine.worker import Worker
 from streams.settings import Settings
+from topics.roles import load_roles
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +43,50 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def check_cluster(settings: Settings, role: Role) -> None:
+    """Before Faust starts: the cluster takes this worker's login and certificate, and every
+    topic it uses exists (an admin creates them: the worker has no right to). Raises
+    KafkaAccessError or MissingTopics, each saying what to do."""
+    config = KafkaConfig.of(settings)
+    if not kafka.check_connection(config):
+        return  # no broker yet: Faust's clients wait for one, as they do after a restart
+    loop = asyncio.new_event_loop()  # not the worker's: Faust makes its own
+    try:
+        loop.run_until_complete(kafka.check_aiokafka_connection(config))
+    finally:
+        loop.close()
+    kafka.check_group_access(config, role_app_id(settings, role))
+    missing = kafka.missing_topics(config, worker_topics(settings, role))
+    if missing:
+        raise MissingTopics(
+            f"{len(missing)} topics this worker uses do not exist ({', '.join(missing)}): "
+            f"an admin creates them with `omnihooks topics apply --role {role}`"
+        )
+
+
+class MissingTopics(RuntimeError):
+    """Topics a worker needs are not on the cluster; a worker never creates them."""
+
+
+def worker_topics(settings: Settings, role: Role) -> list[str]:
+    """The topics a worker of `role` reads or writes, its tables' changelogs included."""
+    rights = load_roles()[ROLE_RIGHTS[role]]
+    names = dict.fromkeys(f"{settings.topic_prefix}{t}" for t in (*rights.read, *rights.write))
+    names.update(
+        dict.fromkeys(changelog_topic(settings, role, t) for t in tables_of(role, settings))
+    )
+    return list(names)
+
+
+# the rights of each worker role, in topics/roles.toml
+ROLE_RIGHTS: dict[Role, str] = {"all": "worker", "sessions": "worker-sessions",
+                                "delivery": "worker-delivery"}  # fmt: skip
+
+
 def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     """Start the worker; returns its exit code when it stops."""
     _use_uvloop()
+    check_cluster(settings, role)
     omnihooks = build_worker_app(settings, role)
     if not settings.delivery_enabled:
         log.warning(

@@ -16,6 +16,7 @@ import mode
 from faust.types import StreamT
 
 from streams import metrics
+from streams.agents.tables import TableSpec, delivery_order, settled_jobs
 from streams.app import AssignmentWatch, Omnihooks
 from streams.core.breaker import Pass
 from streams.core.clock import parse_iso
@@ -219,28 +220,22 @@ def add_endpoints_page(app: Any, gates: EndpointGates) -> None:
 def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
     """Add the deliver and retry agents, their table and timers to the app."""
     app, settings, topics = omnihooks.app, omnihooks.settings, omnihooks.topics
+
+    def table(spec: TableSpec) -> Any:
+        partitions = omnihooks.catalogue[spec.partitions_of].partitions
+        return bytes_table(app, spec.name, partitions, spec.help, spec.config)
+
     settled: SettledJobs | None = None
-    if settings.settled_retention_s > 0:
-        retention_ms = str(int(settings.settled_retention_s * 1000))
-        table = bytes_table(
-            app,
-            "settled-jobs",
-            omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
-            "outcome per delivery id, so a job read twice is POSTed once",
-            {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
-        )
-        settled = SettledJobs(DirectTable(app, table))
-        expiry = SettledExpiry(app, table, settled, settings.settled_retention_s)
+    settled_spec = settled_jobs(settings)
+    if settled_spec is not None:
+        table_ = table(settled_spec)
+        settled = SettledJobs(DirectTable(app, table_))
+        expiry = SettledExpiry(app, table_, settled, settings.settled_retention_s)
         app.timer(interval=30.0, name="settled-jobs-expiry")(expiry.run)
     lines: RoomLines | None = None
-    if settings.delivery_order == "room":
-        order_table = bytes_table(
-            app,
-            "delivery-order",
-            omnihooks.catalogue[Topic.WEBHOOK_JOBS].partitions,
-            "per room and endpoint, the webhook numbers of jobs waiting in the retries topic",
-            {"cleanup.policy": "compact"},
-        )
+    order_spec = delivery_order(settings)
+    if order_spec is not None:
+        order_table = table(order_spec)
         # Every parked job is read again at least once a hold lease
         # (streams/delivery/room_lines.py).
         stale_after_s = 2 * settings.breaker_hold_lease_s + 60

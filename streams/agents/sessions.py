@@ -16,6 +16,7 @@ from faust.types import StreamT
 from msgspec.structs import replace
 
 from streams import metrics
+from streams.agents.tables import SESSION_TABLES, TableSpec
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.core.events import (
     InvalidEvent,
@@ -197,18 +198,15 @@ class DueEvents:
 def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> SessionProcessor:
     """Add the session tables, agents and timer to the app; returns the processor."""
     app, settings = omnihooks.app, omnihooks.settings
-    partitions = omnihooks.catalogue[Topic.ROOMS].partitions
 
-    def table(name: str, help_: str) -> DirectTable:
+    def table(spec: TableSpec) -> DirectTable:
         # Deferred: a room's state is rewritten by each of its records, but only its value
         # at the commit needs the changelog (one record per room and commit, not per record).
-        return DirectTable(app, bytes_table(app, name, partitions, help_), deferred=True)
+        partitions = omnihooks.catalogue[spec.partitions_of].partitions
+        made = bytes_table(app, spec.name, partitions, spec.help, spec.config)
+        return DirectTable(app, made, deferred=True)
 
-    store = TableStore(
-        table("rooms", "room, visitor, agent, crmData and counters"),
-        table("messages", "transcript messages by room and message id"),
-        table("message-order", "message ids by room and arrival sequence"),
-    )
+    store = TableStore(*(table(spec) for spec in SESSION_TABLES))
     processor = SessionProcessor(
         settings.session_policy(), store, leads, clock=time.time, directory=omnihooks.endpoints
     )

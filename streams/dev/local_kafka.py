@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.dev.broker_security import HOST, BrokerSecurity
 from streams.engine import kafka
 from streams.engine.kafka import KafkaConfig
 
@@ -43,6 +44,8 @@ class LocalKafkaSettings(BaseSettings):
     kafka_port: int = Field(9092, gt=0, lt=65536)
     kafka_controller_port: int | None = Field(None, gt=0, lt=65536)
     kafka_heap: str = "512m"
+    # A secured broker: SASL_SSL (PLAIN, SCRAM) and mutual TLS, ACLs on (`kafka up --secured`)
+    kafka_secured: bool = False
 
 
 def new_cluster_id() -> str:
@@ -75,6 +78,7 @@ class LocalKafka:
     controller_port: int
     heap: str
     version: str
+    secured: bool = False
 
     @classmethod
     def configured(cls, **overrides: Any) -> LocalKafka:
@@ -86,6 +90,7 @@ class LocalKafka:
             controller_port=settings.kafka_controller_port or settings.kafka_port + 1,
             heap=settings.kafka_heap,
             version=kafka_version(),
+            secured=settings.kafka_secured,
         )
 
     @property
@@ -110,7 +115,24 @@ class LocalKafka:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """Where clients connect: SASL_SSL on a secured broker (by the name its certificate
+        holds), else plaintext."""
+        return f"{HOST}:{self.port}" if self.secured else f"127.0.0.1:{self.port}"
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        """A secured broker's listener for clients with a certificate (mutual TLS)."""
+        return f"{HOST}:{self.port + 2}"
+
+    @property
+    def internal_bootstrap(self) -> str:
+        """The broker's own plaintext listener: the inter-broker one of a secured broker,
+        whose anonymous principal is a super user. Health checks and set-up only."""
+        return f"127.0.0.1:{self.port + 3}" if self.secured else self.bootstrap
+
+    @property
+    def security(self) -> BrokerSecurity:
+        return BrokerSecurity(self.data_dir / "security")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -130,11 +152,19 @@ class LocalKafka:
         if fresh:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         self.resolve_jars()
+        if self.secured:
+            self.security.create()
         self.write_config()
         self.format_storage()
         pid = self.start()
         self.wait_ready(timeout_s, pid)
-        warm_up_group_coordinator(self.bootstrap, timeout_s)
+        warm_up_group_coordinator(self.internal_bootstrap, timeout_s)
+        if self.secured:
+            return (
+                f"started (pid {pid}): SASL_SSL (PLAIN, SCRAM-SHA-256/512) on {self.bootstrap}, "
+                f"mutual TLS on {self.mtls_bootstrap}, ACLs on; users, passwords and "
+                f"certificates in {self.security.folder}"
+            )
         return f"started (pid {pid}) on {self.bootstrap}, data in {self.data_dir}"
 
     def down(self, timeout_s: float = 60.0) -> str:
@@ -158,7 +188,7 @@ class LocalKafka:
         pid = self.running_pid()
         if pid is None:
             return False, f"not running (would serve {self.bootstrap}, data in {self.data_dir})"
-        if metadata_answers(self.bootstrap, 5.0):
+        if metadata_answers(self.internal_bootstrap, 5.0):
             return True, f"running (pid {pid}) on {self.bootstrap}, Kafka {self.version}"
         return False, f"process {pid} is up but {self.bootstrap} does not answer yet"
 
@@ -196,18 +226,25 @@ class LocalKafka:
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_dirs = self.data_dir / "kraft-logs"
+        listeners = (
+            self.security.listener_config(self.port, self.controller_port)
+            if self.secured
+            else [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        )
         self.config_file.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    *listeners,
                     f"log.dirs={log_dirs}",
                     "num.partitions=1",
                     # One node: internal topics cannot have more replicas than that.
@@ -234,6 +271,10 @@ class LocalKafka:
             *self._java(), "kafka.tools.StorageTool", "format", "--standalone",
             f"--cluster-id={new_cluster_id()}", "-c", str(self.config_file),
         ]  # fmt: skip
+        if self.secured:  # SCRAM credentials live in the metadata log, from the start
+            for user, password in self.security.users().items():
+                for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                    cmd += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LocalKafkaError(f"formatting KRaft storage failed:\n{done.stdout}{done.stderr}")
@@ -257,7 +298,7 @@ class LocalKafka:
             if not pid_alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 raise LocalKafkaError(f"the broker exited; last log lines:\n{self.log_tail()}")
-            if metadata_answers(self.bootstrap, 2.0):
+            if metadata_answers(self.internal_bootstrap, 2.0):
                 return
             time.sleep(0.5)
         raise LocalKafkaError(

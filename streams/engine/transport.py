@@ -43,6 +43,7 @@ from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as driver
 
 from streams.engine import kafka
+from streams.engine.access import KafkaAccessError
 from streams.engine.consumer import OrderedConsumer
 
 # A changelog record not acknowledged by then fails the commit (the worker restarts and
@@ -238,8 +239,8 @@ class RdKafkaProducer(IdempotentProducer):
         await super().flush()
         await self._wait_reported(upto)
         try:
-            self._acks.raise_failed("not committing past them")
-        except kafka.KafkaWriteError as exc:
+            self._acks.raise_failed("not committing past them", kafka.config_of(self.transport.app))
+        except (kafka.KafkaWriteError, KafkaAccessError) as exc:
             raise UnflushedWrites(str(exc)) from None
 
 

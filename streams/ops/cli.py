@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     kafka_commands = kafka.add_subparsers(required=True, metavar="ACTION")
     up = kafka_commands.add_parser("up", help="resolve, format and start it; wait until ready")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    up.add_argument("--secured", action="store_true", help="SASL_SSL and mutual TLS listeners, "
+                    "SCRAM users, ACLs required (OMNIHOOKS_KAFKA_SECURED)")  # fmt: skip
     up.set_defaults(command=_kafka_up)
     kafka_commands.add_parser("down", help="stop it cleanly").set_defaults(command=_kafka_down)
     kafka_commands.add_parser("status", help="is it running and answering").set_defaults(
@@ -81,15 +83,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="the topic catalogue")
     topic_commands = topics.add_subparsers(required=True, metavar="ACTION")
-    topic_commands.add_parser(
-        "apply", help="create missing topics, report drift (never deletes)"
-    ).set_defaults(command=_topics_apply)
+    apply = topic_commands.add_parser(
+        "apply", help="create missing topics and the roles' changelogs, report drift "
+        "(never deletes); run by an admin: workers need no right to create topics",
+    )  # fmt: skip
+    _add_roles(apply)
+    apply.set_defaults(command=_topics_apply)
     topic_commands.add_parser("list", help="print the catalogue").set_defaults(command=_topics_list)
-    render = topic_commands.add_parser("render", help="the catalogue as manifests")
+    render = topic_commands.add_parser(
+        "render", help="Strimzi manifests: KafkaTopics (the catalogue and the roles' "
+        "changelogs), or with --users a KafkaUser per role with its ACLs",
+    )  # fmt: skip
     render.add_argument("--format", choices=["strimzi"], default="strimzi")
     render.add_argument("--cluster", default="kafka", help="the Strimzi Kafka cluster's name")
     render.add_argument("--namespace", default=None)
+    render.add_argument("--users", action="store_true", help="KafkaUsers instead of topics")
+    render.add_argument("--authentication", choices=["scram-sha-512", "tls"],
+                        default="scram-sha-512", help="the KafkaUsers' authentication")  # fmt: skip
+    _add_roles(render)
     render.set_defaults(command=_topics_render)
+
+    acls = commands.add_parser(
+        "acls", help="each role's Kafka rights (least privilege), shown or granted as ACLs"
+    )
+    acl_commands = acls.add_subparsers(required=True, metavar="ACTION")
+    acl_actions = (
+        ("show", "print the role's rights"),
+        ("apply", "grant them to a principal (run as an admin)"),
+        ("revoke", "take them back from a principal (run as an admin)"),
+    )
+    for action, text in acl_actions:
+        acl = acl_commands.add_parser(action, help=text)
+        acl.add_argument("--role", required=True, help="a role of topics/roles.toml")
+        if action != "show":
+            acl.add_argument("--principal", required=True, help="User:<name> or User:CN=<name>")
+        acl.set_defaults(command=_acls, action=action)
 
     demo = commands.add_parser(
         "demo", help="publish a sample conversation (the seed's chat) to the input topics"
@@ -417,7 +445,8 @@ def _endpoints_rotate(args: argparse.Namespace, settings: Settings) -> int:
 def _kafka_up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.dev.local_kafka import LocalKafka
 
-    print(LocalKafka.configured().up(timeout_s=args.timeout))
+    broker = LocalKafka.configured(**({"kafka_secured": True} if args.secured else {}))
+    print(broker.up(timeout_s=args.timeout))
     return EXIT_OK
 
 
@@ -436,14 +465,45 @@ def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if running else EXIT_FAILURE
 
 
+def _add_roles(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--role", dest="roles", action="append", choices=["all", "sessions", "delivery"],
+        help="the worker roles deployed, whose tables' changelogs are wanted (repeatable; "
+        "default: all)",
+    )  # fmt: skip
+
+
 def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.ops.topic_admin import apply_catalogue
+    from streams.ops.topic_admin import apply_catalogue, changelogs
     from topics.catalogue import load_catalogue
 
     catalogue = load_catalogue(settings.partitions, settings.replication_factor)
-    report = apply_catalogue(KafkaConfig.of(settings), catalogue, settings.topic_prefix)
+    extra = changelogs(settings, catalogue, args.roles or ["all"])
+    report = apply_catalogue(KafkaConfig.of(settings), catalogue, settings.topic_prefix,
+                             extra=extra)  # fmt: skip
     for line in report.lines():
         print(line)
+    return EXIT_OK
+
+
+def _acls(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.acl_admin import grant, revoke
+    from topics.roles import load_roles
+
+    roles = load_roles()
+    if args.role not in roles:
+        raise UsageError(f"--role {args.role!r}: one of {', '.join(roles)}")
+    acls = roles[args.role].acls(settings.topic_prefix, settings.app_id)
+    if args.action == "show":
+        print(f"{args.role}: {roles[args.role].runs}")
+        for acl in acls:
+            print(f"  {acl.line()}")
+        return EXIT_OK
+    config = KafkaConfig.of(settings)
+    if args.action == "apply":
+        print(f"granted {grant(config, args.principal, acls)} ACLs to {args.principal}")
+    else:
+        print(f"revoked {revoke(config, args.principal, acls)} ACLs from {args.principal}")
     return EXIT_OK
 
 
@@ -461,11 +521,20 @@ def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics_render(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.manifests import strimzi_topics, strimzi_users
+    from streams.ops.topic_admin import WantedTopic, changelogs
     from topics.catalogue import load_catalogue
-    from topics.render import strimzi_topics
+    from topics.roles import load_roles
 
+    if args.users:
+        roles = list(load_roles().values())
+        print(strimzi_users(roles, settings.topic_prefix, settings.app_id, args.authentication,
+                            args.cluster, args.namespace), end="")  # fmt: skip
+        return EXIT_OK
     catalogue = load_catalogue(settings.partitions, settings.replication_factor)
-    print(strimzi_topics(catalogue, settings.topic_prefix, args.cluster, args.namespace), end="")
+    wanted = [WantedTopic.of(spec, settings.topic_prefix) for spec in catalogue.specs]
+    wanted += changelogs(settings, catalogue, args.roles or ["all"])
+    print(strimzi_topics(wanted, args.cluster, args.namespace), end="")
     return EXIT_OK
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException
 
@@ -13,8 +15,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     NewTopic,
 )
 
-from streams.engine import kafka
+from streams.agents.tables import Role, changelog_topic, tables_of
+from streams.engine import access, kafka
 from streams.engine.kafka import KafkaConfig
+from streams.settings import Settings
 from topics.catalogue import Catalogue, TopicSpec
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -45,12 +49,71 @@ class ApplyReport:
         return out
 
 
+@dataclass(frozen=True)
+class WantedTopic:
+    """A topic as `topics apply` wants it: a catalogue topic or a table's changelog."""
+
+    name: str
+    partitions: int
+    replication: int  # before clamping to the broker count
+    min_insync_replicas: int
+    configs: dict[str, str]
+
+    @classmethod
+    def of(cls, spec: TopicSpec, prefix: str) -> WantedTopic:
+        return cls(spec.name(prefix), spec.partitions, spec.replication,
+                   spec.min_insync_replicas, spec.config(spec.replication))  # fmt: skip
+
+    def config(self, replication: int) -> dict[str, str]:
+        return {**self.configs,
+                "min.insync.replicas": str(min(self.min_insync_replicas, replication))}  # fmt: skip
+
+
+def changelogs(
+    settings: Settings, catalogue: Catalogue, roles: Sequence[Role]
+) -> list[WantedTopic]:
+    """The changelog topics of the roles' tables, compacted as Faust would make them."""
+    wanted = []
+    for role in roles:
+        for table in tables_of(role, settings):
+            like = catalogue[table.partitions_of]
+            configs = {"cleanup.policy": "compact", **table.config}
+            name = changelog_topic(settings, role, table)
+            wanted.append(WantedTopic(
+                name, like.partitions, like.replication, like.min_insync_replicas, configs
+            ))  # fmt: skip
+    return wanted
+
+
+def changelogs_of_app(app: Any, replication: int = 1) -> list[WantedTopic]:
+    """The changelog topics of a Faust app's tables as they are declared (for apps built in
+    tests and benchmarks with tables of their own)."""
+    wanted = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        configs = {"cleanup.policy": "compact", **(topic.config or {})}
+        wanted.append(WantedTopic(topic.get_topic_name(), table.partitions, replication, 1,
+                                  configs))  # fmt: skip
+    return wanted
+
+
 def apply_catalogue(
-    config: KafkaConfig | str, catalogue: Catalogue, prefix: str, timeout_s: float | None = None
+    config: KafkaConfig | str,
+    catalogue: Catalogue,
+    prefix: str,
+    timeout_s: float | None = None,
+    extra: Sequence[WantedTopic] = (),
 ) -> ApplyReport:
-    """Create missing topics; compare existing ones with the catalogue."""
-    timeout_s = timeout_s or DEFAULT_TIMEOUT_S
-    config = KafkaConfig(config) if isinstance(config, str) else config
+    """Create the catalogue's missing topics (and `extra`, the changelogs); compare
+    existing ones with what is wanted. Nothing is ever deleted or changed."""
+    wanted = [WantedTopic.of(spec, prefix) for spec in catalogue.specs] + list(extra)
+    return apply_topics(KafkaConfig(config) if isinstance(config, str) else config, wanted,
+                        timeout_s or DEFAULT_TIMEOUT_S)  # fmt: skip
+
+
+def apply_topics(
+    config: KafkaConfig, wanted: Sequence[WantedTopic], timeout_s: float
+) -> ApplyReport:
     admin = kafka.admin(config)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
@@ -58,55 +121,65 @@ def apply_catalogue(
         raise TopicAdminError(f"cannot reach Kafka at {config.bootstrap}: {exc}") from None
     brokers = max(1, len(metadata.brokers))
     report = ApplyReport()
-    to_create: list[tuple[TopicSpec, int]] = []
-    existing: list[TopicSpec] = []
-    for spec in catalogue.specs:
-        replication = min(spec.replication, brokers)
+    to_create: list[tuple[WantedTopic, int]] = []
+    existing: list[WantedTopic] = []
+    for topic in wanted:
+        replication = min(topic.replication, brokers)
         report.replication = replication
-        if spec.name(prefix) in metadata.topics:
-            existing.append(spec)
+        if topic.name in metadata.topics:
+            existing.append(topic)
         else:
-            to_create.append((spec, replication))
+            to_create.append((topic, replication))
     if to_create:
         futures = admin.create_topics(
-            [
-                NewTopic(
-                    spec.name(prefix), spec.partitions, replication, config=spec.config(replication)
-                )
-                for spec, replication in to_create
-            ],
+            [NewTopic(t.name, t.partitions, replication, config=t.config(replication))
+             for t, replication in to_create],
             operation_timeout=timeout_s,
-        )
+        )  # fmt: skip
         for name, future in futures.items():
             try:
                 future.result()
             except KafkaException as exc:
+                error = exc.args[0]
+                if access.is_authorization(error):
+                    raise access.authorization(config, error, "create", name) from None
                 # Another `apply` (a second pod starting) may have won the race: fine.
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise TopicAdminError(f"creating {name} failed: {exc}") from None
             report.created.append(name)
-    for spec in existing:
-        problems = _drift(admin, spec, prefix, metadata.topics[spec.name(prefix)], timeout_s)
+    for topic in existing:
+        problems = _drift(config, admin, topic, metadata.topics[topic.name], timeout_s)
         if problems:
             report.drift.extend(problems)
         else:
-            report.unchanged.append(spec.name(prefix))
+            report.unchanged.append(topic.name)
     return report
 
 
 def _drift(
-    admin: AdminClient, spec: TopicSpec, prefix: str, topic_metadata: object, timeout_s: float
+    config: KafkaConfig,
+    admin: AdminClient,
+    topic: WantedTopic,
+    topic_metadata: object,
+    timeout_s: float,
 ) -> list[str]:
-    name = spec.name(prefix)
+    name = topic.name
     problems = []
     partitions = len(topic_metadata.partitions)  # type: ignore[attr-defined]
-    if partitions != spec.partitions:
-        problems.append(f"{name}: {partitions} partitions, catalogue says {spec.partitions}")
+    if partitions != topic.partitions:
+        problems.append(f"{name}: {partitions} partitions, wanted {topic.partitions}")
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-    configs = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result()
+    try:
+        found = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result()
+    except KafkaException as exc:
+        if access.is_authorization(exc.args[0]):
+            raise access.authorization(
+                config, exc.args[0], "describe the configs of", name
+            ) from None
+        raise
     for key in ("cleanup.policy", "retention.ms", "max.message.bytes"):
-        want = spec.config(1)[key]
-        have = configs[key].value if key in configs else None
-        if have != want:
-            problems.append(f"{name}: {key}={have}, catalogue says {want}")
+        want = topic.configs.get(key)
+        have = found[key].value if key in found else None
+        if want is not None and have != want:
+            problems.append(f"{name}: {key}={have}, wanted {want}")
     return problems

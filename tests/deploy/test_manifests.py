@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.ops.manifests import strimzi_topics, strimzi_users
+from streams.ops.topic_admin import WantedTopic, changelogs
+from streams.settings import load_settings
 from tests.support.files import REPO
-from topics.catalogue import load_catalogue
-from topics.render import strimzi_topics
+from topics.catalogue import Topic, load_catalogue
+from topics.roles import load_roles
 
 CHART = REPO / "deploy" / "helm" / "omnihooks"
 KUBERNETES_VERSION = "1.34.0"
@@ -97,16 +100,65 @@ def test_settings_reach_the_config_map_with_their_env_names() -> None:
     assert not [d for d in existing if d["kind"] == "Secret"]
 
 
-def test_strimzi_topics_file_matches_the_catalogue() -> None:
+def test_strimzi_topics_file_matches_the_catalogue_and_the_changelogs() -> None:
     shipped = (REPO / "deploy" / "strimzi" / "topics.yaml").read_text()
-    assert shipped == strimzi_topics(load_catalogue(), "omnichannel.", "kafka", None)
+    settings, catalogue = load_settings(), load_catalogue()
+    wanted = [WantedTopic.of(spec, "omnichannel.") for spec in catalogue.specs]
+    wanted += changelogs(settings, catalogue, ["sessions", "delivery"])
+    assert shipped == strimzi_topics(wanted, "kafka", None)
     topics = [d for d in yaml.safe_load_all(shipped) if d]
-    catalogue = load_catalogue()
-    assert len(topics) == len(catalogue.specs)
-    for doc, spec in zip(topics, catalogue.specs, strict=True):
-        assert doc["kind"] == "KafkaTopic" and doc["spec"]["topicName"] == spec.name("omnichannel.")
+    assert len(topics) == len(catalogue.specs) + 5  # three session tables, two delivery ones
+    for doc, spec in zip(topics, catalogue.specs, strict=False):
+        assert doc["apiVersion"] == "kafka.strimzi.io/v1" and doc["kind"] == "KafkaTopic"
+        assert doc["spec"]["topicName"] == spec.name("omnichannel.")
         assert doc["spec"]["partitions"] == spec.partitions
         assert doc["spec"]["config"]["cleanup.policy"] == spec.cleanup
+    changelog = {d["spec"]["topicName"]: d["spec"] for d in topics[len(catalogue.specs) :]}
+    rooms = changelog["omnihooks-sessions-rooms-changelog"]
+    assert rooms["partitions"] == catalogue[Topic.ROOMS].partitions
+    assert rooms["config"]["cleanup.policy"] == "compact"
+    assert (
+        changelog["omnihooks-delivery-settled-jobs-changelog"]["config"]["cleanup.policy"]
+        == "compact,delete"
+    )
+
+
+def test_strimzi_users_grant_each_role_exactly_its_rights() -> None:
+    """Checked against the role data (topics/roles.toml), not Strimzi's CRD schema: the CRDs
+    are not vendored here (docs/deploy notes how they were checked by hand)."""
+    shipped = (REPO / "deploy" / "strimzi" / "users.yaml").read_text()
+    roles = load_roles()
+    assert shipped == strimzi_users(list(roles.values()), "omnichannel.", "omnihooks",
+                                    "scram-sha-512", "kafka", None)  # fmt: skip
+    users = {d["metadata"]["name"]: d for d in yaml.safe_load_all(shipped) if d}
+    assert set(users) == {f"omnihooks-{name}" for name in roles}
+    for name, role in roles.items():
+        spec = users[f"omnihooks-{name}"]["spec"]
+        assert spec["authentication"]["type"] == "scram-sha-512"
+        granted = {
+            (
+                rule["resource"]["type"],
+                rule["resource"]["name"],
+                rule["resource"]["patternType"],
+                op,
+            )
+            for rule in spec["authorization"]["acls"]
+            for op in rule["operations"]
+        }
+        wanted = {
+            (a.resource, a.name, a.pattern, a.operation)
+            for a in role.acls("omnichannel.", "omnihooks")
+        }
+        assert granted == wanted, name
+    # Only the admin may create topics; no worker reads a group but its own.
+    creators = {
+        n for n, r in roles.items() if any(a.operation == "Create" for a in r.acls("p.", "a"))
+    }
+    assert creators == {"admin"}
+    worker_groups = {
+        a.name for a in roles["worker-sessions"].acls("p.", "a") if a.resource == "group"
+    }
+    assert worker_groups == {"a-sessions"}
 
 
 def test_compose_file_has_the_documented_services_and_settings() -> None:
@@ -189,3 +241,50 @@ def test_the_console_reads_every_worker_through_a_headless_service_only_when_ena
     assert secret["stringData"]["CONSOLE_TOKEN"] == "ops:0123456789abcdef"
     done = validate([d for d in docs if d["kind"] != "Secret"], tmp_path / "console.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_secured_kafka_mounts_each_roles_own_secrets_and_no_secret_value(tmp_path: Path) -> None:
+    docs = render(
+        "kafka.securityProtocol=SASL_SSL", "kafka.tls.caSecret.name=kafka-cluster-ca-cert",
+        "ingest.enabled=true", "secrets.ingestToken=ingest-token-0123456789",
+    )  # fmt: skip
+    assert validate(docs, tmp_path / "secured.yaml").returncode == 0
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
+    for name, principal in (("crm-omnihooks-sessions", "omnihooks-worker-sessions"),
+                            ("crm-omnihooks-delivery", "omnihooks-worker-delivery"),
+                            ("crm-omnihooks-ingest", "omnihooks-ingest")):  # fmt: skip
+        pod = pods[name]
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"] == principal
+        assert env["KAFKA_SASL_PASSWORD_FILE"] == "/etc/omnihooks/kafka-password/password"
+        assert env["KAFKA_SSL_CA_LOCATION"] == "/etc/omnihooks/kafka-ca/ca.crt"
+        assert "KAFKA_SASL_PASSWORD" not in env  # a file from the Secret, never a value
+        volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert volumes == {"kafka-password": principal, "kafka-ca": "kafka-cluster-ca-cert"}
+    scaled = [d for d in docs if d["kind"] == "ScaledObject"]
+    assert {s["spec"]["triggers"][0]["authenticationRef"]["name"] for s in scaled} == {
+        "omnihooks-keda-sessions", "omnihooks-keda-delivery",
+    }  # fmt: skip
+    assert all(s["spec"]["triggers"][0]["metadata"]["sasl"] == "scram_sha512" for s in scaled)
+
+
+def test_mutual_tls_mounts_the_kafkausers_certificate() -> None:
+    docs = render(
+        "kafka.securityProtocol=SSL",
+        "kafka.principals.delivery.certificateSecret=omnihooks-worker-delivery",
+    )
+    delivery = next(d for d in docs if d["metadata"]["name"] == "crm-omnihooks-delivery"
+                    and d["kind"] == "Deployment")  # fmt: skip
+    pod = delivery["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["KAFKA_SSL_CERTIFICATE_LOCATION"] == "/etc/omnihooks/kafka-user/user.crt"
+    assert env["KAFKA_SSL_KEY_LOCATION"] == "/etc/omnihooks/kafka-user/user.key"
+    assert "KAFKA_SASL_USERNAME" not in env and "KAFKA_SSL_CA_LOCATION" not in env
+    [user] = [v for v in pod["volumes"] if v["name"] == "kafka-user"]
+    assert user["secret"]["secretName"] == "omnihooks-worker-delivery"

@@ -92,6 +92,6 @@ def test_topics_apply_reports_drift_without_deleting(kafka: Broker, topic_prefix
     report = apply_catalogue(kafka.bootstrap, load_catalogue(partitions=3), topic_prefix)
     assert report.created == []
     jobs = f"{topic_prefix}{Topic.WEBHOOK_JOBS.value}"
-    assert f"{jobs}: 2 partitions, catalogue says 3" in report.drift
+    assert f"{jobs}: 2 partitions, wanted 3" in report.drift
     metadata = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10)
     assert len(metadata.topics[jobs].partitions) == 2

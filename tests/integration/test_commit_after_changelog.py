@@ -26,6 +26,7 @@ from streams.engine.transport import RdKafkaProducer
 from streams.settings import Settings
 from tests.conftest import Broker
 from tests.integration.test_honest_acks import committed_offset, produce_numbered, wait_until
+from tests.support.harness import create_changelogs_of
 from topics.catalogue import Topic
 
 pytestmark = pytest.mark.integration
@@ -89,6 +90,7 @@ async def test_a_commit_waits_for_the_changelog_writes_of_the_records_it_passes(
     finished = add_writer(omnihooks, table.__setitem__)
     produce_numbered(kafka.bootstrap, topic, RECORDS)
 
+    create_changelogs_of(app, kafka.bootstrap)
     await app.start()
     try:
         await every_record_finished(finished)
@@ -122,6 +124,7 @@ async def test_a_commit_waits_for_table_writes_batched_on_the_state_producer(
     finished = add_writer(omnihooks, table.__setitem__)
     produce_numbered(kafka.bootstrap, topic, RECORDS)
 
+    create_changelogs_of(app, kafka.bootstrap)
     await app.start()
     try:
         await every_record_finished(finished)
@@ -179,6 +182,7 @@ async def test_a_deferred_table_sends_each_key_once_per_commit_and_the_commit_wa
     finished = add_writer(omnihooks, write)
     produce_numbered(kafka.bootstrap, topic, RECORDS)
 
+    create_changelogs_of(app, kafka.bootstrap)
     await app.start()
     try:
         await every_record_finished(finished)

@@ -25,6 +25,7 @@ from streams import engine
 from streams.app import create_app
 from streams.settings import Settings
 from tests.conftest import Broker
+from tests.support.harness import create_changelogs_of
 from topics.catalogue import Topic
 
 # Times a rebalance against an agent holding a record: one at a time.
@@ -85,6 +86,7 @@ async def test_events_skipped_after_a_rebalance_are_not_committed(
     seen: list[int] = []
     holding = asyncio.Event()
     release = asyncio.Event()
+    finished = asyncio.Event()
 
     async def agent(stream: Any) -> None:
         async for event in stream.noack().events():
@@ -93,10 +95,12 @@ async def test_events_skipped_after_a_rebalance_are_not_committed(
                 holding.set()
                 await release.wait()
             engine.finish(event)
+            finished.set()
 
     app.agent(omnihooks.topics[Topic.OFFLINE_MESSAGES], name="holder")(agent)
     produce_numbered(kafka.bootstrap, topic, RECORDS)
 
+    create_changelogs_of(app, kafka.bootstrap)
     await app.start()
     try:
         await asyncio.wait_for(holding.wait(), 90)
@@ -111,6 +115,7 @@ async def test_events_skipped_after_a_rebalance_are_not_committed(
         # The stream takes the four from its queue and skips them: the agent never sees them.
         queue = next(iter(app.agents["holder"]._actors)).stream.channel.queue
         await wait_until(queue.empty, "the stream to skip the rest")
+        await asyncio.wait_for(finished.wait(), 30)  # the one record it saw is finished
         await consumer.commit()
         assert seen == [0]  # the agent saw one record only
         assert committed_offset(kafka.bootstrap, app.conf.id, topic) == expected_commit

@@ -16,10 +16,13 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from pydantic import SecretStr
 
+from streams.agents.tables import ROLES
 from streams.engine import kafka
 from streams.engine.kafka import KafkaConfig
+from streams.ops.topic_admin import apply_topics, changelogs, changelogs_of_app
 from streams.settings import Settings, env_name
 from topics import codec
+from topics.catalogue import load_catalogue
 
 
 def wait_until(done: Callable[[], bool], timeout_s: float, failure: Callable[[], str]) -> None:
@@ -44,7 +47,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("OMNIHOOKS_") and key != "KAFKA_BOOTSTRAP_SERVERS"
+        if not key.startswith(("OMNIHOOKS_", "KAFKA_"))
     }
     for name, value in settings.model_dump().items():
         if value is None:
@@ -77,11 +80,15 @@ class WorkerProcess:
     role: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # False: start it as is, its changelogs not made first (a worker meant to be refused)
+    make_changelogs: bool = True
 
     def argv(self) -> list[str]:
         return ["worker", "--role", self.role]
 
     def start(self) -> WorkerProcess:
+        if self.make_changelogs:
+            create_changelogs(self.settings, self.role)  # as `omnihooks topics apply` would
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams.ops.cli", *self.argv()],
@@ -223,3 +230,20 @@ def pipeline_topics(settings: Settings) -> list[str]:
     prefix = settings.topic_prefix
     return [f"{prefix}{name}" for name in
             ("rooms", "messages", "rocketchat-webhooks", "webhook-jobs", "webhook-retries")]  # fmt: skip
+
+
+def create_changelogs(settings: Settings, role: str) -> None:
+    """The changelog topics of a role's tables, if missing: an admin's `topics apply --role`
+    creates them before a worker starts, never the worker."""
+    if role not in ROLES:
+        return
+    wanted = changelogs(settings, load_catalogue(settings.partitions), [role])  # type: ignore[list-item]
+    config = KafkaConfig.of(settings)
+    missing = set(kafka.missing_topics(config, [topic.name for topic in wanted]))
+    if missing:
+        apply_topics(config, [topic for topic in wanted if topic.name in missing], 30.0)
+
+
+def create_changelogs_of(app: Any, bootstrap: str) -> None:
+    """The same for an app a test builds with tables of its own."""
+    apply_topics(KafkaConfig(bootstrap), changelogs_of_app(app), 30.0)
