@@ -1,6 +1,8 @@
 """The broker is real: both client stacks (librdkafka and aiokafka under Faust) talk to it."""
 
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -8,7 +10,9 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.ops.topic_admin import apply_catalogue
+from streams.settings import Settings
 from tests.conftest import Broker
+from tests.support.harness import WorkerProcess, omnihooks_cli
 from topics.catalogue import Topic, load_catalogue
 
 pytestmark = pytest.mark.integration
@@ -95,3 +99,25 @@ def test_topics_apply_reports_drift_without_deleting(kafka: Broker, topic_prefix
     assert f"{jobs}: 2 partitions, wanted 3" in report.drift
     metadata = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=10)
     assert len(metadata.topics[jobs].partitions) == 2
+
+
+def test_a_worker_whose_changelogs_are_missing_stops_and_names_them(
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    tmp_path: Path,
+) -> None:
+    """Workers create no topics: a missing one is named, with the command that makes it."""
+    settings = settings_factory()
+    worker = WorkerProcess(settings, "delivery", tmp_path / "worker.log", make_changelogs=False)
+    worker.start()
+    assert worker.process is not None and worker.process.wait(60) == 1
+    log = worker.log()
+    assert f"{settings.app_id}-delivery-settled-jobs-changelog" in log
+    assert "an admin creates them with `omnihooks topics apply --role delivery`" in log
+    applied = omnihooks_cli(settings, "topics", "apply", "--role", "delivery")
+    assert applied.returncode == 0 and "settled-jobs-changelog" in applied.stdout
+    started = WorkerProcess(settings, "delivery", tmp_path / "again.log", make_changelogs=False)
+    try:
+        started.start().wait_for_log("Worker ready", timeout_s=90)
+    finally:
+        started.stop()
