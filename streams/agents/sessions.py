@@ -26,6 +26,7 @@ from streams.core.events import (
     decode_message_event,
     decode_offline_message,
     decode_room_event,
+    written_by_visitor,
 )
 from streams.core.leads import LeadPatterns
 from streams.core.sessions import SessionProcessor, Source
@@ -216,7 +217,16 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
     ordered = [names[Topic.ROOMS], names[Topic.MESSAGES], names[Topic.CRM_DATA]]
     if settings.order_merge:
         idle_s, grace_s = settings.order_idle_ms / 1000, settings.order_grace_ms / 1000
-        order_by_timestamp(app, ordered, idle_s, grace_s)
+
+        def may_need_earlier(tp: Any, record: Any) -> bool:
+            # Only a message can need a room event written just before it (rooms are keyed
+            # by id, messages by their room's); one its room's state explains goes at once.
+            if tp.topic != names[Topic.MESSAGES] or not record.key:
+                return False
+            by_visitor = written_by_visitor(record.value)
+            return not processor.explains(record.key.decode(errors="replace"), by_visitor)
+
+        order_by_timestamp(app, ordered, idle_s, grace_s, may_need_earlier)
     inputs = app.topic(
         *ordered, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )

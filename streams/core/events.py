@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
+
 from topics import codec
 from topics.records import INTERNAL_EVENTS, CrmDataRecord
 
@@ -218,6 +220,27 @@ def _message_event(
         for field in ("msg", "t", "token", "editedAt"):
             _optional_text(message, field, "message.")
     return MessageEvent(event_id, event, ts, workspace, message)  # type: ignore[arg-type]
+
+
+class _Author(msgspec.Struct):
+    token: Any = None
+
+
+class _AuthorProbe(msgspec.Struct):
+    message: _Author | None = None
+
+
+_decode_author = msgspec.json.Decoder(_AuthorProbe).decode
+
+
+def written_by_visitor(raw: bytes) -> bool:
+    """Whether a messages-topic record is a visitor's (it carries the visitor's token), at a
+    glance: the record is decoded in full, and checked, when it is applied."""
+    try:
+        probe = _decode_author(raw)
+    except msgspec.DecodeError:
+        return True  # not usable: rejected when applied, nothing to wait for
+    return probe.message is not None and probe.message.token is not None
 
 
 def decode_offline_message(raw: bytes, max_bytes: int) -> OfflineMessageEvent:

@@ -94,6 +94,7 @@ class SessionStore(Protocol):
     """Where room state and transcripts live."""
 
     def load(self, room_id: str) -> RoomState | None: ...
+    def peek(self, room_id: str) -> RoomState | None: ...  # to read, never to change
     def save(self, room_id: str, state: RoomState) -> None: ...
     def drop(self, room_id: str, state: RoomState) -> None: ...
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
@@ -234,6 +235,15 @@ class SessionProcessor:
         return messages if expected is None or len(messages) >= expected else None
 
     # -- messages --------------------------------------------------------------------------
+
+    def explains(self, room_id: str, by_visitor: bool) -> bool:
+        """Whether the room's state can take a live message now: the room started, and an
+        agent's message has its agent. If not, a room event written just before it may
+        still be on its way, and the message waits for it (the order merge's grace)."""
+        state = self.store.peek(room_id)
+        if state is None or state.room is None:
+            return False
+        return by_visitor or state.agent is not None or "servedBy" in state.room
 
     def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
         room_id, message_id = event.room_id, event.message_id

@@ -56,6 +56,17 @@ class TableStore:
             return kept[1]
         return RoomState.from_json(raw)
 
+    def peek(self, room_id: str) -> RoomState | None:
+        """The room as saved, to read only: the decoded copy is left where it is."""
+        key = room_id.encode()
+        raw = self._rooms.get(key)
+        if raw is None:
+            return None
+        kept = self._decoded.get(key)
+        if kept is not None and (kept[0] is raw or kept[0] == raw):
+            return kept[1]
+        return RoomState.from_json(raw)
+
     def save(self, room_id: str, state: RoomState) -> None:
         key, raw = room_id.encode(), state.to_json()
         self._rooms[key] = raw

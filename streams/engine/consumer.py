@@ -88,9 +88,19 @@ def let_go_before_waiting(app: Any, let_go: LetGo) -> None:
     setattr(app, LET_GO_ATTR, hooks)
 
 
-def order_by_timestamp(app: Any, topics: list[str], idle_s: float, grace_s: float) -> None:
-    """Make the worker's consumer merge these co-partitioned topics by record timestamp."""
-    setattr(app, PARTITION_GROUPS_ATTR, PartitionGroups(topics, idle_s, grace_s))
+def order_by_timestamp(
+    app: Any,
+    topics: list[str],
+    idle_s: float,
+    grace_s: float,
+    may_need_earlier: Callable[[Any, Any], bool] | None = None,
+) -> None:
+    """Make the worker's consumer merge these co-partitioned topics by record timestamp;
+    `may_need_earlier(tp, record)` says which live records wait for the grace (default: all)."""
+    groups = PartitionGroups(topics, idle_s, grace_s)
+    if may_need_earlier is not None:
+        groups.may_need_earlier = may_need_earlier
+    setattr(app, PARTITION_GROUPS_ATTR, groups)
 
 
 class ShortFetchConsumerThread(driver.AIOKafkaConsumerThread):

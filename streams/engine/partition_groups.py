@@ -14,9 +14,11 @@ released for each partition number ("group") in record-timestamp order:
   (Kafka Streams' `max.task.idle.ms`, KIP-353/KIP-695), then goes on without it;
 - while a member has nothing held and is caught up, a record written to it just before the
   head (by the same producer, a millisecond earlier) may still be on its way: two partitions'
-  appends become visible in either order. The head waits until it is `grace_s` old (by its
-  timestamp and this machine's clock) unless that member already handed on a record as
-  recent as the head; this wait, too, ends after `idle_s`;
+  appends become visible in either order. If the head may depend on such a record
+  (`may_need_earlier`: the caller knows what its records need), it waits until it is
+  `grace_s` old (by its timestamp and this machine's clock) unless that member already
+  handed on a record as recent as the head; this wait, too, ends after `idle_s`. A head
+  that cannot depend on one goes at once: a live record costs no wait;
 - a member that is paused (flow control) and behind blocks its group without a time limit:
   its records exist and will come, and going on without them would break the order.
 
@@ -53,6 +55,9 @@ class PartitionGroups:
     topics: Sequence[str]  # the co-partitioned topics, in tie-break order
     idle_s: float
     grace_s: float
+    # Whether a head record may depend on a record of another input still in flight (what
+    # the grace waits for); by default every one may.
+    may_need_earlier: Callable[[Any, Any], bool] = lambda _tp, _record: True
     _rank: dict[str, int] = field(init=False)
     _held: dict[Any, deque[Any]] = field(init=False, default_factory=dict)
     _last_ts: dict[Any, int] = field(init=False, default_factory=dict)  # newest handed on
@@ -155,7 +160,11 @@ class PartitionGroups:
             self._stop_waiting(number)
             return None  # the next record in order is not to be handed on yet
         young = timestamp + self.grace_s * 1000 - wall_ms  # ms until the head is grace_s old
-        unsure = young > 0 and any(self._last_ts.get(tp, -1) < timestamp for tp in quiet)
+        unsure = (
+            young > 0
+            and any(self._last_ts.get(tp, -1) < timestamp for tp in quiet)
+            and self.may_need_earlier(best, self._held[best][0])
+        )
         if behind or unsure:
             deadline = self._waiting_since.setdefault(number, now) + self.idle_s
             if now < deadline:

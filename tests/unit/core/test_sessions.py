@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from streams.core.events import OfflineMessageEvent, decode_message_event, decode_room_event
+from streams.core.events import (
+    OfflineMessageEvent,
+    decode_message_event,
+    decode_room_event,
+    written_by_visitor,
+)
 from streams.core.leads import compile_lead_patterns
 from streams.core.sessions import SessionProcessor, Source
 from streams.dev import demo
@@ -398,3 +403,20 @@ def test_the_schedule_is_rebuilt_from_the_rooms_that_have_one_without_decoding_t
     assert processor._close_due == {"pending": 100.0}
     retention = processor.policy.closed_room_retention_s
     assert processor._expire_due == {"closed": 50.0 + retention, "tricky": 70.0 + retention}
+
+
+def test_a_room_explains_a_live_message_once_started_and_an_agents_once_taken() -> None:
+    processor, _, _ = make(send_on_close=True)
+    feed = Feed(processor)
+    records = demo.seed_conversation(run="live")
+    room = demo.ROOM_ID
+    assert not processor.explains(room, by_visitor=True)  # not started: wait for `started`
+    feed(records[0])  # started
+    assert processor.explains(room, by_visitor=True)
+    assert not processor.explains(room, by_visitor=False)  # no agent yet: wait for `taken`
+    feed(records[1])  # taken
+    assert processor.explains(room, by_visitor=False)
+    visitor, agent = records[2], records[3]
+    assert written_by_visitor(visitor.encoded()) == ("token" in visitor.value["message"])
+    assert written_by_visitor(agent.encoded()) == ("token" in agent.value["message"])
+    assert written_by_visitor(b"not json")  # left to the decoder to reject, no wait

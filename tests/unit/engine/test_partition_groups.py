@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -166,3 +167,21 @@ def test_merged_order_is_sorted_by_timestamp_and_keeps_each_partition_in_offset_
     for tp in inputs:
         offsets = [record.offset for member, record in released if member == tp]
         assert offsets == sorted(offsets)
+
+
+def test_a_young_head_its_reader_can_explain_goes_at_once() -> None:
+    g = groups(idle_s=2.0, grace_s=1.0)
+    asked: list[str] = []
+
+    def may_need_earlier(tp: TP, record: Rec) -> bool:
+        asked.append(record.name)
+        return record.name == "agent message, no agent yet"
+
+    g.may_need_earlier = may_need_earlier
+    g.hold(MESSAGES, [Rec(0, 1_000, "visitor message")])
+    assert names(release(g, now=0.0, wall_ms=1_010)) == ["visitor message"]  # no grace wait
+    g.hold(MESSAGES, [Rec(1, 1_020, "agent message, no agent yet")])
+    assert release(g, now=0.1, wall_ms=1_030) == []  # a `taken` may still be on its way
+    assert g.wait_left(0.1) == pytest.approx(0.99)
+    assert names(release(g, now=1.1, wall_ms=2_030)) == ["agent message, no agent yet"]
+    assert asked == ["visitor message", "agent message, no agent yet"]
