@@ -34,9 +34,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from streams.core.clock import iso  # noqa: E402
 from streams.core.leads import compile_lead_patterns  # noqa: E402
 from streams.core.payloads import build_session_payload  # noqa: E402
-from streams.core.sessions import SessionProcessor, Source  # noqa: E402
+from streams.core.sessions import DELIVERY_NAMESPACE, SessionProcessor, Source  # noqa: E402
 from streams.dev import demo  # noqa: E402
 from streams.dev.local_kafka import LocalKafka  # noqa: E402
 from streams.ops.topic_admin import apply_catalogue  # noqa: E402
@@ -90,8 +91,11 @@ class KafkaArrivals(threading.Thread):
     first be read. Produce→read is the latency floor the broker and clients set on this
     machine, measured in the same run as the worker's produce→receipt."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, key_of: Callable[[bytes], str] | None = None
+    ) -> None:
         super().__init__(daemon=True, name="kafka-arrivals")
+        self.key_of = key_of
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"k-{uuid.uuid4()}",
                                   "enable.auto.commit": False, "fetch.wait.max.ms": 10})  # fmt: skip
         self.key_start = len(b'{"delivery_id":"')  # jobs are encoded with delivery_id first
@@ -107,7 +111,9 @@ class KafkaArrivals(threading.Thread):
         while not self._halt.is_set():
             message = self.consumer.poll(0.05)  # one at a time: consume(n) waits to fill n
             if message is not None and not message.error():
-                self.seen[message.value()[start : start + 36].decode()] = time.time()
+                value = message.value()
+                key = self.key_of(value) if self.key_of else value[start : start + 36].decode()
+                self.seen[key] = time.time()
 
     def stop(self) -> None:
         self._halt.set()
@@ -415,6 +421,70 @@ class Bench:
             "rate": rate,
             "p50_ms": round(percentile(ms, 0.50), 1),
             "p99_ms": round(percentile(ms, 0.99), 1),
+        }
+
+    def live_latency_at(
+        self, rate: int, seconds: float, rooms: int = 60, roles: tuple[str, ...] = ("all",)
+    ) -> dict[str, Any]:
+        """Live conversations end to end: `rooms` open rooms (started and taken beforehand),
+        visitor messages at `rate` messages/s across them, each timed from its produce to its
+        Message webhook at the receiver, beside the same records read by a plain consumer
+        (Kafka alone: one hop, no POST) in the same stage. A worker per role in `roles`."""
+        settings = self.settings(webhook_url=self.url("/hook"), send_on_visitor_message=True,
+                                 compat="rocketchat-7")  # fmt: skip
+        messages_topic = f"{settings.topic_prefix}{Topic.MESSAGES.value}"
+        producer = self.producer()
+        opened = []
+        for n in range(rooms):
+            started, taken, *_ = demo.seed_conversation(f"live{n:04d}", run=f"live{n:04d}")
+            opened += [started, taken]
+        for record in opened:
+            producer.produce(f"{settings.topic_prefix}{record.topic.value}", key=record.key,
+                             value=record.encoded())  # fmt: skip
+        producer.flush(30)
+        for role in roles:
+            self.start_worker(settings, role)
+        warm_id = "live-warm-up"
+        warm = demo.message_event("live0000", "m-warm", iso(time.time()), "warm", True, warm_id)
+        producer.produce(messages_topic, key=warm.key, value=warm.encoded())
+        producer.flush(10)
+        wait_until(self.arrivals, 90, 0.2)  # the worker is up once the warm-up arrives
+        self.forget()
+
+        def event_id(value: bytes) -> str:
+            return str(codec.loads(value)["id"])
+
+        floor = KafkaArrivals(self.bootstrap, messages_topic, event_id)
+        floor.start()
+        sent: dict[str, tuple[str, float]] = {}  # event id -> (delivery id, produced at)
+        total = int(rate * seconds)
+        started = time.perf_counter()
+        for n in range(total):
+            room = f"live{n % rooms:04d}"
+            eid = f"live-{n}"
+            record = demo.message_event(room, f"m-{n}", iso(time.time()), f"live {n}", True, eid)
+            sleep_until(started + n / rate)
+            producer.produce(messages_topic, key=record.key, value=record.encoded())
+            producer.poll(0)
+            delivery = str(uuid.uuid5(DELIVERY_NAMESPACE, f"/{eid}/Message"))
+            sent[eid] = (delivery, time.time())
+        producer.flush(30)
+        wait_until(lambda: len(self.arrivals()) >= len(sent), 60, 0.5)
+        arrivals = dict(self.arrivals())
+        floor.stop()
+        self.stop_workers()
+        self.forget()
+        latencies = [(arrivals[d] - t) * 1000 for d, t in sent.values() if d in arrivals]
+        kafka = [(floor.seen[e] - t) * 1000 for e, (_, t) in sent.items() if e in floor.seen]
+        return {
+            "rate": rate,
+            "messages": len(sent),
+            "delivered": len(latencies),
+            "p50_ms": round(percentile(latencies, 0.50), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1),
+            "max_ms": round(max(latencies), 1),
+            "kafka_p50_ms": round(percentile(kafka, 0.50), 1),
+            "kafka_p99_ms": round(percentile(kafka, 0.99), 1),
         }
 
     def latency_at(
@@ -1058,12 +1128,13 @@ def sessions_ab(bench: Bench, ref: str, pairs: int, step: Callable[[str], None])
 def main() -> int:
     parser = argparse.ArgumentParser(description="omnihooks benchmark (README, Benchmark)")
     parser.add_argument(
-        "--only", choices=["endpoint-health", "ingest", "sessions-ab"],
+        "--only", choices=["endpoint-health", "ingest", "sessions-ab", "live"],
         help="endpoint-health: only issue 17's stages (isolation, dead-endpoint attempts, "
              "ordered delivery; about 30 minutes) into bench/results/endpoint-health.{json,md}; "
              "ingest: only relay mode's ingest stage (a minute) into bench/results/ingest.{json,md}; "
              "sessions-ab: the session stage, this checkout against --against, in pairs, "
-             "into bench/results/sessions-ab.json",
+             "into bench/results/sessions-ab.json; live: live visitor messages end to end at "
+             "30 and 1,000/s beside Kafka alone, into bench/results/live.json",
     )  # fmt: skip
     parser.add_argument("--against", default="HEAD~1", help="sessions-ab: the git ref to compare")
     parser.add_argument("--pairs", type=int, default=6, help="sessions-ab: trial pairs")
@@ -1079,6 +1150,18 @@ def main() -> int:
             (RESULTS / "partial.json").write_text(codec.dumps_pretty(r) + "\n")
             print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
+        if args.only == "live":
+            step("warm-up: a fresh broker took about a core for its first minute")
+            bench.delivery_throughput(count=10_000)
+            r["live"] = []
+            for rate, seconds, roles in ((30, 60, ("all",)), (1000, 30, ("all",)),
+                                         (1000, 30, ("sessions", "delivery"))):  # fmt: skip
+                step(f"live messages at {rate}/s for {seconds} s, workers {'+'.join(roles)}")
+                r["live"].append({"workers": "+".join(roles),
+                                  **bench.live_latency_at(rate, seconds, roles=roles)})  # fmt: skip
+            (RESULTS / "live.json").write_text(codec.dumps_pretty(r) + "\n")
+            print(codec.dumps_pretty(r["live"]))
+            return 0
         if args.only == "sessions-ab":
             step("warm-up: a fresh broker took about a core for its first minute")
             bench.delivery_throughput(count=10_000)

@@ -116,6 +116,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         broker_commit_interval=settings.commit_interval_ms / 1000,
         broker_session_timeout=settings.session_timeout_s,
+        consumer_group_instance_id=settings.group_instance_id or None,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,

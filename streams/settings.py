@@ -178,7 +178,14 @@ class Settings(BaseSettings):
     replication_factor: int | None = Field(
         None, gt=0
     )  # overrides the catalogue, clamped to brokers
-    table_standby_replicas: int = Field(0, ge=0)
+    # A warm copy of each table partition on another worker (Faust's standby replicas): the
+    # worker that takes a partition over after a crash or a deploy starts from it instead
+    # of restoring the changelog. With one worker there is nowhere to put one: no cost.
+    table_standby_replicas: int = Field(1, ge=0)
+    # Static group membership (KIP-345), e.g. a StatefulSet pod's name: a worker restarted
+    # under the same name gets its partitions back without a rebalance. A worker stopping
+    # on purpose still leaves the group at once (streams/engine/membership.py).
+    group_instance_id: str = ""
     # How long the group waits for a worker that died without leaving before its partitions
     # move (Faust's default is 60 s; a killed pod should not stall its rooms that long).
     session_timeout_s: float = Field(15.0, gt=0)

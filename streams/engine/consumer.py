@@ -50,6 +50,7 @@ from faust.transport.drivers import aiokafka as driver
 
 from streams.engine.acks import is_finished
 from streams.engine.commits import committable
+from streams.engine.membership import leave_when_closed
 from streams.engine.partition_groups import PartitionGroups
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,13 @@ class ShortFetchConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        # A static member stopped on purpose hands its partitions over now, not after a
+        # session timeout (streams/engine/membership.py).
+        if self._consumer is not None:
+            leave_when_closed(self._consumer)
+        await super().on_thread_stop()
 
     async def _fetch_records(
         self,
