@@ -54,7 +54,9 @@ def validate(docs: list[dict[str, Any]], path: Path) -> subprocess.CompletedProc
 def test_rendered_core_manifests_validate_against_kubernetes(tmp_path: Path) -> None:
     docs = render("settings.WEBHOOK_URL=https://crm.example.com/hook")
     core = [d for d in docs if d["apiVersion"] in ("v1", "apps/v1", "policy/v1")]
-    assert {d["kind"] for d in core} == {"ConfigMap", "Secret", "Deployment", "PodDisruptionBudget"}
+    assert {d["kind"] for d in core} == {
+        "ConfigMap", "Secret", "StatefulSet", "Service", "PodDisruptionBudget",
+    }  # fmt: skip
     done = validate(core, tmp_path / "core.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("passed") == len(core)
@@ -62,7 +64,7 @@ def test_rendered_core_manifests_validate_against_kubernetes(tmp_path: Path) -> 
 
 def test_workers_are_non_root_probed_and_split_by_role() -> None:
     docs = render()
-    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "StatefulSet"}
     assert set(deployments) == {"crm-omnihooks-sessions", "crm-omnihooks-delivery"}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
@@ -177,23 +179,33 @@ def test_compose_file_has_the_documented_services_and_settings() -> None:
         assert name in readme or name == "kafka"
 
 
-def test_the_rocksdb_store_puts_the_tables_on_a_sized_volume(tmp_path: Path) -> None:
+def test_the_rocksdb_store_puts_each_pods_tables_on_its_own_volume(tmp_path: Path) -> None:
     docs = render("store=rocksdb", "storage.sizeLimit=5Gi")
-    deployments = [d for d in docs if d["kind"] == "Deployment"]
-    assert len(deployments) == 2
-    for deployment in deployments:
-        pod = deployment["spec"]["template"]["spec"]
+    workers = [d for d in docs if d["kind"] == "StatefulSet"]
+    assert len(workers) == 2
+    for worker in workers:
+        pod = worker["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["OMNIHOOKS_STORE"] == "rocksdb"
+        env = {e["name"]: e for e in container["env"]}
+        assert env["OMNIHOOKS_STORE"]["value"] == "rocksdb"
+        # the pod's name is its static member id: a restart keeps its partitions
+        assert env["OMNIHOOKS_GROUP_INSTANCE_ID"]["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.name"}
+        }
         [mount] = container["volumeMounts"]
-        assert mount["mountPath"] == env["OMNIHOOKS_DATA_DIR"]
-        [volume] = pod["volumes"]
-        assert volume["name"] == mount["name"] and volume["emptyDir"] == {"sizeLimit": "5Gi"}
-    default = next(d for d in render() if d["kind"] == "Deployment")["spec"]["template"]["spec"]
-    assert default["volumes"][0]["emptyDir"] == {}
-    done = validate(deployments, tmp_path / "rocksdb.yaml")
+        assert mount["mountPath"] == env["OMNIHOOKS_DATA_DIR"]["value"]
+        assert "volumes" not in pod or not [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        [claim] = worker["spec"]["volumeClaimTemplates"]
+        assert claim["metadata"]["name"] == mount["name"]
+        assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+        assert worker["spec"]["serviceName"] == "crm-omnihooks-workers"
+    done = validate(workers, tmp_path / "rocksdb.yaml")
     assert done.returncode == 0, done.stdout + done.stderr
+    dynamic = render("store=rocksdb", "storage.sizeLimit=5Gi", "staticMembership=false")
+    deployment = next(d for d in dynamic if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert deployment["volumes"][0]["emptyDir"] == {"sizeLimit": "5Gi"}
+    env = {e["name"] for e in deployment["containers"][0]["env"]}
+    assert "OMNIHOOKS_GROUP_INSTANCE_ID" not in env
 
 
 def test_relay_mode_adds_an_ingest_deployment_and_service_only_when_enabled(tmp_path: Path) -> None:
@@ -225,7 +237,7 @@ def test_the_console_reads_every_worker_through_a_headless_service_only_when_ena
     workers = next(d for d in docs if d["metadata"]["name"] == "crm-omnihooks-workers")
     assert workers["spec"]["clusterIP"] == "None"
     selector = workers["spec"]["selector"]
-    pods = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith(
+    pods = [d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"].endswith(
         ("-sessions", "-delivery"))]  # fmt: skip
     assert len(pods) == 2
     for deployment in pods:  # the headless Service selects every worker pod
@@ -252,7 +264,7 @@ def test_a_secured_kafka_mounts_each_roles_own_secrets_and_no_secret_value(tmp_p
     pods = {
         d["metadata"]["name"]: d["spec"]["template"]["spec"]
         for d in docs
-        if d["kind"] == "Deployment"
+        if d["kind"] in ("Deployment", "StatefulSet")
     }
     for name, principal in (("crm-omnihooks-sessions", "omnihooks-worker-sessions"),
                             ("crm-omnihooks-delivery", "omnihooks-worker-delivery"),
@@ -280,7 +292,7 @@ def test_mutual_tls_mounts_the_kafkausers_certificate() -> None:
         "kafka.principals.delivery.certificateSecret=omnihooks-worker-delivery",
     )
     delivery = next(d for d in docs if d["metadata"]["name"] == "crm-omnihooks-delivery"
-                    and d["kind"] == "Deployment")  # fmt: skip
+                    and d["kind"] == "StatefulSet")  # fmt: skip
     pod = delivery["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["KAFKA_SSL_CERTIFICATE_LOCATION"] == "/etc/omnihooks/kafka-user/user.crt"
