@@ -363,7 +363,7 @@ def port_in_use(port: int) -> bool:
 
 def metadata_answers(bootstrap: str, timeout_s: float) -> bool:
     """True when a broker at `bootstrap` answers a metadata request."""
-    admin = kafka.admin(KafkaConfig(bootstrap), log_level=0, logger=_quiet)
+    admin = kafka.admin(KafkaConfig(bootstrap), check=False, log_level=0, logger=_quiet)
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except Exception:
@@ -382,7 +382,7 @@ def warm_up_group_coordinator(bootstrap: str, timeout_s: float) -> None:
     from confluent_kafka import KafkaException, TopicPartition
 
     consumer = kafka.group_consumer(
-        KafkaConfig(bootstrap), "omnihooks-warm-up", log_level=0, logger=_quiet
+        KafkaConfig(bootstrap), "omnihooks-warm-up", check=False, log_level=0, logger=_quiet
     )
     deadline = time.monotonic() + timeout_s
     try:

@@ -202,7 +202,7 @@ def check_connection(config: KafkaConfig, timeout_s: float = 20.0) -> bool:
     _checked.add(config)
     errors: list[Any] = []
     # Quiet: librdkafka would print each failed attempt; the cause is reported once, here.
-    client = admin(config, error_cb=errors.append, log_level=0)
+    client = admin(config, check=False, error_cb=errors.append, log_level=0)
     started = time.monotonic()
     while True:
         try:
@@ -325,19 +325,23 @@ def reader(config: KafkaConfig, **properties: Any) -> Consumer:
     return Consumer(config.librdkafka(**settings, **properties))
 
 
-def group_consumer(config: KafkaConfig, group: str, **properties: Any) -> Consumer:
+def group_consumer(
+    config: KafkaConfig, group: str, check: bool = True, **properties: Any
+) -> Consumer:
     """A consumer in `group` (tools that follow a topic as a group member would)."""
     from confluent_kafka import Consumer
 
-    _check_once(config)
+    if check:
+        _check_once(config)
     return Consumer(config.librdkafka(**{"group.id": group, **properties}))
 
 
-def admin(config: KafkaConfig, **properties: Any) -> AdminClient:
-    """An admin client; the first client of a connection checks it (`check_connection`)."""
+def admin(config: KafkaConfig, check: bool = True, **properties: Any) -> AdminClient:
+    """An admin client; the first client of a connection checks it (`check_connection`)
+    unless `check` is off (a client that is itself a check)."""
     from confluent_kafka.admin import AdminClient
 
-    if "error_cb" not in properties:
+    if check:
         _check_once(config)
     return AdminClient(config.librdkafka(**properties))
 

@@ -136,6 +136,7 @@ def apply_topics(
              for t, replication in to_create],
             operation_timeout=timeout_s,
         )  # fmt: skip
+        by_name = {topic.name: topic for topic, _ in to_create}
         for name, future in futures.items():
             try:
                 future.result()
@@ -143,12 +144,18 @@ def apply_topics(
                 error = exc.args[0]
                 if access.is_authorization(error):
                     raise access.authorization(config, error, "create", name) from None
-                # Another `apply` (a second pod starting) may have won the race: fine.
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise TopicAdminError(f"creating {name} failed: {exc}") from None
+                # It exists after all: another `apply` won the race, or the broker's
+                # metadata had not shown it yet. Compared like any existing topic.
+                existing.append(by_name[name])
+                continue
             report.created.append(name)
     for topic in existing:
-        problems = _drift(config, admin, topic, metadata.topics[topic.name], timeout_s)
+        found = metadata.topics.get(topic.name)
+        if found is None:
+            found = admin.list_topics(topic.name, timeout=timeout_s).topics[topic.name]
+        problems = _drift(config, admin, topic, found, timeout_s)
         if problems:
             report.drift.extend(problems)
         else:
