@@ -219,12 +219,13 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
         idle_s, grace_s = settings.order_idle_ms / 1000, settings.order_grace_ms / 1000
 
         def may_need_earlier(tp: Any, record: Any) -> bool:
-            # Only a message can need a room event written just before it (rooms are keyed
-            # by id, messages by their room's); one its room's state explains goes at once.
+            # Live, a message its room's state explains goes at once; every other record
+            # (room events, crm-data, a message its room cannot explain yet) waits for what
+            # may still be on its way, as the merge rule says.
             if tp.topic != names[Topic.MESSAGES] or not record.key:
-                return False
-            by_visitor = written_by_visitor(record.value)
-            return not processor.explains(record.key.decode(errors="replace"), by_visitor)
+                return True
+            room_id = record.key.decode(errors="replace")
+            return not processor.explains(room_id, written_by_visitor(record.value))
 
         order_by_timestamp(app, ordered, idle_s, grace_s, may_need_earlier)
     inputs = app.topic(
