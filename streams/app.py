@@ -12,7 +12,7 @@ import faust
 from streams.agents.tables import Role, role_app_id
 from streams.core.clock import now_iso
 from streams.core.endpoints import EndpointDirectory
-from streams.engine import kafka
+from streams.engine import kafka, recovery
 from streams.engine.followers import follower_service
 from streams.engine.kafka import KafkaConfig
 from streams.settings import Settings
@@ -130,6 +130,7 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
         broker_credentials=kafka_config.faust_credentials(),
     )
     kafka.attach(app, kafka_config)
+    recovery.report_restores(app)
     topics = {
         spec.topic: app.topic(
             spec.name(settings.topic_prefix),
@@ -147,7 +148,6 @@ def create_app(settings: Settings, role: Role = "all") -> Omnihooks:
 
 
 def _add_web_pages(app: faust.App) -> None:
-    from streams.engine import recovery
     from streams.metrics import exposition
 
     async def metrics_page(view: Any, request: Any) -> Any:

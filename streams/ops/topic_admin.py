@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 # confluent-kafka re-exports these without listing them in __all__
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -176,14 +177,21 @@ def _drift(
     if partitions != topic.partitions:
         problems.append(f"{name}: {partitions} partitions, wanted {topic.partitions}")
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-    try:
-        found = admin.describe_configs([resource], request_timeout=timeout_s)[resource].result()
-    except KafkaException as exc:
-        if access.is_authorization(exc.args[0]):
-            raise access.authorization(
-                config, exc.args[0], "describe the configs of", name
-            ) from None
-        raise
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            described = admin.describe_configs([resource], request_timeout=timeout_s)
+            found = described[resource].result()
+            break
+        except KafkaException as exc:
+            error = exc.args[0]
+            if access.is_authorization(error):
+                raise access.authorization(config, error, "describe the configs of", name) from None
+            # A topic created a moment ago (by another apply) is in the metadata before
+            # every broker serves its configs.
+            if error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     for key in ("cleanup.policy", "retention.ms", "max.message.bytes"):
         want = topic.configs.get(key)
         have = found[key].value if key in found else None
