@@ -717,16 +717,17 @@ class Bench:
             use["broker"] = cpu_seconds(self.broker_pid)
         return use
 
-    def open_rooms(self, rooms: int, store: str, messages: int = 4) -> dict[str, float]:
-        """A sessions worker whose tables hold `rooms` open rooms of `messages` (≤ 4) each, as
-        the worker itself writes them (a template room run through `SessionProcessor` and
-        `TableStore`, copied under each room id into the three changelogs): seconds from
-        start to ready, and the worker's resident memory once ready."""
+    def fill_room_changelogs(
+        self, settings: Settings, rooms: int, messages: int
+    ) -> tuple[int, dict[str, dict[bytes, bytes]]]:
+        """The sessions worker's three changelogs holding `rooms` open rooms of `messages`
+        (≤ 4) each, as the worker itself writes them (a template room run through
+        `SessionProcessor` and `TableStore`, copied under each room id): the records
+        written, and the template's tables."""
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
         from streams.core.table_store import TableStore
 
-        settings = self.settings(store=store)
         template = "t0000000"
         tables: dict[str, dict[bytes, bytes]] = {"rooms": {}, "messages": {}, "message-order": {}}
         store_ = TableStore(tables["rooms"], tables["messages"], tables["message-order"])
@@ -747,15 +748,25 @@ class Bench:
             future.result(30)
         producer = self.producer()
         old = template.encode()
+        written = 0
         for n in range(rooms):
             room = f"r{n:07d}".encode()
             for table, rows in tables.items():
                 for key, value in rows.items():
                     producer.produce(names[table], key=key.replace(old, room),
                                      value=value.replace(old, room), partition=n % PARTITIONS)  # fmt: skip
+                    written += 1
             if n % 2_000 == 0:
                 producer.poll(0)
         producer.flush(600)
+        return written, tables
+
+    def open_rooms(self, rooms: int, store: str, messages: int = 4) -> dict[str, float]:
+        """A sessions worker whose tables hold `rooms` open rooms of `messages` (≤ 4) each, as
+        the worker itself writes them (`fill_room_changelogs`): seconds from start to ready,
+        and the worker's resident memory once ready."""
+        settings = self.settings(store=store)
+        tables = self.fill_room_changelogs(settings, rooms, messages)[1]
         if rooms == 100_000 and store == "memory":
             self.results["plain_dict_bytes_per_room"] = plain_dict_bytes_per_room(tables, rooms)
         ready_s, rss_at_ready, rss = self._time_to_ready(settings, measure_rss=True)
@@ -796,6 +807,27 @@ class Bench:
         rss = resident_bytes(pid, settle_s=2)
         self.stop_workers()
         return rss
+
+    def recovery_floor_s(self, settings: Settings) -> float:
+        """Seconds from start to ready of Faust alone (bench/faust_floor.py "recover")
+        recovering the changelogs `settings` name: Faust's own restore speed."""
+        log_path = ROOT / ".cache" / "bench-floor.log"
+        log_path.unlink(missing_ok=True)
+        started = time.time()
+        self.start_floor(settings, 1, "recover")
+
+        def ready() -> bool:
+            return log_path.exists() and "Worker ready" in log_path.read_text(errors="replace")
+
+        wait_until(ready, 1800, 0.1)
+        elapsed = time.time() - started
+        self.stop_workers()
+        assert ready(), "Faust alone was not ready in 30 minutes"
+        return elapsed
+
+    def ready_s(self, settings: Settings) -> float:
+        """Seconds from start to ready of a sessions worker over the changelogs it finds."""
+        return float(self._time_to_ready(settings))
 
     def transcript_growth(self, messages: int = 10_000) -> dict[str, float]:
         """One room, `messages` messages, then its close, through one sessions worker (its
