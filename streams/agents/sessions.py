@@ -219,9 +219,13 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
         idle_s, grace_s = settings.order_idle_ms / 1000, settings.order_grace_ms / 1000
 
         def may_need_earlier(tp: Any, record: Any) -> bool:
-            # Live, a message its room's state explains goes at once; every other record
-            # (room events, crm-data, a message its room cannot explain yet) waits for what
-            # may still be on its way, as the merge rule says.
+            # Live, a message its room's state explains goes at once, and so does a CRM's
+            # answer: it answers a webhook made from records already applied, so nothing
+            # still on its way can come before it (held, each answer would hold every
+            # later message of its partition for the grace). Room events and a message its
+            # room cannot explain yet wait for what may still be on its way.
+            if tp.topic == names[Topic.CRM_DATA]:
+                return False
             if tp.topic != names[Topic.MESSAGES] or not record.key:
                 return True
             room_id = record.key.decode(errors="replace")

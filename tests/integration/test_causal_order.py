@@ -228,8 +228,12 @@ def test_a_live_message_its_room_explains_arrives_without_the_order_grace(
     report: Callable[[str], None],
 ) -> None:
     """A visitor's message in a room that started waits for nothing: the order grace (1 s)
-    is for a record whose room cannot explain it yet (the tests above prove that order)."""
-    settings = order_settings(settings_factory, receiver)
+    is for a record whose room cannot explain it yet (the tests above prove that order).
+    The CRM answers each webhook with a body, as a CRM does: its answer (crm-data, read
+    beside the messages) must not hold the room's next message back either."""
+    settings = order_settings(settings_factory, receiver).model_copy(
+        update={"webhook_url": receiver.url("/crm")}
+    )
     assert settings.order_grace_ms == 1000
     start_worker(settings).wait_for_log("Worker ready", timeout_s=90)
     publisher = Publisher(kafka, settings.topic_prefix)
@@ -255,7 +259,7 @@ def test_a_live_message_its_room_explains_arrives_without_the_order_grace(
         publisher.producer.produce(f"{settings.topic_prefix}messages", key=room_id.encode(),
                                    value=codec.dumps(value))  # fmt: skip
         assert publisher.producer.flush(30) == 0
-        arrived = receiver.wait_for("/ok", n + 1, timeout_s=30)[-1]
+        arrived = receiver.wait_for("/crm", n + 1, timeout_s=30)[-1]
         assert arrived.json()["messages"][0]["msg"] == f"live {n}"
         latencies.append(arrived.at - produced)
     report(f"live visitor messages: produce to receiver median {statistics.median(latencies) * 1000:.0f} ms, "
