@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import REGISTRY, CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.core.endpoints import FILTER_ERRORS
 
 POST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 DELIVERED = Counter("omnihooks_delivered", "Webhooks delivered (success answer)", ["type"])
@@ -60,6 +66,23 @@ ENDPOINT_POST_SECONDS = Histogram(
     buckets=POST_BUCKETS,
 )
 REJECTED = Counter("omnihooks_rejected", "Input records sent to the rejected topic", ["topic"])
+
+
+class FilterErrors(Collector):
+    """Webhooks an endpoint's filter failed on (no match, not sent): the pure core counts
+    them, this reads its count."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "omnihooks_filter_errors", "Webhooks an endpoint's filter failed on (not sent)",
+            labels=["endpoint"],
+        )  # fmt: skip
+        for endpoint, count in sorted(FILTER_ERRORS.items()):
+            family.add_metric([endpoint], count)
+        yield family
+
+
+REGISTRY.register(FilterErrors())
 
 
 def exposition() -> tuple[bytes, str]:

@@ -214,6 +214,26 @@ class SigningSecret(msgspec.Struct, frozen=True):
     expires_at: str | None = None
 
 
+class OAuth2Client(msgspec.Struct, frozen=True):
+    """OAuth2 client credentials (RFC 6749 4.4) for a receiver: the token is fetched from
+    `token_url` and sent as `Authorization: Bearer`."""
+
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str = ""
+    audience: str = ""  # sent as `audience` where the token server wants one (Auth0, Okta)
+
+
+class ClientTls(msgspec.Struct, frozen=True):
+    """mTLS toward a receiver: a client certificate and key (PEM), and the CA bundle (PEM)
+    its certificate is checked against (empty: the system's)."""
+
+    certificate: str = ""
+    key: str = ""
+    ca: str = ""
+
+
 class EndpointRecord(msgspec.Struct, frozen=True):
     """One CRM (or any receiver) of a workspace (`endpoints`, keyed `workspace/id`; a
     tombstone removes it). Optional fields left None take the worker's settings."""
@@ -236,6 +256,16 @@ class EndpointRecord(msgspec.Struct, frozen=True):
     # Whether its 200 answers become the room's crmData (Rocket.Chat keeps its one CRM's
     # answer): off unless asked, so a warehouse's answers never reach the CRM's bodies.
     crm_answers: bool = False
+    # jq programs over the webhook body (streams/core/expressions.py): whether this endpoint
+    # gets a webhook (when the job is made), and the request made of it (at each attempt).
+    filter: str = ""
+    template: str = ""
+    # How the receiver knows it is us, beyond the Livechat token: static headers (an API
+    # key), basic auth ("user:password"), OAuth2 client credentials, a client certificate.
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    basic_auth: str = ""
+    oauth2: OAuth2Client | None = None
+    tls: ClientTls | None = None
 
     def key(self) -> bytes:
         return endpoint_key(self.workspace, self.id)
@@ -246,6 +276,18 @@ class EndpointRecord(msgspec.Struct, frozen=True):
     @classmethod
     def from_json(cls, raw: bytes) -> EndpointRecord:
         return _decode_endpoint(raw)
+
+
+class WorkspaceRecord(msgspec.Struct, frozen=True):
+    """A workspace that has endpoints (`workspaces`, keyed by its name; a tombstone once it
+    has none): what the ingest server knows of endpoints, without their secrets."""
+
+    workspace: str
+    endpoints: int
+    updated_at: str
+
+    def to_json(self) -> bytes:
+        return _encode(self)
 
 
 def endpoint_key(workspace: str, endpoint_id: str) -> bytes:

@@ -154,7 +154,17 @@ class DeliveryAgent:
             assert task is not None
             self._waiting[task] = event.message.tp
             try:
-                leave = await self.leave_for(job)
+                while True:
+                    leave = await self.leave_for(job)
+                    if leave is None:
+                        break
+                    # Its endpoint may have moved while it waited (its due time, its turn):
+                    # it goes where the endpoint is now, through that URL's own gate.
+                    now_at = self.delivery.retarget(job)
+                    if now_at.url == job.url:
+                        break
+                    self.delivery.gates.release(job.url, leave)
+                    job = now_at
             finally:
                 self._waiting.pop(task, None)
             if leave is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +23,7 @@ from msgspec.structs import replace
 
 from streams.core.clock import parse_iso
 from streams.core.compat import PROFILES, CompatName, Profile, profile_named
+from streams.core.expressions import ExpressionError, compiled, matches
 from streams.core.signing import signing_key
 from topics.records import (
     DEFAULT_ENDPOINT,
@@ -45,6 +47,10 @@ TRIGGERS = (
     "offline_msg",
 )
 log = logging.getLogger(__name__)
+# Webhooks an endpoint's filter failed on (counted as no match), by endpoint `workspace/id`:
+# exported as omnihooks_filter_errors_total by the worker.
+FILTER_ERRORS: Counter[str] = Counter()
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -101,6 +107,26 @@ def validate(endpoint: EndpointRecord) -> EndpointRecord:
     delay = endpoint.retry_delay_s
     if delay is not None and not (math.isfinite(delay) and delay >= 0):
         raise EndpointError(f"retry delay {delay}: a number of seconds, 0 or more")
+    for kind, program in (("filter", endpoint.filter), ("template", endpoint.template)):
+        if program:
+            try:
+                compiled(program)
+            except ExpressionError as exc:
+                raise EndpointError(f"{kind} {exc}") from None
+    for header, text in endpoint.headers.items():
+        if not HEADER_NAME.match(header) or any(c in text for c in "\r\n\0"):
+            raise EndpointError(f"header {header!r}: a header name, and a value on one line")
+    if endpoint.basic_auth and ":" not in endpoint.basic_auth:
+        raise EndpointError("basic auth: user:password")
+    oauth2 = endpoint.oauth2
+    if oauth2 is not None:
+        if urlsplit(oauth2.token_url).scheme not in ("http", "https"):
+            raise EndpointError(f"OAuth2 token URL {oauth2.token_url!r}: an http(s) URL")
+        if not oauth2.client_id or not oauth2.client_secret:
+            raise EndpointError("OAuth2 needs a client id and a client secret")
+    tls = endpoint.tls
+    if tls is not None and bool(tls.certificate) != bool(tls.key):
+        raise EndpointError("a client certificate needs its key, and a key its certificate")
     return replace(endpoint, triggers=tuple(t for t in TRIGGERS if t in endpoint.triggers))
 
 
@@ -189,6 +215,21 @@ class EndpointDirectory:
 
     def profile(self, endpoint: EndpointRecord) -> Profile:
         return profile_named(endpoint.compat or self._compat)
+
+    @staticmethod
+    def passes(endpoint: EndpointRecord, body: bytes, delivery_id: str) -> bool:
+        """Whether the endpoint's filter lets this webhook through (no filter: yes). A
+        filter that fails on it says no, logged with the delivery id and counted: a bad
+        expression must not stop the room's other webhooks."""
+        if not endpoint.filter:
+            return True
+        try:
+            return matches(endpoint.filter, body)
+        except ExpressionError as exc:
+            name = f"{endpoint.workspace}/{endpoint.id}"
+            FILTER_ERRORS[name] += 1
+            log.warning("endpoint %s: webhook %s not sent, its %s", name, delivery_id, exc)
+            return False
 
 
 def endpoints_named(records: Iterable[EndpointRecord]) -> dict[str, EndpointRecord]:

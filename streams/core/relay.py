@@ -102,7 +102,7 @@ def relay_jobs(
     text = ingested.body.decode()
     return [
         WebhookJob(
-            delivery_id=relay_delivery_id(ingested, endpoint),
+            delivery_id=delivery_id,
             type=ingested.type,
             room_id=room,
             url=endpoint.url,
@@ -114,6 +114,8 @@ def relay_jobs(
             raw_body=text,
         )
         for endpoint in endpoints
+        for delivery_id in (relay_delivery_id(ingested, endpoint),)
+        if directory.passes(endpoint, ingested.body, delivery_id)
     ]
 
 

@@ -596,6 +596,7 @@ class SessionProcessor:
         """A job per endpoint, its body built once per distinct (profile, navigation
         option) by `build` (None: no webhook), and shared by the endpoints alike."""
         bodies: dict[tuple[str, bool], JSON | None] = {}
+        encoded: dict[tuple[str, bool], bytes] = {}  # for filters, once per variant
         jobs = []
         for endpoint in endpoints:
             profile = self.directory.profile(endpoint)
@@ -603,8 +604,16 @@ class SessionProcessor:
             if variant not in bodies:
                 bodies[variant] = build(profile, endpoint.navigation_history)
             body = bodies[variant]
-            if body is not None:
-                jobs.append(self._job(payload_type, body, room_id, event_id, workspace, endpoint))
+            if body is None:
+                continue
+            job = self._job(payload_type, body, room_id, event_id, workspace, endpoint)
+            if endpoint.filter:
+                if variant not in encoded:
+                    encoded[variant] = codec.dumps(body)
+                # before numbering: a filtered-out webhook leaves no gap in webhook-sequence
+                if not self.directory.passes(endpoint, encoded[variant], job.delivery_id):
+                    continue
+            jobs.append(job)
         return jobs
 
     def _job(

@@ -32,15 +32,16 @@ from streams.app import Omnihooks, send_rejected
 from streams.core.breaker import Pass
 from streams.core.clock import iso
 from streams.core.endpoints import endpoint_label
+from streams.core.expressions import ExpressionError, render
 from streams.core.retry import Verdict, next_attempt, retry_after_seconds
 from streams.delivery.endpoint_gates import ALWAYS, EndpointGates
 from streams.delivery.failure_log import FailureLog
 from streams.delivery.room_lines import RoomLines
 from streams.delivery.settled import SettledJobs
 from streams.delivery.targets import Targets, breaker_policy_from
-from streams.delivery.webhook_client import WebhookClient
+from streams.delivery.webhook_client import WebhookClient, job_body
 from topics.catalogue import Topic
-from topics.records import CrmDataRecord, EndpointControl, WebhookJob
+from topics.records import CrmDataRecord, DeadLetter, EndpointControl, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,27 @@ class Delivery:
 
     async def attempt(self, job: WebhookJob, leave: Pass, fresh: bool = True) -> None:
         try:
+            # The endpoint as it is now, at every attempt: its URL, credentials, template,
+            # or its removal. Nothing is sent after a change that says not to.
             target = self.targets.of(job)
+            request = None
+            if target.gone:
+                self.gates.release(job.url, leave)
+                await self.dead_letter_unsent(job, target.gone)
+                return
+            if target.template:
+                try:
+                    request = render(target.template, job_body(job))
+                except ExpressionError as exc:  # not transient: no retry would fix it
+                    self.gates.release(job.url, leave)
+                    await self.dead_letter_unsent(job, str(exc))
+                    return
             async with target.limit or contextlib.nullcontext(), self.posts:
                 metrics.IN_FLIGHT.inc()
                 try:
-                    answer = await self.client.post(job, credentials=target.credentials)
+                    answer = await self.client.post(
+                        job, credentials=target.credentials, request=request
+                    )
                 finally:
                     metrics.IN_FLIGHT.dec()
         except BaseException:
@@ -194,6 +211,19 @@ class Delivery:
         self._settled(job, attempts, final=True, now=now)
         self._leave(job)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
+
+    async def dead_letter_unsent(self, job: WebhookJob, reason: str) -> None:
+        """To the dead letters without a POST (its endpoint is gone, its template fails on
+        it): replayable once the endpoint or the template is put right."""
+        now = time.time()
+        metrics.DEAD_LETTERED.labels(job.type).inc()
+        metrics.ENDPOINT_OUTCOMES.labels(endpoint_label(job.url), "dead_letter").inc()
+        record = DeadLetter(job=job, attempts=job.attempts, dead_lettered_at=iso(now),
+                            reason=reason)  # fmt: skip
+        await (await self.dead_letters.send(key=job.key(), value=record.to_json()))
+        self._settled(job, len(job.attempts), final=True, now=now)
+        self._leave(job)
+        log.warning("job %s (%s) dead-lettered unsent: %s", job.delivery_id, job.type, reason)
 
     def retarget(self, job: WebhookJob) -> WebhookJob:
         """The job aimed at its endpoint's URL as it is now: an endpoint moved by an operator

@@ -4,9 +4,13 @@ worked out from the endpoint's record over the worker's settings."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
+import ssl
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from streams.core.breaker import BreakerPolicy
@@ -14,9 +18,10 @@ from streams.core.clock import parse_iso
 from streams.core.compat import profile_named, retry_delay_s
 from streams.core.endpoints import EndpointDirectory, signing_secrets
 from streams.core.retry import RetryPolicy
+from streams.delivery.oauth2 import TokenSource
 from streams.delivery.webhook_client import Credentials
 from streams.settings import Settings
-from topics.records import EndpointRecord, WebhookJob
+from topics.records import ClientTls, EndpointRecord, WebhookJob
 
 
 def policy_from(settings: Settings, endpoint: EndpointRecord | None = None) -> RetryPolicy:
@@ -61,6 +66,10 @@ class Target:
     limit_size: int | None = None
     renew_at: float = math.inf  # when a rotated-out secret stops signing: work it out again
     crm_answers: bool = True  # its 200 answers become the room's crmData
+    template: str = ""  # the jq program that makes its request (streams/core/expressions.py)
+    # Why its jobs go to the dead letters unsent: its endpoint was removed or disabled
+    # after they were made. Empty: they go.
+    gone: str = ""
 
 
 class Targets:
@@ -69,7 +78,7 @@ class Targets:
     def __init__(self, settings: Settings, directory: EndpointDirectory) -> None:
         self.settings, self.directory = settings, directory
         self.default = Target(policy_from(settings))
-        self.unknown = Target(policy_from(settings), Credentials())
+        self.removed = Target(policy_from(settings), Credentials(), gone="endpoint removed")
         self._known: dict[tuple[str | None, str], tuple[EndpointRecord, Target]] = {}
 
     def of(self, job: WebhookJob) -> Target:
@@ -79,11 +88,13 @@ class Targets:
         key = (job.workspace, job.endpoint_id)
         known = self._known.get(key)
         if endpoint is None:
-            # Removed: what was made for it still goes, with what it last had here, else
-            # with no token and no signature; never with another endpoint's credentials.
-            return known[1] if known is not None else self.unknown
+            # Removed: nothing goes to it after the change; its jobs stay replayable.
+            self._known.pop(key, None)
+            return self.removed
         if not endpoint.created_at:
             return self.default  # the environment's own endpoint: the worker's settings
+        if not endpoint.enabled:
+            return replace(self.removed, gone="endpoint disabled")
         now = time.time()
         if known is not None and known[0] is endpoint and now < known[1].renew_at:
             return known[1]
@@ -94,6 +105,26 @@ class Targets:
     def _target(self, endpoint: EndpointRecord, before: Target | None, now: float) -> Target:
         timeout_s = endpoint.timeout_ms / 1000 if endpoint.timeout_ms is not None else None
         credentials = Credentials.of(endpoint.token, signing_secrets(endpoint, now), timeout_s)
+        headers = dict(endpoint.headers)
+        if endpoint.basic_auth:
+            headers["Authorization"] = (
+                "Basic " + base64.b64encode(endpoint.basic_auth.encode()).decode()
+            )
+        tokens = None
+        if endpoint.oauth2 is not None:
+            kept = before.credentials.tokens if before and before.credentials else None
+            # the same token while the client stands: another change keeps it
+            if kept is not None and kept.client == endpoint.oauth2:
+                tokens = kept
+            else:
+                token_timeout_s = timeout_s or self.settings.http_timeout_ms / 1000
+                tokens = TokenSource(endpoint.oauth2, token_timeout_s, self.settings.tls_verify)
+        credentials = replace(
+            credentials,
+            headers=tuple(headers.items()),
+            tokens=tokens,
+            tls=client_tls(endpoint.tls, self.settings.tls_verify) if endpoint.tls else None,
+        )
         ends = [parse_iso(s.expires_at) for s in endpoint.secrets if s.expires_at]
         size = endpoint.concurrency
         limit = None
@@ -103,7 +134,25 @@ class Targets:
             limit = before.limit if same and before is not None else asyncio.Semaphore(size)
         return Target(policy_from(self.settings, endpoint), credentials, limit, size,
                       min((end for end in ends if end > now), default=math.inf),
-                      endpoint.crm_answers)  # fmt: skip
+                      endpoint.crm_answers, endpoint.template)  # fmt: skip
+
+
+def client_tls(tls: ClientTls, verify: bool) -> ssl.SSLContext:
+    """A TLS context for one receiver: its CA bundle (else the system's) and our client
+    certificate. The standard library loads a key pair only from files: they are written
+    to a private directory for the load and removed at once."""
+    context = ssl.create_default_context(cadata=tls.ca or None)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.certificate:
+        with tempfile.TemporaryDirectory(prefix="omnihooks-tls-") as folder:
+            cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+            cert.write_text(tls.certificate)
+            key.touch(mode=0o600)
+            key.write_text(tls.key)
+            context.load_cert_chain(cert, key)
+    return context
 
 
 def breaker_policy_from(settings: Settings) -> BreakerPolicy | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -16,12 +17,19 @@ import aiohttp
 import yarl
 
 from streams.core.clock import iso
+from streams.core.expressions import Request
 from streams.core.signing import sign, signing_key
+from streams.delivery.oauth2 import TokenError, TokenSource
 from streams.settings import Settings
 from topics import codec
 from topics.records import Attempt, WebhookJob
 
 TOKEN_HEADER = "X-RocketChat-Livechat-Token"
+# What a template's headers may not replace: the webhook's identity and signature.
+OWN_HEADERS = frozenset(
+    {"content-type", "webhook-id", "webhook-sequence", "webhook-timestamp", "webhook-signature",
+     TOKEN_HEADER.lower()}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,11 @@ class Credentials:
     token: str = ""
     keys: tuple[bytes, ...] = ()
     timeout_s: float | None = None
+    # The receiver's own authentication: static headers (basic auth among them), an
+    # OAuth2 token source, a TLS context with a client certificate or its own CA.
+    headers: tuple[tuple[str, str], ...] = ()
+    tokens: TokenSource | None = None
+    tls: ssl.SSLContext | None = None
 
     @classmethod
     def of(cls, token: str, secrets: list[str], timeout_s: float | None = None) -> Credentials:
@@ -93,6 +106,27 @@ class WebhookClient:
             )
         return headers
 
+    def request_headers(
+        self,
+        job: WebhookJob,
+        body: bytes,
+        timestamp: int,
+        credentials: Credentials | None,
+        request: Request | None,
+        bearer: str | None,
+    ) -> dict[str, str]:
+        """Every header of one request: a template's own (never over the webhook's
+        identity and signature), ours, the receiver's static ones, its bearer token."""
+        headers = self.headers(job, body, timestamp, credentials)
+        if request is not None and request.headers:
+            own = {k: v for k, v in request.headers.items() if k.lower() not in OWN_HEADERS}
+            headers = {**own, **headers}
+        if credentials is not None:
+            headers.update(credentials.headers)
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        return headers
+
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole answer, but never more than the limit + 1 bytes (enough to tell it was
         over): a CRM answering with megabytes must not cost a worker megabytes. Reading to
@@ -108,14 +142,34 @@ class WebhookClient:
         return b"".join(chunks)
 
     async def post(
-        self, job: WebhookJob, url: str | None = None, credentials: Credentials | None = None
+        self,
+        job: WebhookJob,
+        url: str | None = None,
+        credentials: Credentials | None = None,
+        request: Request | None = None,
     ) -> Answer:
-        """POST the job's body once; never raises for what the network or receiver does."""
+        """Send the job once (its body, or what its endpoint's template made of it); never
+        raises for what the network, the receiver or its token endpoint does. A 401 with
+        an OAuth2 token fetches a new one and sends again at once: the same attempt."""
+        body = request.body if request is not None else job_body(job)
+        target = (url or job.url) + (request.path if request is not None else "")
+        answer = await self._send(job, target, body, credentials, request)
+        tokens = credentials.tokens if credentials is not None else None
+        if answer.attempt.status == 401 and tokens is not None:
+            answer = await self._send(job, target, body, credentials, request)
+        return answer
+
+    async def _send(
+        self,
+        job: WebhookJob,
+        target: str,
+        body: bytes,
+        credentials: Credentials | None,
+        request: Request | None,
+    ) -> Answer:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        body = job.raw_body.encode() if job.raw_body is not None else codec.dumps(job.body)
-        target = url or job.url
         if self._block_private:
             blocked = await private_address(target)
             if blocked is not None:
@@ -123,7 +177,19 @@ class WebhookClient:
                 return Answer(attempt, b"")
         started_wall = time.time()
         started = time.perf_counter()
-        headers = self.headers(job, body, int(started_wall), credentials)
+        bearer = None
+        if credentials is not None and credentials.tokens is not None:
+            try:
+                bearer = await credentials.tokens.token()
+            except TokenError as exc:
+                attempt = Attempt(iso(started_wall), None, f"oauth2: {exc}",
+                                  round((time.perf_counter() - started) * 1000, 3))  # fmt: skip
+                return Answer(attempt, b"")
+        headers = self.request_headers(job, body, int(started_wall), credentials, request, bearer)
+        method = request.method if request is not None else "POST"
+        tls: ssl.SSLContext | bool = self._verify_tls
+        if credentials is not None and credentials.tls is not None:
+            tls = credentials.tls
         # aiohttp reads timeout=None as no timeout at all: the session's unless the endpoint
         # sets its own.
         timeout = self._timeout
@@ -136,10 +202,14 @@ class WebhookClient:
         try:
             # Redirects are not followed: a POST turned into a GET would count as delivered
             # though the CRM never got the body. A 3xx is a failed attempt, on the record.
-            async with self._session.post(
-                target, data=body, headers=headers, allow_redirects=False, timeout=timeout
-            ) as response:
+            async with self._session.request(
+                method, target, data=body, headers=headers, allow_redirects=False,
+                timeout=timeout, ssl=tls,
+            ) as response:  # fmt: skip
                 status = response.status
+                if status == 401 and bearer is not None and credentials is not None:
+                    assert credentials.tokens is not None
+                    credentials.tokens.forget(bearer)
                 retry_after = response.headers.get("Retry-After")
                 answer = await self._read_bounded(response)
         except TimeoutError:
@@ -163,6 +233,11 @@ class WebhookClient:
         excerpt = answer[: self._excerpt_bytes].decode("utf-8", "replace") if answer else None
         attempt = Attempt(iso(started_wall), status, error, duration_ms, excerpt)
         return Answer(attempt, answer, retry_after)
+
+
+def job_body(job: WebhookJob) -> bytes:
+    """The Rocket.Chat body as it goes without a template: relay's exactly as posted."""
+    return job.raw_body.encode() if job.raw_body is not None else codec.dumps(job.body)
 
 
 async def private_address(url: str) -> str | None:

@@ -7,9 +7,11 @@ with a message on stderr), 1 on any other failure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from streams.engine.kafka import KafkaConfig
@@ -270,6 +272,42 @@ def _add_endpoint_data_commands(commands: Any) -> None:
         "endpoint: on, as in Rocket.Chat)",
     )  # fmt: skip
 
+    shaping = fields.add_argument_group(
+        "what it gets (jq programs over the webhook body; @FILE reads one)"
+    )
+    shaping.add_argument(
+        "--filter",
+        help="it gets a webhook only when this is true, e.g. "
+        "'.department == \"sales\"' ('' to drop it)",
+    )
+    shaping.add_argument(
+        "--template",
+        help="makes the request: {body: ..., method?, path?, "
+        "headers?} ('' to drop it: the Rocket.Chat body as is)",
+    )
+    auth = fields.add_argument_group("how the receiver knows us")
+    auth.add_argument(
+        "--header",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a static header (repeat it; NAME= drops one)",
+    )
+    auth.add_argument("--basic-auth", metavar="USER:PASSWORD", help="HTTP basic auth ('' drops it)")
+    auth.add_argument(
+        "--oauth2-token-url", help="OAuth2 client credentials: the token endpoint ('' drops OAuth2)"
+    )
+    auth.add_argument("--oauth2-client-id")
+    auth.add_argument("--oauth2-client-secret")
+    auth.add_argument("--oauth2-scope")
+    auth.add_argument("--oauth2-audience")
+    auth.add_argument("--client-cert", metavar="PEM_FILE", help="mTLS: our certificate")
+    auth.add_argument("--client-key", metavar="PEM_FILE", help="mTLS: its key")
+    auth.add_argument(
+        "--ca-bundle",
+        metavar="PEM_FILE",
+        help="the CAs the receiver's certificate is checked against (default: the system's)",
+    )
+
     add = commands.add_parser("add", parents=[named, fields], help="add an endpoint")
     add.add_argument("--secret", help="signing secret (whsec_...); --generate-secret makes one")
     add.add_argument("--generate-secret", action="store_true", help="make a signing secret")
@@ -285,9 +323,25 @@ def _add_endpoint_data_commands(commands: Any) -> None:
     update = commands.add_parser("update", parents=[named, fields], help="change an endpoint")
     update.set_defaults(command=_endpoints_update)
     for action, verb in (("disable", "no new webhooks for it"), ("enable", "webhooks again"),
-                         ("remove", "delete it (what was made for it still goes)")):  # fmt: skip
+                         ("remove", "delete it (its pending jobs are dead-lettered)")):  # fmt: skip
         command = commands.add_parser(action, parents=[named], help=f"{action}: {verb}")
         command.set_defaults(command=_endpoints_change, action=action)
+    tester = commands.add_parser(
+        "test", help="send a sample webhook through its filter, template and authentication",
+        description="Renders a sample webhook (the seed conversation, in the endpoint's era) "
+        "through the endpoint's filter, template and authentication, sends it as a worker "
+        "would, and prints the request as sent (secrets masked) and the answer. Exit 0 when "
+        "the receiver answered 2xx (or --dry-run rendered it), 1 otherwise.",
+    )  # fmt: skip
+    tester.add_argument("endpoint", metavar="WORKSPACE/ENDPOINT", help="or ENDPOINT in 'default'")
+    tester.add_argument(
+        "--type",
+        default="close",
+        choices=["start", "taken", "message", "close"],
+        help="which sample (default: close)",
+    )
+    tester.add_argument("--dry-run", action="store_true", help="render only: nothing is sent")
+    tester.set_defaults(command=_endpoints_test)
     rotation = commands.add_parser(
         "rotate-secret", parents=[named],
         help="a new signing secret; the old one keeps signing through --grace",
@@ -309,14 +363,70 @@ def _triggers(text: str | None) -> tuple[str, ...] | None:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def _endpoint_fields(args: argparse.Namespace) -> dict[str, Any]:
+def _endpoint_fields(args: argparse.Namespace, record: Any = None) -> dict[str, Any]:
+    """The fields the options set (None: left as is), over `record` for those that
+    change part of a field (headers, OAuth2, TLS)."""
     return {
         "url": args.url, "token": args.token, "triggers": _triggers(args.triggers),
         "navigation_history": args.navigation_history, "compat": args.compat,
         "retry_attempts": args.retry_attempts, "retry_delay_s": args.retry_delay_s,
         "timeout_ms": args.timeout_ms, "concurrency": args.concurrency,
         "crm_answers": args.crm_answers,
+        "filter": _text_or_file(args.filter), "template": _text_or_file(args.template),
+        "basic_auth": args.basic_auth, **_auth_fields(args, record),
     }  # fmt: skip
+
+
+def _text_or_file(value: str | None) -> str | None:
+    """An option's text, or a file's when it starts with @."""
+    if value is None or not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {value[1:]}: {exc.strerror}") from None
+
+
+def _auth_fields(args: argparse.Namespace, record: Any) -> dict[str, Any]:
+    from topics.records import ClientTls, OAuth2Client
+
+    found: dict[str, Any] = {}
+    if args.header:
+        headers = dict(record.headers) if record is not None else {}
+        for given in args.header:
+            name, sep, value = given.partition("=")
+            if not sep or not name:
+                raise UsageError(f"--header {given!r}: NAME=VALUE")
+            if value:
+                headers[name] = value
+            else:
+                headers.pop(name, None)
+        found["headers"] = headers
+    oauth = {"token_url": args.oauth2_token_url, "client_id": args.oauth2_client_id,
+             "client_secret": args.oauth2_client_secret, "scope": args.oauth2_scope,
+             "audience": args.oauth2_audience}  # fmt: skip
+    if args.oauth2_token_url == "":
+        found["oauth2"] = None
+    elif any(v is not None for v in oauth.values()):
+        before = msgspec_builtins(record.oauth2) if record is not None and record.oauth2 else {}
+        merged = {**before, **{k: v for k, v in oauth.items() if v is not None}}
+        missing = [k for k in ("token_url", "client_id", "client_secret") if not merged.get(k)]
+        if missing:
+            raise UsageError("OAuth2 needs --oauth2-" + ", --oauth2-".join(
+                m.replace("_", "-") for m in missing))  # fmt: skip
+        found["oauth2"] = OAuth2Client(**merged)
+    files = {"certificate": args.client_cert, "key": args.client_key, "ca": args.ca_bundle}
+    if any(v is not None for v in files.values()):
+        before = msgspec_builtins(record.tls) if record is not None and record.tls else {}
+        read = {k: _text_or_file("@" + v) if v else "" for k, v in files.items() if v is not None}
+        found["tls"] = ClientTls(**{**before, **read})
+    return found
+
+
+def msgspec_builtins(value: Any) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.to_builtins(value)  # type: ignore[no-any-return]
 
 
 def _print_endpoint(args: argparse.Namespace, record: Any, verb: str) -> None:
@@ -330,7 +440,12 @@ def _print_endpoint(args: argparse.Namespace, record: Any, verb: str) -> None:
 
 def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
     from streams.core.endpoints import EndpointError, validate
-    from streams.ops.endpoint_admin import EndpointsTopic, new_secret, now_iso
+    from streams.ops.endpoint_admin import (
+        EndpointsTopic,
+        check_expressions,
+        new_secret,
+        now_iso,
+    )
     from topics.records import EndpointRecord, SigningSecret, endpoint_key
 
     if not args.url:
@@ -346,6 +461,7 @@ def _endpoints_add(args: argparse.Namespace, settings: Settings) -> int:
     )  # fmt: skip
     try:
         record = validate(record)  # before any Kafka: bad input is told at once
+        check_expressions(settings, record)
         if endpoint_key(args.workspace, args.id) in topic.records():
             raise EndpointError(f"endpoint {args.workspace}/{args.id} exists: use update")
         record = topic.put(record)
@@ -388,13 +504,21 @@ def _endpoints_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _endpoints_update(args: argparse.Namespace, settings: Settings) -> int:
     from streams.core.endpoints import EndpointError
-    from streams.ops.endpoint_admin import EndpointsTopic, changed, validate_fields
+    from streams.ops.endpoint_admin import (
+        EndpointsTopic,
+        changed,
+        check_expressions,
+        validate_fields,
+    )
 
     topic = EndpointsTopic(settings)
     fields = _endpoint_fields(args)
     try:
         validate_fields(args.workspace, args.id, fields)  # before any Kafka
-        record = topic.put(changed(topic.find(args.workspace, args.id), **fields))
+        current = topic.find(args.workspace, args.id)
+        record = changed(current, **_endpoint_fields(args, current))
+        check_expressions(settings, record)
+        record = topic.put(record)
     except EndpointError as exc:
         raise UsageError(str(exc)) from None
     _print_endpoint(args, record, "updated")
@@ -417,6 +541,25 @@ def _endpoints_change(args: argparse.Namespace, settings: Settings) -> int:
     _print_endpoint(args, record, {"remove": "removed", "enable": "enabled"}.get(
         args.action, "disabled"))  # fmt: skip
     return EXIT_OK
+
+
+def _endpoints_test(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.core.endpoints import EndpointError
+    from streams.ops.endpoint_admin import EndpointsTopic
+    from streams.ops.endpoint_test import test_send
+
+    workspace, _, endpoint_id = args.endpoint.rpartition("/")
+    workspace = workspace or "default"
+    try:
+        record = EndpointsTopic(settings).find(workspace, endpoint_id)
+    except EndpointError as exc:
+        env = settings.default_endpoint()
+        if env is None or env.key() != f"{workspace}/{endpoint_id}".encode():
+            raise UsageError(str(exc)) from None
+        record = env
+    sent = asyncio.run(test_send(settings, record, args.type, args.dry_run))
+    print("\n".join(sent.lines))
+    return EXIT_OK if sent.ok else EXIT_FAILURE
 
 
 def _endpoints_rotate(args: argparse.Namespace, settings: Settings) -> int:

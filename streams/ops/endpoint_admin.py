@@ -28,7 +28,7 @@ from streams.engine.kafka import KafkaConfig, read_all, write_one
 from streams.settings import Settings
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import EndpointControl, EndpointRecord, endpoint_key
+from topics.records import EndpointControl, EndpointRecord, WorkspaceRecord, endpoint_key
 
 
 def new_secret() -> str:
@@ -78,10 +78,20 @@ class EndpointsTopic:
     def put(self, record: EndpointRecord) -> EndpointRecord:
         record = validate(record)
         self.write(record.key(), record.to_json())
+        self.count_workspace(record.workspace)
         return record
 
     def remove(self, record: EndpointRecord) -> None:
         self.write(record.key(), None)
+        self.count_workspace(record.workspace)
+
+    def count_workspace(self, workspace: str) -> None:
+        """The workspace's entry on `workspaces` as the endpoints topic now has it: its
+        count of endpoints, or a tombstone once it has none (relay then answers 404)."""
+        count = sum(1 for r in self.records().values() if r.workspace == workspace)
+        topic = f"{self.settings.topic_prefix}{Topic.WORKSPACES.value}"
+        value = WorkspaceRecord(workspace, count, iso(time.time())).to_json() if count else None
+        write_one(KafkaConfig.of(self.settings), topic, workspace.encode(), value)
 
 
 def now_iso() -> str:
@@ -101,8 +111,33 @@ def shown(record: EndpointRecord, source: str = "topic") -> dict[str, Any]:
         }
         for s in record.secrets
     ]
+    data["headers"] = {name: mask(value) for name, value in record.headers.items()}
+    data["basic_auth"] = mask(record.basic_auth)
+    if record.oauth2 is not None:
+        data["oauth2"]["client_secret"] = mask(record.oauth2.client_secret)
+    if record.tls is not None:
+        data["tls"] = {"certificate": "set" if record.tls.certificate else "",
+                       "key": "set" if record.tls.key else "",
+                       "ca": "set" if record.tls.ca else ""}  # fmt: skip
     data["source"] = source
     return data
+
+
+def check_expressions(settings: Settings, record: EndpointRecord) -> None:
+    """The endpoint's filter and template compile and run on every sample webhook of its
+    era (streams/ops/samples.py); EndpointError with libjq's reason and position if not."""
+    from streams.core.expressions import ExpressionError, check
+    from streams.ops.samples import sample_webhooks
+
+    if not record.filter and not record.template:
+        return
+    samples = list(sample_webhooks(settings, record).values())
+    for kind, program in (("filter", record.filter), ("template", record.template)):
+        if program:
+            try:
+                check(program, samples, kind)
+            except ExpressionError as exc:
+                raise EndpointError(f"{kind} {exc}") from None
 
 
 def listing(

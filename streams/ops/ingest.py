@@ -63,6 +63,27 @@ class LatestAnswers:
         return self._answers.get(room, "")
 
 
+class KnownWorkspaces:
+    """The workspaces that have endpoints, from `workspaces` (the endpoints commands keep
+    it): a POST for any other would be stored and never delivered."""
+
+    def __init__(self, default: str | None) -> None:
+        self._names: set[str] = set()
+        self._default = default  # the environment's endpoint's workspace, if it names one
+        self.loaded = asyncio.Event()
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._names.discard(key.decode())
+        else:
+            self._names.add(key.decode())
+
+    def __contains__(self, workspace: str) -> bool:
+        return workspace == self._default or workspace in self._names
+
+
 class KafkaWriter:
     """Writes each accepted body to `rocketchat-webhooks`; `write` returns once the brokers
     have it, so Rocket.Chat gets its 200 only for what is stored."""
@@ -86,7 +107,10 @@ class KafkaWriter:
 
 
 def build_ingest_app(
-    settings: Settings, writer: KafkaWriter, answers: LatestAnswers
+    settings: Settings,
+    writer: KafkaWriter,
+    answers: LatestAnswers,
+    workspaces: KnownWorkspaces | None = None,
 ) -> web.Application:
     token = settings.ingest_token.get_secret_value().encode()
     limit = settings.ingest_max_bytes
@@ -100,6 +124,13 @@ def build_ingest_app(
             return web.Response(status=401, text="wrong or missing X-RocketChat-Livechat-Token\n")
         if request.content_length is not None and request.content_length > limit:
             return web.Response(status=413, text=f"over {limit} bytes\n")
+        if workspaces is not None:
+            if not workspaces.loaded.is_set():
+                return web.Response(status=503, text="workspaces not read from Kafka yet\n")
+            if workspace not in workspaces:
+                return web.Response(
+                    status=404, text=f"no endpoint in workspace {workspace!r}: nothing stored\n"
+                )
         body = await request.read()  # the app's client_max_size answers 413 past the limit
         try:
             ingested = read_body(workspace, body)
@@ -116,12 +147,19 @@ def build_ingest_app(
         return web.Response(status=200, text=answer, content_type="application/json")
 
     async def healthz(request: web.Request) -> web.Response:
+        # Ready once it knows which workspaces exist: before, every POST would get a 503.
+        if workspaces is not None and not workspaces.loaded.is_set():
+            return web.Response(status=503, text="reading the workspaces from Kafka\n")
         return web.Response(text="ok\n")
+
+    async def livez(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")  # the process answers: Kafka may still be away
 
     # aiohttp answers 413 itself for a body past the limit, chunked ones too.
     app = web.Application(client_max_size=limit)
     app.router.add_post("/rocketchat/{workspace}", ingest)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
     return app
 
 
@@ -135,8 +173,16 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         KafkaConfig.of(settings), crm_data.name(settings.topic_prefix),
         crm_data.partitions, answers.apply, loaded,
     ))  # fmt: skip
+    env = settings.default_endpoint()
+    workspaces = KnownWorkspaces(env.workspace if env is not None else None)
+    known = catalogue[Topic.WORKSPACES]
+    names = asyncio.create_task(follow_whole_topic(
+        KafkaConfig.of(settings), known.name(settings.topic_prefix), known.partitions,
+        workspaces.apply, workspaces.loaded,
+    ))  # fmt: skip
     writer = KafkaWriter(settings, settings.ingest_timeout_s)
-    runner = web.AppRunner(build_ingest_app(settings, writer, answers), access_log=None)
+    app = build_ingest_app(settings, writer, answers, workspaces)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -146,5 +192,6 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         await asyncio.Event().wait()
     finally:
         follower.cancel()
+        names.cancel()
         await runner.cleanup()
         writer.close()

@@ -23,6 +23,7 @@ from tests.support.harness import (
     TopicReader,
     WorkerProcess,
     free_port,
+    omnihooks_cli,
     pipeline_topics,
     settings_env,
     wait_committed,
@@ -132,7 +133,36 @@ def test_refused_posts_write_nothing(
     huge = b'{"type": "Message", "_id": "r", "pad": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     assert ingest.post("default", huge).status_code == 413
     assert ingest.post("not a workspace!", good).status_code == 404
+    # A workspace with no endpoint: a typo would be stored and never delivered.
+    typo = ingest.post("Default", good)
+    assert typo.status_code == 404 and "'Default'" in typo.text
     assert read_topic(applied_topics[Topic.ROCKETCHAT_WEBHOOKS]).settle(2) == []
+
+
+def test_a_workspace_is_known_once_an_endpoint_is_added_to_it(
+    relay: tuple[Settings, Ingest],
+    applied_topics: dict[Topic, str],
+    read_topic: Callable[[str], TopicReader],
+    receiver: Receiver,
+) -> None:
+    settings, ingest = relay
+    good = (SEED / "message.json").read_bytes()
+    assert ingest.post("acme", good).status_code == 404
+    added = omnihooks_cli(settings, "endpoints", "add", "crm", "--workspace", "acme",
+                          "--url", receiver.url("/ok/acme"), "--triggers", "all")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    deadline = time.monotonic() + 30
+    while (answer := ingest.post("acme", good)).status_code == 404:
+        assert time.monotonic() < deadline, "ingest never learned of workspace acme"
+        time.sleep(0.2)
+    assert answer.status_code == 200, answer.text
+    assert receiver.wait_for("/ok/acme", 1, timeout_s=90)[0].body == good
+    removed = omnihooks_cli(settings, "endpoints", "remove", "crm", "--workspace", "acme")
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.monotonic() + 30
+    while ingest.post("acme", good).status_code != 404:
+        assert time.monotonic() < deadline, "ingest still takes workspace acme"
+        time.sleep(0.2)
 
 
 def test_the_crms_answer_comes_back_as_the_next_ingest_answer(

@@ -15,6 +15,9 @@ Paths choose the behaviour, so one receiver serves a whole test:
   /busy/<n>/<s>       429 with Retry-After <s> for the first n requests, then 200
   /ordered/<name>     500 while `failing` counts failures left for the request's (name,
                       room id in the body's `_id`, `webhook-sequence` header), else 200
+  /token              an OAuth2 token endpoint (tests/support/token_server.py)
+  /bearer             200 for a bearer token /token issued (and not refused), else 401
+Any method is taken (a template may PUT or PATCH); each request's method and query are kept.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.token_server import TokenServer
 from topics import codec
 
 
@@ -37,6 +41,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int | None = None  # what the receiver answered (None: it hung up)
+    method: str = "POST"
+    query: str = ""
 
     def json(self) -> Any:
         return codec.loads(self.body)
@@ -51,6 +57,7 @@ class Receiver:
     crm_answer: bytes = b'{"contactId": "crm-42"}'
     down: set[str] = field(default_factory=set)  # /outage/<name> answers 503 while listed
     failing: dict[tuple[str, str, int], int] = field(default_factory=dict)  # see /ordered
+    tokens: TokenServer = field(default_factory=TokenServer)  # see /token and /bearer
     _counts: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,7 +68,8 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         path = request.path
-        received = Received(time.time(), path, dict(request.headers), body)
+        received = Received(time.time(), path, dict(request.headers), body,
+                            method=request.method, query=request.query_string)  # fmt: skip
         with self._lock:
             self.requests.append(received)
             self._counts[path] = count = self._counts.get(path, 0) + 1
@@ -73,6 +81,14 @@ class Receiver:
         parts = path.strip("/").split("/")
         if parts[0] == "ok":
             return web.Response(status=200)
+        if parts[0] == "token":
+            status, headers, text = self.tokens.token_response(
+                str(request.url), (await request.read()).decode(), dict(request.headers)
+            )
+            return web.Response(status=status, headers=headers, text=text)
+        if parts[0] == "bearer":
+            granted = self.tokens.accepts(request.headers.get("Authorization", ""))
+            return web.Response(status=200 if granted else 401)
         if parts[0] == "crm":
             return web.Response(status=200, body=self.crm_answer, content_type="application/json")
         if parts[0] == "fail":
@@ -123,7 +139,7 @@ class Receiver:
         def serve() -> None:
             self._loop = asyncio.new_event_loop()
             app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_route("POST", "/{tail:.*}", self._handle)
+            app.router.add_route("*", "/{tail:.*}", self._handle)
             self._runner = web.AppRunner(app, handle_signals=False)
             self._loop.run_until_complete(self._runner.setup())
             # Hanging handlers (/hang) must not hold the test's teardown for a minute.

@@ -9,7 +9,7 @@ from tests.support.files import REPO
 
 CORE = REPO / "streams" / "core"
 # Third-party code the core may use: pure functions of data, no I/O of their own.
-PURE_LIBRARIES = {"uaparser", "msgspec"}
+PURE_LIBRARIES = {"uaparser", "msgspec", "jq"}
 RECORDS = {"topics.records", "topics.state", "topics.codec", "topics"}
 
 

@@ -165,7 +165,7 @@ def test_bad_endpoint_input_is_exit_2_before_touching_kafka(
     assert capsys.readouterr().err.startswith("omnihooks: ")
 
 
-def test_a_removed_endpoints_jobs_never_carry_another_endpoints_credentials() -> None:
+def test_a_removed_or_disabled_endpoints_pending_jobs_go_nowhere() -> None:
     from streams.delivery.targets import Targets
 
     settings = load_settings(webhook_url="http://crm.test/hook", secret_token="env-token")
@@ -176,6 +176,10 @@ def test_a_removed_endpoints_jobs_never_carry_another_endpoints_credentials() ->
                      endpoint_id="crm")  # fmt: skip
     targets = Targets(settings, found)
     assert targets.of(job).credentials == Credentials("acme-token", (), None)
+    assert targets.of(job).gone == ""
+    found.apply(crm.key(), replace(crm, enabled=False).to_json())  # disabled while pending
+    assert targets.of(job).gone == "endpoint disabled"
     found.apply(crm.key(), None)  # removed while its jobs are pending
-    assert targets.of(job).credentials == Credentials("acme-token", (), None)  # what it had
-    assert Targets(settings, found).of(job).credentials == Credentials()  # never env-token
+    removed = targets.of(job)
+    assert removed.gone == "endpoint removed"
+    assert removed.credentials == Credentials()  # never another endpoint's (env-token)

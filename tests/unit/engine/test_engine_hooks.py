@@ -187,7 +187,7 @@ def test_the_recovery_attributes_the_liveness_page_reads_exist() -> None:
     assert params(Recovery.active_remaining) == ["self"]
     # The restore report wraps the seek made once per rebalance, its offsets and ends known.
     assert params(Recovery._seek_offsets) == ["self", "consumer", "tps", "offsets", "title"]
-    assert "consumer, assigned_active_tps, active_offsets, \"active\"" in source
+    assert 'consumer, assigned_active_tps, active_offsets, "active"' in source
 
 
 def test_faust_still_clears_channel_queues_when_flow_control_resumes() -> None:
