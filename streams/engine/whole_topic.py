@@ -27,11 +27,18 @@ RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 async def follow_whole_topic(
-    config: KafkaConfig, topic: str, partitions: int, apply: Apply, loaded: asyncio.Event
+    config: KafkaConfig,
+    topic: str,
+    partitions: int,
+    apply: Apply,
+    loaded: asyncio.Event,
+    keep_trying: bool = False,
 ) -> None:
     """Apply each record's key and value, from the topic's beginning, until cancelled.
     `partitions` is the catalogue's count: a consumer's metadata may not list a topic
-    created a moment ago."""
+    created a moment ago. A failure before the first load ends it (a worker does not start
+    without its endpoints) unless `keep_trying`: a server that answers without the topic
+    (ingest) reads it once Kafka is back."""
     failures = 0
     while True:
         try:
@@ -39,7 +46,7 @@ async def follow_whole_topic(
         except asyncio.CancelledError:
             raise
         except Exception:
-            if not loaded.is_set():
+            if not loaded.is_set() and not keep_trying:
                 raise
             wait = RETRY_S[min(failures, len(RETRY_S) - 1)]
             failures += 1

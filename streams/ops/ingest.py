@@ -5,6 +5,9 @@ its `Livechat_secret_token` at `OMNIHOOKS_INGEST_TOKEN`. Each POST is checked (t
 constant time, JSON with a known `type`, size), written to `rocketchat-webhooks` with
 acks=all and idempotence, and answered 200 only once the broker has acknowledged it:
 
+- 404 for a workspace with no endpoint (the `workspaces` topic, which the endpoints
+  commands keep: the ingest server never reads endpoints or their secrets), so a typo is
+  refused rather than stored and never delivered.
 - 401 for a wrong token, 400 for a body that is not a webhook, 413 for one over
   `OMNIHOOKS_INGEST_MAX_BYTES`, 503 while Kafka does not take the write. Rocket.Chat retries
   on its own (`apps/meteor/app/livechat/server/lib/webhooks.ts`), so nothing is lost; the
@@ -169,16 +172,18 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     answers = LatestAnswers()
     loaded = asyncio.Event()
     crm_data = catalogue[Topic.CRM_DATA]
+    # Both keep trying while Kafka is away: started during an outage, the server reads them
+    # once it is back, and answers as one that ran through it.
     follower = asyncio.create_task(follow_whole_topic(
         KafkaConfig.of(settings), crm_data.name(settings.topic_prefix),
-        crm_data.partitions, answers.apply, loaded,
+        crm_data.partitions, answers.apply, loaded, keep_trying=True,
     ))  # fmt: skip
     env = settings.default_endpoint()
     workspaces = KnownWorkspaces(env.workspace if env is not None else None)
     known = catalogue[Topic.WORKSPACES]
     names = asyncio.create_task(follow_whole_topic(
         KafkaConfig.of(settings), known.name(settings.topic_prefix), known.partitions,
-        workspaces.apply, workspaces.loaded,
+        workspaces.apply, workspaces.loaded, keep_trying=True,
     ))  # fmt: skip
     writer = KafkaWriter(settings, settings.ingest_timeout_s)
     app = build_ingest_app(settings, writer, answers, workspaces)

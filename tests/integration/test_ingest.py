@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from streams.core.signing import signing_key, verify
+from streams.engine.kafka import KafkaConfig, write_one
 from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings
 from tests.conftest import Broker, local_kafka_for_tests
@@ -30,6 +31,7 @@ from tests.support.harness import (
 )
 from tests.support.receiver import Receiver
 from topics.catalogue import Topic, load_catalogue
+from topics.records import CrmDataRecord
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +43,7 @@ OWN_BROKER_PORT = 19294  # its own broker (controller on 19295): not the suite's
 class Ingest:
     """`omnihooks ingest` in its own process."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, wait_ready: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/rocketchat"
         self.log_path = log_path
@@ -51,15 +53,21 @@ class Ingest:
                  "--port", str(self.port)],
                 env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 60
+        if wait_ready:
+            self.wait("/healthz")
+
+    def wait(self, page: str, timeout_s: float = 60) -> None:
+        """Until `page` answers 200 (/healthz: ready; /livez: the process answers)."""
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, log_path.read_text()
+            assert self.process.poll() is None, self.log_path.read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{self.port}{page}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError(f"ingest never answered:\n{log_path.read_text()}")
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"ingest {page} never answered 200:\n{self.log_path.read_text()}")
 
     def post(self, workspace: str, body: bytes, token: str = TOKEN) -> httpx.Response:
         headers = {"Content-Type": "application/json", "X-RocketChat-Livechat-Token": token}
@@ -211,13 +219,26 @@ def test_a_stopped_broker_gets_503_and_the_retried_body_arrives_once(
                         settings.topic_prefix)  # fmt: skip
         ingest = Ingest(settings, tmp_path / "ingest.log")
         body = (SEED / "livechat-session.json").read_bytes()
+        room = "Tc5SyBZHovD4k8BXv"  # the body's room, whose CRM answered before
+        answer_before = CrmDataRecord(room, '{"contactId": "crm-7"}', "d-0", "2024-05-01T10:00:00Z")
+        write_one(KafkaConfig(broker.bootstrap), f"{settings.topic_prefix}crm-data",
+                  room.encode(), answer_before.to_json())  # fmt: skip
         broker.down()
         assert ingest.post("default", body).status_code == 503
+        # One started during the outage: not ready until Kafka is back, then as good.
+        late = Ingest(settings, tmp_path / "late-ingest.log", wait_ready=False)
+        late.wait("/livez")
+        assert httpx.get(f"http://127.0.0.1:{late.port}/healthz", timeout=5).status_code == 503
         broker.up(timeout_s=120)  # the same data: a restart
         deadline = time.monotonic() + 60
         while (answer := ingest.post("default", body)).status_code != 200:
             assert time.monotonic() < deadline, answer.status_code  # Rocket.Chat retrying
             time.sleep(1)
+        assert answer.text == '{"contactId": "crm-7"}'
+        late.wait("/healthz", timeout_s=90)
+        late_answer = late.post("default", body)  # the same body again: delivered once
+        late.stop()
+        assert (late_answer.status_code, late_answer.text) == (200, '{"contactId": "crm-7"}')
         worker = start_worker(settings, "all")
         receiver.wait_for("/ok/own", 1, timeout_s=120)
         time.sleep(2)
