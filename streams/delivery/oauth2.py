@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2.rfc6749 import OAuth2Token
+from authlib.deprecate import AuthlibDeprecationWarning
+
+with warnings.catch_warnings():
+    # Authlib's clients import its own deprecated `authlib.jose` internally (it turns its
+    # warnings on for good when imported, hence the filter after that); nothing here uses
+    # JOSE, and the warning would reach every worker's log.
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.oauth2.rfc6749 import OAuth2Token
 
 from topics.records import OAuth2Client
 
