@@ -28,7 +28,13 @@ from tests.support.browser import (
     text,
     wait_for_page,
 )
-from tests.support.harness import TopicReader, WorkerProcess, free_port, wait_until
+from tests.support.harness import (
+    TopicReader,
+    WorkerProcess,
+    free_port,
+    omnihooks_cli,
+    wait_until,
+)
 from tests.support.receiver import Receiver
 from topics import codec
 from topics.catalogue import Topic
@@ -265,3 +271,44 @@ def _walk_through(
     screenshot(browser, "endpoints")
     worker.wait_for_log("paused by an operator")
     print(f"screenshots: {overview_png.parent}")
+
+
+def test_the_endpoints_page_shows_filters_and_templates_and_tests_an_endpoint(
+    settings_factory: Callable[..., Settings],
+    applied_topics: dict[Topic, str],
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    settings = settings_factory(console_token=f"ops:{OPS_TOKEN}")
+    added = omnihooks_cli(settings, "endpoints", "add", "notes", "--url", receiver.url("/ok/notes"),
+                          "--filter", '.type == "LivechatSession"',
+                          "--template", '{method: "PUT", body: {room: ._id}}')  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    console = ConsoleProcess(settings, "console", tmp_path / "console.log", port=free_port())
+    console.start()
+    try:
+        wait_until(lambda: _answers(console.url), 60, lambda: console.tail())
+        page = httpx.get(f"{console.url}/endpoints", timeout=30).text
+        assert ".type == &quot;LivechatSession&quot;" in page and "{method: &quot;PUT&quot;" in page
+        bearer = {"Authorization": f"Bearer {OPS_TOKEN}"}
+        dry = httpx.post(f"{console.url}/endpoints/test", headers=bearer, timeout=30,
+                         data={"endpoint": "default/notes", "type": "close", "dry_run": "1"})  # fmt: skip
+        assert dry.status_code == 200, dry.text
+        assert f"PUT {receiver.url('/ok/notes')}" in dry.text and "dry-run: not sent" in dry.text
+        assert receiver.at("/ok/notes") == []
+        sent = httpx.post(f"{console.url}/endpoints/test", headers=bearer, timeout=30,
+                          data={"endpoint": "default/notes", "type": "close"})  # fmt: skip
+        assert sent.status_code == 200 and "answer: HTTP 200" in sent.text
+        assert receiver.wait_for("/ok/notes", 1)[0].body == b'{"room":"sample-room"}'
+        refused = httpx.post(f"{console.url}/endpoints/test", timeout=30,
+                             data={"endpoint": "default/notes", "type": "close"})  # fmt: skip
+        assert refused.status_code in (401, 403)
+    finally:
+        console.stop()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/endpoints", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -221,3 +221,30 @@ def test_endpoints_test_sends_a_sample_as_a_worker_would(
 
     skipped = omnihooks_cli(settings, "endpoints", "test", "acme/crm", "--type", "message")
     assert skipped.returncode == 0 and "filter: no match" in skipped.stdout
+
+
+def test_a_failing_token_endpoint_is_a_failed_attempt_with_its_own_reason(
+    receiver: Receiver,
+) -> None:
+    import asyncio
+
+    from streams.delivery.oauth2 import TokenSource
+    from streams.delivery.webhook_client import Credentials, WebhookClient
+    from streams.settings import load_settings
+    from topics.records import OAuth2Client, WebhookJob
+
+    async def attempt(secret: str) -> tuple[str | None, int | None]:
+        client = WebhookClient(load_settings())
+        tokens = TokenSource(OAuth2Client(receiver.url("/token"), "omnihooks", secret), 5.0)
+        job = WebhookJob("d-1", "LivechatSession", "r", receiver.url("/bearer"), {"a": 1}, "t")
+        try:
+            answer = await client.post(job, credentials=Credentials(tokens=tokens))
+        finally:
+            await client.close()
+        return answer.attempt.error, answer.attempt.status
+
+    error, status = asyncio.run(attempt("wrong-secret"))
+    assert status is None and error is not None and error.startswith("oauth2: token endpoint")
+    assert "invalid_client" in error
+    assert receiver.at("/bearer") == []  # nothing sent without a token
+    assert asyncio.run(attempt("s3cret-client")) == (None, 200)

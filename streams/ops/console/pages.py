@@ -498,14 +498,29 @@ def endpoints_page(
             f'<button class="{action}">{action.capitalize()}</button></form>'
         )
 
+    def tester(ref: str) -> str:
+        return (
+            f'<form method=post action="/endpoints/test" class=inline>{csrf_field(viewer)}'
+            f'<input type=hidden name=endpoint value="{esc(ref)}">'
+            "<select name=type><option>close</option><option>message</option>"
+            "<option>start</option><option>taken</option></select>"
+            "<label><input type=checkbox name=dry_run value=1> dry run</label>"
+            '<button class="test">Test</button></form>'
+        )
+
     defined = []
     for e in endpoints:
         ref = f"{e['workspace']}/{e['id']}"
         is_paused = e["url"] in paused
+        programs = "".join(
+            f"<div><b>{kind}</b> <code>{esc(e[kind])}</code></div>"
+            for kind in ("filter", "template") if e.get(kind)
+        ) or "-"  # fmt: skip
         defined.append(f"""<tr data-endpoint="{esc(ref)}"><td>{esc(ref)}</td>
 <td>{esc(shown_url(e["url"]))}</td><td>{"enabled" if e["enabled"] else "disabled"}</td>
-<td>{esc(", ".join(e["triggers"]) or "-")}</td><td>{esc(e.get("source", ""))}</td>
-<td>{"paused" if is_paused else ""}</td><td>{control(ref, is_paused)}</td></tr>""")
+<td>{esc(", ".join(e["triggers"]) or "-")}</td><td class=programs>{programs}</td>
+<td>{esc(e.get("source", ""))}</td>
+<td>{"paused" if is_paused else ""}</td><td>{control(ref, is_paused)}{tester(ref)}</td></tr>""")
     breaker_rows = (
         "".join(
             f"""<tr data-endpoint="{esc(b.endpoint)}"><td>{esc(b.worker)}</td>
@@ -527,7 +542,7 @@ def endpoints_page(
     )
     if not defined:
         defined.append(
-            "<tr><td colspan=7 class=empty>None: set OMNIHOOKS_WEBHOOK_URL or run "
+            "<tr><td colspan=8 class=empty>None: set OMNIHOOKS_WEBHOOK_URL or run "
             "`omnihooks endpoints add`.</td></tr>"
         )
     body = f"""<h2>Circuit breakers, per worker</h2>
@@ -537,6 +552,16 @@ def endpoints_page(
 <h2>Paused by an operator</h2><table class=grid id=paused><thead><tr><th>Endpoint</th><th>Since</th>
 <th>Reason</th></tr></thead><tbody>{paused_rows}</tbody></table>
 <h2>Endpoints</h2><table class=grid id=defined><thead><tr><th>Workspace/id</th><th>URL</th>
-<th>State</th><th>Triggers</th><th>Source</th><th></th><th></th></tr></thead>
+<th>State</th><th>Triggers</th><th>Filter and template</th><th>Source</th><th></th><th></th>
+</tr></thead>
 <tbody>{"".join(defined)}</tbody></table>"""
     return page("Endpoints", body, viewer, "/endpoints")
+
+
+def endpoint_test_page(ref: str, lines: Sequence[str], ok: bool, viewer: Viewer) -> str:
+    """What `endpoints test` printed, for the console's Test button."""
+    verdict = "taken by the receiver" if ok else "not taken"
+    body = f"""<p class=lead>A sample webhook through {esc(ref)}'s filter, template and
+authentication: {verdict}.</p><pre id=endpoint-test>{esc(chr(10).join(lines))}</pre>
+<p><a href="/endpoints">Back to the endpoints</a></p>"""
+    return page(f"Test {ref}", body, viewer, "/endpoints")

@@ -333,6 +333,33 @@ class Console:
         paused = {url: c for url, c in controls.items() if c.paused}
         return html(pages.endpoints_page(endpoints, breakers, paused, self.viewer(request)))
 
+    async def test_endpoint(self, request: web.Request) -> web.StreamResponse:
+        """The Test button: `omnihooks endpoints test` for one endpoint (an operator's)."""
+        from streams.core.endpoints import EndpointError
+        from streams.ops.endpoint_admin import EndpointsTopic
+        from streams.ops.endpoint_test import test_send
+
+        form = await request.post()
+        who = self.authorized(request, form)
+        ref = str(form.get("endpoint", "")).strip()
+        kind = str(form.get("type", "close"))
+        if kind not in ("close", "message", "start", "taken"):
+            raise Refused(400, "No such sample", "Pick close, message, start or taken.")
+        workspace, _, endpoint_id = ref.rpartition("/")
+        settings = self.reads.settings
+        try:
+            record = await asyncio.to_thread(
+                EndpointsTopic(settings).find, workspace or "default", endpoint_id
+            )
+        except EndpointError:
+            env = settings.default_endpoint()
+            if env is None or env.key() != ref.encode():
+                raise Refused(404, "No such endpoint", f"No endpoint {ref}.") from None
+            record = env
+        sent = await test_send(settings, record, kind, dry_run=bool(form.get("dry_run")))
+        log.info("console: %s tested %s (%s)", who, ref, "taken" if sent.ok else "not taken")
+        return html(pages.endpoint_test_page(ref, sent.lines, sent.ok, self.viewer(request)))
+
     async def _urls_for(self, wanted: str) -> list[str]:
         """The full URLs an endpoint reference on the page stands for: `workspace/id`, or a
         URL as the page shows it (without query string), matched against the endpoints and
@@ -459,6 +486,7 @@ def build_app(console: Console) -> web.Application:
             web.get("/rejected", console.rejected),
             web.get("/endpoints", console.endpoints),
             web.post("/endpoints/{verb:pause|resume}", console.control),
+            web.post("/endpoints/test", console.test_endpoint),
             web.get("/login", console.login_form),
             web.post("/login", console.login),
             web.post("/logout", console.logout),
