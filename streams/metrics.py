@@ -66,6 +66,11 @@ ENDPOINT_POST_SECONDS = Histogram(
     buckets=POST_BUCKETS,
 )
 REJECTED = Counter("omnihooks_rejected", "Input records sent to the rejected topic", ["topic"])
+CONSUMER_LAG = Gauge(
+    "omnihooks_consumer_lag",
+    "Records on the broker after this worker's committed offset, per input partition it owns",
+    ["topic", "partition"],
+)
 
 
 class FilterErrors(Collector):

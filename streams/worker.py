@@ -31,7 +31,18 @@ def build_worker_app(settings: Settings, role: Role) -> Omnihooks:
         from streams.agents.delivery import register_delivery_agents
 
         register_delivery_agents(omnihooks)
+    from streams.engine.lag import export_lag
+
+    app = omnihooks.app
+
+    async def lag() -> None:
+        await export_lag(app)
+
+    app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")(lag)
     return omnihooks
+
+
+LAG_INTERVAL_S = 10.0  # a Prometheus scrape's usual period: fresher would cost for nothing
 
 
 def _use_uvloop() -> None:

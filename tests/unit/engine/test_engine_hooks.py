@@ -224,3 +224,12 @@ def test_faust_still_hands_on_records_of_a_buffered_partition_and_waits_on_a_ful
     handler = inspect.getsource(conductor.ConductorCompiler.build)
     assert "consumer_on_buffer_full(tp)" in handler
     assert "dest_chan.put(dest_event)" in handler
+
+
+def test_what_the_lag_gauge_reads_from_faust_still_exists() -> None:
+    from faust.tables.manager import TableManager
+
+    source = inspect.getsource(faust_consumer.Consumer.__init__)
+    assert "self._committed_offset = " in source and "self._read_offset = " in source
+    assert params(driver.Consumer.highwaters) == ["self", "partitions"]
+    assert isinstance(TableManager.changelog_topics, property)
