@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     # under the same name gets its partitions back without a rebalance. A worker stopping
     # on purpose still leaves the group at once (streams/engine/membership.py).
     group_instance_id: str = ""
+    # An OTLP/HTTP collector (http://otel-collector:4318): spans of each input record, job
+    # and POST are exported there. Empty: no spans; an incoming traceparent still goes on
+    # to the CRM (streams/tracing.py).
+    otlp_endpoint: str = ""
     # How long the group waits for a worker that died without leaving before its partitions
     # move (Faust's default is 60 s; a killed pod should not stall its rooms that long).
     session_timeout_s: float = Field(15.0, gt=0)

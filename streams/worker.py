@@ -99,6 +99,10 @@ def run_worker(settings: Settings, role: Role, loglevel: str = "INFO") -> int:
     _use_uvloop()
     check_cluster(settings, role)
     omnihooks = build_worker_app(settings, role)
+    if settings.otlp_endpoint:
+        from streams import tracing
+
+        tracing.setup_otlp(settings.otlp_endpoint, f"omnihooks-{role}")
     if not settings.delivery_enabled:
         log.warning(
             "OMNIHOOKS_WEBHOOK_URL is empty: no default endpoint; webhooks go only to the "

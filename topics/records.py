@@ -63,6 +63,9 @@ class WebhookJob(msgspec.Struct, frozen=True):
     # An operator's replay to a URL of their choosing (`dlq replay --url`): kept, even when
     # the job's endpoint has moved since.
     url_pinned: bool = False
+    # The W3C trace context it carries on to the CRM (streams/tracing.py): the input
+    # record's, or the span of this job when tracing.
+    traceparent: str | None = None
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()

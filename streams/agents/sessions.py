@@ -15,7 +15,7 @@ from typing import Any
 from faust.types import StreamT
 from msgspec.structs import replace
 
-from streams import metrics
+from streams import metrics, tracing
 from streams.agents.tables import SESSION_TABLES, TableSpec
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
 from streams.core.events import (
@@ -96,8 +96,11 @@ async def apply_each(stream: StreamT[Any], out: JobSender, make_jobs: MakeJobs) 
     restarts and reads the record again."""
     async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
         message = event.message
+        incoming = tracing.header_of(message.headers)
         try:
-            jobs = make_jobs(message)
+            with tracing.input_record(incoming, message.topic, message.partition,
+                                      message.offset) as stamp:  # fmt: skip
+                jobs = stamp(make_jobs(message))
         except InvalidEvent as exc:
             await out.reject(message, exc.reason)
         except Exception as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 import yarl
 
+from streams import tracing
 from streams.core.clock import iso
 from streams.core.expressions import Request
 from streams.core.signing import sign, signing_key
@@ -28,7 +29,7 @@ TOKEN_HEADER = "X-RocketChat-Livechat-Token"
 # What a template's headers may not replace: the webhook's identity and signature.
 OWN_HEADERS = frozenset(
     {"content-type", "webhook-id", "webhook-sequence", "webhook-timestamp", "webhook-signature",
-     TOKEN_HEADER.lower()}
+     TOKEN_HEADER.lower(), "traceparent"}
 )  # fmt: skip
 
 
@@ -190,6 +191,27 @@ class WebhookClient:
         tls: ssl.SSLContext | bool = self._verify_tls
         if credentials is not None and credentials.tls is not None:
             tls = credentials.tls
+        with tracing.post_attempt(job, method, target) as (traceparent, done):
+            if traceparent is not None:
+                headers[tracing.HEADER] = traceparent
+            answer = await self._request(method, target, body, headers, credentials, bearer,
+                                         tls, started_wall, started)  # fmt: skip
+            done(answer.attempt.status, answer.attempt.error)
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: dict[str, str],
+        credentials: Credentials | None,
+        bearer: str | None,
+        tls: ssl.SSLContext | bool,
+        started_wall: float,
+        started: float,
+    ) -> Answer:
+        assert self._session is not None
         # aiohttp reads timeout=None as no timeout at all: the session's unless the endpoint
         # sets its own.
         timeout = self._timeout

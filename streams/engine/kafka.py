@@ -490,7 +490,13 @@ class AsyncWriter:
             except Exception:  # a callback failing must not stop every acknowledgement
                 log.exception("acknowledging a write failed")
 
-    async def write(self, topic: str, key: bytes, value: bytes) -> None:
+    async def write(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         """Return once the brokers have the record; KafkaWriteError if they cannot take it."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -511,7 +517,8 @@ class AsyncWriter:
         from confluent_kafka import KafkaException
 
         try:
-            self._producer.produce(topic, value, key, on_delivery=self._acks.track(acknowledged))
+            self._producer.produce(topic, value, key, headers=headers,
+                                   on_delivery=self._acks.track(acknowledged))  # fmt: skip
         except (BufferError, KafkaException) as exc:  # queue full, or the producer failed
             raise KafkaWriteError(f"{topic}: {exc}") from None
         try:

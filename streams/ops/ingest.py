@@ -29,6 +29,7 @@ from collections import OrderedDict
 
 from aiohttp import web
 
+from streams import tracing
 from streams.core.clock import iso
 from streams.core.endpoints import NAME
 from streams.core.relay import InvalidBody, read_body
@@ -101,9 +102,14 @@ class KafkaWriter:
             **{"linger.ms": 1, "message.max.bytes": spec.max_message_bytes},
         )  # fmt: skip
 
-    async def write(self, key: bytes, value: bytes) -> None:
-        """Return once the brokers have the record; KafkaWriteError if they cannot take it."""
-        await self._writer.write(self.topic, key, value)
+    async def write(self, key: bytes, value: bytes, traceparent: str | None = None) -> None:
+        """Return once the brokers have the record; KafkaWriteError if they cannot take it.
+        Rocket.Chat's trace context, if its request had one, goes on as the record's
+        `traceparent` header (streams/tracing.py)."""
+        headers: list[tuple[str, str | bytes | None]] | None = (
+            [(tracing.HEADER, traceparent.encode())] if traceparent else None
+        )
+        await self._writer.write(self.topic, key, value, headers)
 
     def close(self) -> None:
         self._writer.close()
@@ -142,7 +148,8 @@ def build_ingest_app(
             return web.Response(status=400, text=f"not a Rocket.Chat webhook: {exc}\n")
         record = IngestedRecord(workspace, ingested.type, iso(time.time()), text)
         try:
-            await writer.write(ingested.key.encode(), record.to_json())
+            traceparent = request.headers.get(tracing.HEADER)
+            await writer.write(ingested.key.encode(), record.to_json(), traceparent)
         except KafkaWriteError as exc:
             log.warning("not taken by Kafka, answered 503: %s", exc)
             return web.Response(status=503, text="Kafka did not take the write; send it again\n")

@@ -17,6 +17,7 @@ Paths choose the behaviour, so one receiver serves a whole test:
                       room id in the body's `_id`, `webhook-sequence` header), else 200
   /token              an OAuth2 token endpoint (tests/support/token_server.py)
   /bearer             200 for a bearer token /token issued (and not refused), else 401
+  /otlp/...           200: an OTLP/HTTP collector (the spans' export requests are kept)
 Any method is taken (a template may PUT or PATCH); each request's method and query are kept.
 """
 
@@ -79,7 +80,7 @@ class Receiver:
 
     async def _answer(self, request: web.Request, path: str, count: int) -> web.StreamResponse:
         parts = path.strip("/").split("/")
-        if parts[0] == "ok":
+        if parts[0] in ("ok", "otlp"):  # /otlp/v1/traces: an OTLP/HTTP collector's path
             return web.Response(status=200)
         if parts[0] == "token":
             status, headers, text = self.tokens.token_response(

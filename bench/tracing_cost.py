@@ -1,0 +1,83 @@
+"""What tracing costs a delivery worker (issue 37's benchmark).
+
+    .venv/bin/python -m bench.tracing_cost [--against REF]   # about 4 minutes
+
+A delivery worker's rate over the same jobs (each carrying a caller's traceparent), paired
+and in alternating order: the workers of REF (default 67dad44, the last commit without
+tracing), this checkout's with tracing off, and with tracing on (spans exported over
+OTLP/HTTP to the benchmark's receiver). Targets: off at most 2 % below REF, on at most 10 %.
+Into bench/results/tracing.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import uuid
+from typing import Any
+
+from bench.run import RESULTS, Bench, baseline_tree, bench_session, job_body, wait_until
+from topics import codec
+from topics.records import WebhookJob
+
+JOBS = 20_000
+PAIRS = 3
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def rate(bench: Bench, **overrides: Any) -> float:
+    settings = bench.settings(**overrides)
+    topic = f"{settings.topic_prefix}webhook-jobs"
+    producer = bench.producer()
+    for n in range(JOBS):
+        job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 500}", bench.url("/hook"),
+                         job_body(n), "2023-02-02T10:00:00.000Z", traceparent=TRACEPARENT)  # fmt: skip
+        producer.produce(topic, key=job.key(), value=job.to_json())
+        if n % 5_000 == 0:
+            producer.poll(0)
+    producer.flush(120)
+    bench.start_worker(settings, "delivery")
+    wait_until(lambda: len(bench.arrivals()) >= JOBS, 300, 0.5)
+    times = sorted(t for _, t in bench.arrivals())
+    bench.stop_workers()
+    bench.forget()
+    assert len(times) >= JOBS, f"only {len(times)} of {JOBS} delivered"
+    return JOBS / (times[-1] - times[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="tracing's cost to a delivery worker")
+    parser.add_argument("--against", default="67dad44", help="a commit without tracing")
+    args = parser.parse_args()
+    r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                         "against": args.against, "trials": []}  # fmt: skip
+    with bench_session() as bench:
+        before = baseline_tree(args.against)
+        kinds = ["baseline", "off", "on"]
+        for n in range(PAIRS):
+            trial: dict[str, float] = {}
+            for kind in kinds[n % 3 :] + kinds[: n % 3]:  # each kind first once
+                bench.worker_source = before if kind == "baseline" else None
+                otlp = {"otlp_endpoint": bench.url("/otlp")} if kind == "on" else {}
+                trial[kind] = round(rate(bench, **otlp), 1)
+            bench.worker_source = None
+            r["trials"].append(trial)
+            print(trial, flush=True)
+    trials = r["trials"]
+    r["off_share_of_baseline"] = round(
+        statistics.median(t["off"] / t["baseline"] for t in trials), 3
+    )
+    r["on_share_of_baseline"] = round(statistics.median(t["on"] / t["baseline"] for t in trials), 3)
+    r["targets"] = "off ≥ 98 % of the baseline's rate, on ≥ 90 %"
+    r["met"] = r["off_share_of_baseline"] >= 0.98 and r["on_share_of_baseline"] >= 0.90
+    (RESULTS / "tracing.json").write_text(codec.dumps_pretty(r) + "\n")
+    print(codec.dumps_pretty(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
