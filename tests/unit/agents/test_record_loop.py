@@ -23,6 +23,7 @@ class Message:
     def __init__(self, offset: int, value: bytes) -> None:
         self.topic, self.partition, self.offset = INPUT, 2, offset
         self.key, self.value = b"room-1", value
+        self.headers: list[tuple[str, bytes]] = []  # Faust's: the record's Kafka headers
 
 
 class Event:
