@@ -191,8 +191,10 @@ class Settings(BaseSettings):
     # to the CRM (streams/tracing.py).
     otlp_endpoint: str = ""
     # How long the group waits for a worker that died without leaving before its partitions
-    # move (Faust's default is 60 s; a killed pod should not stall its rooms that long).
-    session_timeout_s: float = Field(15.0, gt=0)
+    # move (Faust's default is 60 s; a lost node should not stall its rooms that long). Four
+    # heartbeats (3 s apart); a static member's container restarts well within it, so a
+    # crash that Kubernetes restarts costs no rebalance.
+    session_timeout_s: float = Field(12.0, gt=0)
     # Tables on disk (OMNIHOOKS_STORE=rocksdb) and Faust's own files; relative to the
     # working directory unless absolute (the image sets /home/omnihooks/data).
     data_dir: Path = Path("omnihooks-data")

@@ -151,11 +151,12 @@ def test_an_endpoint_is_resolved_at_every_attempt(
     dead-lettered unsent; a template that fails on a body dead-letters it at once (no
     retries), and a replay after the fix renders it again from the original body."""
     settings = worker_settings
-    # Retries 10 s apart: time for the operator's change, well before the retry is due.
+    # Retries 20 s apart: time for the operator's changes (a CLI call takes seconds on a busy
+    # CI machine) well before the retry is due.
     cli(settings, "add", "moving", "--url", receiver.url("/status/503"), "--triggers=close",
-        "--retry-delay-s", "10", "--retry-attempts", "5")  # fmt: skip
+        "--retry-delay-s", "20", "--retry-attempts", "5")  # fmt: skip
     cli(settings, "add", "leaving", "--url", receiver.url("/status/502"), "--triggers=close",
-        "--retry-delay-s", "10", "--retry-attempts", "5")  # fmt: skip
+        "--retry-delay-s", "20", "--retry-attempts", "5")  # fmt: skip
     # Fine on the samples (checked by `add`), fails on every real room.
     failing = '{body: {room: (if ._id == "sample-room" then ._id else error("no CRM id") end)}}'
     cli(settings, "add", "shaped", "--url", receiver.url("/ok/shaped"), "--triggers=close",
@@ -164,8 +165,8 @@ def test_an_endpoint_is_resolved_at_every_attempt(
 
     received(receiver, "/status/503")
     received(receiver, "/status/502")
-    cli(settings, "update", "moving", "--url", receiver.url("/ok/moved"))
     cli(settings, "disable", "leaving")
+    cli(settings, "update", "moving", "--url", receiver.url("/ok/moved"))
     moved = received(receiver, "/ok/moved")[0]
     assert moved.json()["_id"] == "moved-room"
 
