@@ -228,16 +228,23 @@ class Bench:
         return rate
 
     def fill_jobs(
-        self, topic: str, count: int, url: Callable[[int], str], numbered: bool = False
+        self,
+        topic: str,
+        count: int,
+        url: Callable[[int], str],
+        numbered: bool = False,
+        job_type: str = "Message",
+        **fields: Any,
     ) -> list[WebhookJob]:
         """`count` jobs for 500 rooms in turn; `numbered`: each room's numbered from 1, as the
-        session pipeline numbers them (`webhook-sequence`), so ordered delivery orders them."""
+        session pipeline numbers them (`webhook-sequence`), so ordered delivery orders them.
+        `fields`: more of each job's fields (its endpoint, its traceparent)."""
         producer = self.producer()
         jobs = []
         for n in range(count):
-            job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 500}", url(n), job_body(n),
+            job = WebhookJob(str(uuid.uuid4()), job_type, f"room-{n % 500}", url(n), job_body(n),
                              "2023-02-02T10:00:00.000Z",
-                             sequence=n // 500 + 1 if numbered else None)  # fmt: skip
+                             sequence=n // 500 + 1 if numbered else None, **fields)  # fmt: skip
             jobs.append(job)
             producer.produce(topic, key=job.key(), value=job.to_json())
             if n % 10_000 == 0:
@@ -321,11 +328,18 @@ class Bench:
     # -- stages ----------------------------------------------------------------------------
 
     def delivery_throughput(
-        self, count: int = 20_000, workers: int = 1, numbered: bool = False, **overrides: Any
+        self,
+        count: int = 20_000,
+        workers: int = 1,
+        numbered: bool = False,
+        job_fields: dict[str, Any] | None = None,
+        **overrides: Any,
     ) -> tuple[float, float]:
+        """Jobs/s of `workers` delivery workers over `count` jobs (`job_fields`: more of each
+        job's fields), and a plain consumer's rate over the same jobs."""
         settings = self.settings(**overrides)
         topic = f"{settings.topic_prefix}webhook-jobs"
-        self.fill_jobs(topic, count, lambda n: self.url("/hook"), numbered)
+        self.fill_jobs(topic, count, lambda n: self.url("/hook"), numbered, **(job_fields or {}))
         consume = self.ceiling_consume(topic, count)
         for _ in range(workers):
             self.start_worker(settings, "delivery")

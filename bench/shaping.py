@@ -18,17 +18,16 @@ import platform
 import statistics
 import time
 import timeit
-import uuid
 from typing import Any
 
 import jq
 import jsonata
 
-from bench.run import RESULTS, ROOT, Bench, bench_session, cpu_seconds, job_body, wait_until
+from bench.run import RESULTS, ROOT, Bench, bench_session, cpu_seconds, wait_until
 from streams.core.expressions import matches, render
 from streams.ops.endpoint_admin import EndpointsTopic
 from topics import codec
-from topics.records import EndpointRecord, WebhookJob
+from topics.records import EndpointRecord
 
 SEED_CLOSE = ROOT / "tests" / "golden" / "rocketchat-2023" / "livechat-session.json"
 TEMPLATE = (ROOT / "deploy" / "templates" / "hubspot-note.jq").read_text()
@@ -76,16 +75,8 @@ def delivery_cpu_per_job_us(bench: Bench, template: str) -> float:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     EndpointsTopic(settings).put(EndpointRecord("default", "crm", bench.url("/hook"), now, now,
                                                 triggers=("close",), template=template))  # fmt: skip
-    topic = f"{settings.topic_prefix}webhook-jobs"
-    producer = bench.producer()
-    for n in range(JOBS):
-        job = WebhookJob(str(uuid.uuid4()), "LivechatSession", f"room-{n % 500}",
-                         bench.url("/hook"), job_body(n), "2023-02-02T10:00:00.000Z",
-                         workspace="default", endpoint_id="crm")  # fmt: skip
-        producer.produce(topic, key=job.key(), value=job.to_json())
-        if n % 5_000 == 0:
-            producer.poll(0)
-    producer.flush(120)
+    bench.fill_jobs(f"{settings.topic_prefix}webhook-jobs", JOBS, lambda n: bench.url("/hook"),
+                    job_type="LivechatSession", workspace="default", endpoint_id="crm")  # fmt: skip
     worker = bench.start_worker(settings, "delivery")
     wait_until(lambda: len(bench.arrivals()) >= 1, 120, 0.05)
     first = cpu_seconds(worker.pid)

@@ -16,12 +16,10 @@ import os
 import platform
 import statistics
 import time
-import uuid
 from typing import Any
 
-from bench.run import RESULTS, Bench, baseline_tree, bench_session, job_body, wait_until
+from bench.run import RESULTS, Bench, baseline_tree, bench_session
 from topics import codec
-from topics.records import WebhookJob
 
 JOBS = 20_000
 PAIRS = 3
@@ -29,23 +27,8 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def rate(bench: Bench, **overrides: Any) -> float:
-    settings = bench.settings(**overrides)
-    topic = f"{settings.topic_prefix}webhook-jobs"
-    producer = bench.producer()
-    for n in range(JOBS):
-        job = WebhookJob(str(uuid.uuid4()), "Message", f"room-{n % 500}", bench.url("/hook"),
-                         job_body(n), "2023-02-02T10:00:00.000Z", traceparent=TRACEPARENT)  # fmt: skip
-        producer.produce(topic, key=job.key(), value=job.to_json())
-        if n % 5_000 == 0:
-            producer.poll(0)
-    producer.flush(120)
-    bench.start_worker(settings, "delivery")
-    wait_until(lambda: len(bench.arrivals()) >= JOBS, 300, 0.5)
-    times = sorted(t for _, t in bench.arrivals())
-    bench.stop_workers()
-    bench.forget()
-    assert len(times) >= JOBS, f"only {len(times)} of {JOBS} delivered"
-    return JOBS / (times[-1] - times[0])
+    fields = {"traceparent": TRACEPARENT}
+    return bench.delivery_throughput(count=JOBS, job_fields=fields, **overrides)[0]
 
 
 def main() -> int:

@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_endpoint_data_commands(commands: Any) -> None:
     from streams.core.endpoints import TRIGGERS
+    from streams.ops.samples import SAMPLE_TYPES
 
     named = argparse.ArgumentParser(add_help=False)
     named.add_argument("id", help="endpoint id: letters, digits, '.', '_', '-'")
@@ -337,7 +338,7 @@ def _add_endpoint_data_commands(commands: Any) -> None:
     tester.add_argument(
         "--type",
         default="close",
-        choices=["start", "taken", "message", "close"],
+        choices=list(SAMPLE_TYPES),
         help="which sample (default: close)",
     )
     tester.add_argument("--dry-run", action="store_true", help="render only: nothing is sent")
@@ -548,15 +549,10 @@ def _endpoints_test(args: argparse.Namespace, settings: Settings) -> int:
     from streams.ops.endpoint_admin import EndpointsTopic
     from streams.ops.endpoint_test import test_send
 
-    workspace, _, endpoint_id = args.endpoint.rpartition("/")
-    workspace = workspace or "default"
     try:
-        record = EndpointsTopic(settings).find(workspace, endpoint_id)
+        record = EndpointsTopic(settings).named(args.endpoint)
     except EndpointError as exc:
-        env = settings.default_endpoint()
-        if env is None or env.key() != f"{workspace}/{endpoint_id}".encode():
-            raise UsageError(str(exc)) from None
-        record = env
+        raise UsageError(str(exc)) from None
     sent = asyncio.run(test_send(settings, record, args.type, args.dry_run))
     print("\n".join(sent.lines))
     return EXIT_OK if sent.ok else EXIT_FAILURE

@@ -28,7 +28,13 @@ from streams.engine.kafka import KafkaConfig, read_all, write_one
 from streams.settings import Settings
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import EndpointControl, EndpointRecord, WorkspaceRecord, endpoint_key
+from topics.records import (
+    DEFAULT_WORKSPACE,
+    EndpointControl,
+    EndpointRecord,
+    WorkspaceRecord,
+    endpoint_key,
+)
 
 
 def new_secret() -> str:
@@ -71,6 +77,19 @@ class EndpointsTopic:
         if record is None:
             raise EndpointError(f"no endpoint {workspace}/{endpoint_id}")
         return record
+
+    def named(self, ref: str) -> EndpointRecord:
+        """The endpoint `WORKSPACE/ID` (or `ID` in `default`) names: its record on the topic,
+        else the environment's endpoint when that is the one named; EndpointError if none."""
+        workspace, _, endpoint_id = ref.rpartition("/")
+        workspace = workspace or DEFAULT_WORKSPACE
+        try:
+            return self.find(workspace, endpoint_id)
+        except EndpointError:
+            env = self.settings.default_endpoint()
+            if env is None or env.key() != endpoint_key(workspace, endpoint_id):
+                raise
+            return env
 
     def write(self, key: bytes, value: bytes | None) -> None:
         write_one(KafkaConfig.of(self.settings), self.name, key, value)

@@ -21,11 +21,11 @@ from topics.catalogue import Topic
 from topics.records import EndpointRecord
 
 # `--type` names: the webhook each one picks among the samples
-SAMPLE_TYPES = {
+SAMPLE_TYPES = {  # close first: the default, the webhook with every part of a room
+    "close": "LivechatSession",
+    "message": "Message",
     "start": "LivechatSessionStart",
     "taken": "LivechatSessionTaken",
-    "message": "Message",
-    "close": "LivechatSession",
 }
 MAX_RECORD_BYTES = 1 << 20
 

@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("heavy")]
 ROOMS = 8  # over the test's 4 partitions
 
 
-def open_rooms(kafka: Broker, settings: Settings, run: str) -> list[str]:
-    rooms = [f"{run}-{n}" for n in range(ROOMS)]
+def open_rooms(kafka: Broker, settings: Settings, run: str, count: int = ROOMS) -> list[str]:
+    rooms = [f"{run}-{n}" for n in range(count)]
     records = [r for room in rooms for r in demo.seed_conversation(room, run=room)[:2]]
     demo.produce(kafka.bootstrap, settings.topic_prefix, records)
     return rooms
@@ -63,9 +63,21 @@ def settings_for(
                             compat="rocketchat-7", group_instance_id=name, **more)  # fmt: skip
 
 
-def on_disk(tmp_path: Path, name: str) -> dict[str, object]:
-    """Tables in RocksDB under a directory of the worker's own, as a StatefulSet pod's volume."""
-    return {"store": "rocksdb", "data_dir": tmp_path / name}
+def two_workers_on_disk(
+    settings_factory: Callable[..., Settings],
+    receiver: Receiver,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> tuple[dict[str, Settings], list[WorkerProcess]]:
+    """worker-0 and worker-1, each with its tables in RocksDB under a directory of its own
+    (a StatefulSet pod's volume), started and ready."""
+    names = ("worker-0", "worker-1")
+    settings = {n: settings_for(settings_factory, receiver, n, store="rocksdb",
+                                data_dir=tmp_path / n) for n in names}  # fmt: skip
+    workers = [start_worker(settings[n]) for n in names]
+    for worker in workers:
+        worker.wait_for_log("Worker ready", timeout_s=90)
+    return settings, workers
 
 
 RESTORE_LINE = re.compile(r"table recovery: (\d+) active changelog partitions, (\d+) records")
@@ -172,19 +184,13 @@ def test_a_rolling_restart_of_one_of_two_workers_delays_no_message_by_seconds(
     report: Callable[[str], None],
     tmp_path: Path,
 ) -> None:
-    names = ("worker-0", "worker-1")
-    settings = {
-        n: settings_for(settings_factory, receiver, n, **on_disk(tmp_path, n)) for n in names
-    }
-    workers = {n: start_worker(settings[n]) for n in names}
-    for worker in workers.values():
-        worker.wait_for_log("Worker ready", timeout_s=90)
+    settings, workers = two_workers_on_disk(settings_factory, receiver, start_worker, tmp_path)
     rooms = open_rooms(kafka, settings["worker-0"], "rolling")
     talk = SteadyTalk(kafka, settings["worker-0"], rooms, pause_s=0.1)
     talk.start()
     try:
         time.sleep(3)  # the talk runs on both workers before the restart
-        workers["worker-1"].stop(signal.SIGTERM)  # Kubernetes' rolling update: stop, start
+        workers[1].stop(signal.SIGTERM)  # Kubernetes' rolling update: stop, start
         restarted = start_worker(settings["worker-1"])
         restarted.wait_for_log("Worker ready", timeout_s=90)
         time.sleep(3)  # and on both again after it
@@ -217,17 +223,11 @@ def test_a_lost_workers_rooms_are_taken_over_by_a_warm_standby_without_a_restore
     report: Callable[[str], None],
     tmp_path: Path,
 ) -> None:
-    names = ("worker-0", "worker-1")
-    settings = {
-        n: settings_for(settings_factory, receiver, n, **on_disk(tmp_path, n)) for n in names
-    }
+    settings, (survivor, lost) = two_workers_on_disk(
+        settings_factory, receiver, start_worker, tmp_path
+    )
     assert settings["worker-0"].table_standby_replicas == 1  # the default
-    survivor, lost = (start_worker(settings[n]) for n in names)
-    for worker in (survivor, lost):
-        worker.wait_for_log("Worker ready", timeout_s=90)
-    rooms = [f"standby-{n}" for n in range(40)]
-    records = [r for room in rooms for r in demo.seed_conversation(room, run=room)[:2]]
-    demo.produce(kafka.bootstrap, settings["worker-0"].topic_prefix, records)
+    rooms = open_rooms(kafka, settings["worker-0"], "standby", count=40)
     say(kafka, settings["worker-0"], rooms, "before")
     arrivals(receiver, "before", len(rooms), timeout_s=60)
     one = settings["worker-0"]

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 from streams.core.endpoints import endpoint_label
 from streams.ops.dead_letters import WEBHOOK_TYPES, Entry
+from streams.ops.samples import SAMPLE_TYPES
 from topics import codec
 
 HIDDEN = "•••• (hidden)"
@@ -498,12 +499,13 @@ def endpoints_page(
             f'<button class="{action}">{action.capitalize()}</button></form>'
         )
 
+    samples = "".join(f"<option>{kind}</option>" for kind in SAMPLE_TYPES)
+
     def tester(ref: str) -> str:
         return (
             f'<form method=post action="/endpoints/test" class=inline>{csrf_field(viewer)}'
             f'<input type=hidden name=endpoint value="{esc(ref)}">'
-            "<select name=type><option>close</option><option>message</option>"
-            "<option>start</option><option>taken</option></select>"
+            f"<select name=type>{samples}</select>"
             "<label><input type=checkbox name=dry_run value=1> dry run</label>"
             '<button class="test">Test</button></form>'
         )

@@ -338,24 +338,19 @@ class Console:
         from streams.core.endpoints import EndpointError
         from streams.ops.endpoint_admin import EndpointsTopic
         from streams.ops.endpoint_test import test_send
+        from streams.ops.samples import SAMPLE_TYPES
 
         form = await request.post()
         who = self.authorized(request, form)
         ref = str(form.get("endpoint", "")).strip()
         kind = str(form.get("type", "close"))
-        if kind not in ("close", "message", "start", "taken"):
-            raise Refused(400, "No such sample", "Pick close, message, start or taken.")
-        workspace, _, endpoint_id = ref.rpartition("/")
+        if kind not in SAMPLE_TYPES:
+            raise Refused(400, "No such sample", f"Pick one of {', '.join(SAMPLE_TYPES)}.")
         settings = self.reads.settings
         try:
-            record = await asyncio.to_thread(
-                EndpointsTopic(settings).find, workspace or "default", endpoint_id
-            )
+            record = await asyncio.to_thread(EndpointsTopic(settings).named, ref)
         except EndpointError:
-            env = settings.default_endpoint()
-            if env is None or env.key() != ref.encode():
-                raise Refused(404, "No such endpoint", f"No endpoint {ref}.") from None
-            record = env
+            raise Refused(404, "No such endpoint", f"No endpoint {ref}.") from None
         sent = await test_send(settings, record, kind, dry_run=bool(form.get("dry_run")))
         log.info("console: %s tested %s (%s)", who, ref, "taken" if sent.ok else "not taken")
         return html(pages.endpoint_test_page(ref, sent.lines, sent.ok, self.viewer(request)))
