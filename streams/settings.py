@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     breaker_max_cooldown_s: float = Field(300.0, gt=0)
     breaker_max_hold_s: float = Field(3 * 86400.0, gt=0)
     breaker_hold_lease_s: float = Field(240.0, gt=0)
+    # Alerts (streams/core/alerts.py): to the alert endpoints when a breaker opens or closes
+    # cluster-wide, an endpoint is paused or resumed, or ALERT_DEAD_LETTERS of an endpoint's
+    # jobs were dead-lettered within ALERT_WINDOW_S. Each delivery worker reports its health
+    # every HEALTH_INTERVAL_S; one silent for three is no longer believed to hold anything open.
+    alert_dead_letters: int = Field(10, gt=0)
+    alert_window_s: float = Field(600.0, gt=0)
+    health_interval_s: float = Field(30.0, gt=0)
     # "room": a room's webhooks reach each endpoint in their order (`webhook-sequence`); a
     # job failing holds back its own room's later jobs on that endpoint only. "none": each
     # job on its own, as Rocket.Chat sends them (streams/delivery/room_lines.py).

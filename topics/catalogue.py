@@ -24,6 +24,7 @@ class Topic(StrEnum):
     CRM_DATA = "crm-data"
     WEBHOOK_DEAD_LETTER_MARKS = "webhook-dead-letter-marks"
     ENDPOINT_CONTROLS = "endpoint-controls"
+    ENDPOINT_HEALTH = "endpoint-health"
     ENDPOINTS = "endpoints"
     WORKSPACES = "workspaces"
     ROCKETCHAT_WEBHOOKS = "rocketchat-webhooks"
@@ -77,17 +78,22 @@ class Catalogue:
 def load_catalogue(
     partitions: int | None = None, replication: int | None = None, path: Path = CATALOGUE_FILE
 ) -> Catalogue:
-    """Read the catalogue; `partitions` overrides every count so co-partitioning still holds."""
+    """Read the catalogue; `partitions` overrides every count so co-partitioning still holds,
+    but a `single` topic's, which one owner must fold whole."""
     with open(path, "rb") as source:
         data = tomllib.load(source)
     defaults: dict[str, Any] = data["defaults"]
     specs = []
     for name, entry in data["topics"].items():
         merged = {**defaults, **entry}
+        # one owner folds a `single` topic whole (the alert agent): never overridden
+        fixed = bool(merged.get("single", False))
         specs.append(
             TopicSpec(
                 topic=Topic(name),
-                partitions=partitions or int(merged["partitions"]),
+                partitions=int(merged["partitions"])
+                if fixed
+                else partitions or int(merged["partitions"]),
                 replication=replication or int(merged["replication"]),
                 min_insync_replicas=int(merged["min_insync_replicas"]),
                 cleanup=str(merged["cleanup"]),

@@ -186,6 +186,32 @@ class EndpointControl(msgspec.Struct, frozen=True):
         return _decode_control(raw)
 
 
+class HealthEvent(msgspec.Struct, frozen=True):
+    """A fact about an endpoint's health (`endpoint-health`, one partition, keyed by the
+    endpoint URL or the worker): what the alert agent folds into once-per-transition alerts.
+
+    `opened`/`closed`: a worker's breaker for `url` opened or closed; `dead_letter`: a job
+    for `url` was dead-lettered; `paused`/`resumed`: an operator's control (forwarded from
+    `endpoint-controls`); `heartbeat`: the worker is alive and `open` are the URLs its
+    breakers hold open (so a worker that died holding one open is not believed forever)."""
+
+    kind: str
+    worker: str
+    at: float  # seconds since the epoch, at the worker
+    url: str = ""
+    workspace: str | None = None
+    endpoint_id: str | None = None
+    reason: str = ""
+    open: tuple[str, ...] = ()
+
+    def to_json(self) -> bytes:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> HealthEvent:
+        return _decode_health(raw)
+
+
 class IngestedRecord(msgspec.Struct, frozen=True):
     """A Rocket.Chat webhook body `omnihooks ingest` accepted (`rocketchat-webhooks`, keyed
     by room _id, an offline message by the visitor's email): the text exactly as posted."""
@@ -269,6 +295,9 @@ class EndpointRecord(msgspec.Struct, frozen=True):
     basic_auth: str = ""
     oauth2: OAuth2Client | None = None
     tls: ClientTls | None = None
+    # An operators' alert endpoint (streams/core/alerts.py), never a CRM: "all" gets the
+    # alerts about every workspace's endpoints, "workspace" those of its own workspace.
+    alerts: str = ""
 
     def key(self) -> bytes:
         return endpoint_key(self.workspace, self.id)
@@ -322,3 +351,4 @@ _decode_rejected = msgspec.json.Decoder(RejectedRecord).decode
 _decode_control = msgspec.json.Decoder(EndpointControl).decode
 _decode_ingested = msgspec.json.Decoder(IngestedRecord).decode
 _decode_endpoint = msgspec.json.Decoder(EndpointRecord).decode
+_decode_health = msgspec.json.Decoder(HealthEvent).decode

@@ -15,6 +15,8 @@ records existed).
   stored and deleted it.
 - `Outcome` (table `settled-jobs`): how a job settled, so a job read twice is POSTed once.
 - the numbers parked in the retries topic per room and endpoint (table `delivery-order`).
+- `EndpointAlertState` (table `endpoint-alerts`): what the alert agent knows of an
+  endpoint's health cluster-wide, so each transition is alerted once.
 """
 
 from __future__ import annotations
@@ -195,3 +197,27 @@ _decode_message = msgspec.json.Decoder(StoredMessage).decode
 _decode_object = msgspec.json.Decoder(JSON).decode
 _decode_outcome = msgspec.json.Decoder(Outcome).decode
 _decode_numbers = msgspec.json.Decoder(list[int]).decode
+
+
+class EndpointAlertState(msgspec.Struct, frozen=True):
+    """An endpoint URL's health as the alert agent folded it (streams/core/alerts.py)."""
+
+    url: str
+    workspace: str | None = None
+    endpoint_id: str | None = None
+    # the workers whose breaker holds it open, and when each last said so (epoch seconds)
+    open_by: dict[str, float] = msgspec.field(default_factory=dict)
+    paused: bool = False
+    dead_letters: tuple[float, ...] = ()  # when, within the window, newest last
+    dead_letters_alerted: bool = False
+    reason: str = ""  # the last failure a worker gave
+
+    def to_json(self) -> bytes:
+        return _encoder.encode(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> EndpointAlertState:
+        return _decode_alert_state(raw)
+
+
+_decode_alert_state = msgspec.json.Decoder(EndpointAlertState).decode

@@ -286,4 +286,7 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         delivery.failures.flush()
 
     app.timer(interval=1.0, name="failed-attempts-summary")(summarize_failed_attempts)
+    from streams.agents.alerts import register_alert_agents
+
+    register_alert_agents(omnihooks, delivery.health)
     return delivery.client

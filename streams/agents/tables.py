@@ -54,12 +54,20 @@ def delivery_order(settings: Settings) -> TableSpec | None:
     )  # fmt: skip
 
 
+ENDPOINT_ALERTS = TableSpec(
+    "endpoint-alerts", Topic.ENDPOINT_HEALTH,
+    "each endpoint URL's health cluster-wide, so each transition is alerted once",
+    {"cleanup.policy": "compact"},
+)  # fmt: skip
+
+
 def tables_of(role: Role, settings: Settings) -> list[TableSpec]:
     tables: list[TableSpec] = []
     if role in ("all", "sessions"):
         tables += SESSION_TABLES
     if role in ("all", "delivery"):
         tables += [t for t in (settled_jobs(settings), delivery_order(settings)) if t]
+        tables.append(ENDPOINT_ALERTS)
     return tables
 
 

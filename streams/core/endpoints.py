@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 FILTER_ERRORS: Counter[str] = Counter()
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 
+# What an alert endpoint takes: "" (none: a CRM), "all" (every workspace's alerts, the global
+# one), "workspace" (its own workspace's).
+ALERT_SCOPES = ("", "all", "workspace")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -124,6 +127,8 @@ def validate(endpoint: EndpointRecord) -> EndpointRecord:
             raise EndpointError(f"OAuth2 token URL {oauth2.token_url!r}: an http(s) URL")
         if not oauth2.client_id or not oauth2.client_secret:
             raise EndpointError("OAuth2 needs a client id and a client secret")
+    if endpoint.alerts not in ALERT_SCOPES:
+        raise EndpointError(f"alerts {endpoint.alerts!r}: one of {', '.join(ALERT_SCOPES[1:])}")
     tls = endpoint.tls
     if tls is not None and bool(tls.certificate) != bool(tls.key):
         raise EndpointError("a client certificate needs its key, and a key its certificate")
@@ -184,10 +189,13 @@ class EndpointDirectory:
 
     def _rebuild(self) -> None:
         enabled: dict[str, list[EndpointRecord]] = {}
+        alerting: list[EndpointRecord] = []
         for record in self.all():
-            if record.enabled:
+            if record.enabled and record.alerts:
+                alerting.append(record)
+            elif record.enabled:
                 enabled.setdefault(record.workspace, []).append(record)
-        self._enabled = enabled
+        self._enabled, self._alerting = enabled, alerting
 
     def all(self) -> list[EndpointRecord]:
         """Every endpoint (disabled ones too), the environment's first when it stands."""
@@ -198,6 +206,16 @@ class EndpointDirectory:
 
     def enabled(self, workspace: str | None) -> list[EndpointRecord]:
         return self._enabled.get(workspace or DEFAULT_WORKSPACE, [])
+
+    def alert_receivers(self, workspaces: set[str]) -> list[EndpointRecord]:
+        """The enabled alert endpoints for alerts about these workspaces' endpoints: every
+        global one ("all") and each workspace's own ("workspace")."""
+        return [e for e in self._alerting if e.alerts == "all" or e.workspace in workspaces]
+
+    def at_url(self, url: str) -> list[EndpointRecord]:
+        """The endpoints (enabled or not) that POST to `url`: what a breaker or a pause,
+        both kept per URL, is about."""
+        return [e for e in self.all() if e.url == url]
 
     def wanting(self, workspace: str | None, trigger: str) -> list[EndpointRecord]:
         """The workspace's enabled endpoints whose triggers include `trigger`."""

@@ -104,9 +104,11 @@ class EndpointGates:
             self._wake(url)  # the next in line: let through too, or the new watcher
             self._show(url)
 
-    def record(self, url: str, leave: Pass, delivery_id: str, failed: bool) -> None:
+    def record(self, url: str, leave: Pass, delivery_id: str, failed: bool) -> bool | None:
+        """The outcome of an attempt; returns True when it opened the endpoint's breaker,
+        False when it closed it, None when neither."""
         if not self.breaking:
-            return
+            return None
         breaker = self._breaker(url)
         before = breaker.state
         breaker.record(leave, delivery_id, failed, self.clock())
@@ -115,6 +117,13 @@ class EndpointGates:
         if leave.probe or breaker.state is not before:
             self._wake(url)
         self._show(url)
+        if (before is State.CLOSED) == (breaker.state is State.CLOSED):
+            return None  # open and probing are both open
+        return breaker.state is not State.CLOSED
+
+    def open_urls(self) -> tuple[str, ...]:
+        """The URLs whose breaker is open here (probing included)."""
+        return tuple(sorted(u for u, b in self._breakers.items() if b.state is not State.CLOSED))
 
     def release(self, url: str, leave: Pass) -> None:
         if not self.breaking or not leave.probe:

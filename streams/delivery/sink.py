@@ -36,6 +36,7 @@ from streams.core.expressions import ExpressionError, render
 from streams.core.retry import Verdict, next_attempt, retry_after_seconds
 from streams.delivery.endpoint_gates import ALWAYS, EndpointGates
 from streams.delivery.failure_log import FailureLog
+from streams.delivery.health_report import HealthReport, worker_name
 from streams.delivery.room_lines import RoomLines
 from streams.delivery.settled import SettledJobs
 from streams.delivery.targets import Targets, breaker_policy_from
@@ -73,6 +74,8 @@ class Delivery:
         self.posts = asyncio.Semaphore(self.settings.delivery_concurrency)
         self.failures = FailureLog(log, time.monotonic)
         self.gates = EndpointGates(breaker_policy_from(self.settings))
+        worker = worker_name(self.settings.group_instance_id)
+        self.health = HealthReport(omnihooks.topics[Topic.ENDPOINT_HEALTH], worker, self.gates)
         # set once the operators' pauses are read (`endpoint-controls`): nothing is attempted
         # before, so a paused endpoint gets no POST from a worker that just started
         self.controls_loaded = asyncio.Event()
@@ -173,7 +176,10 @@ class Delivery:
         endpoint_failed = not policy.is_success(attempt.status) and (
             policy.is_retriable(attempt.status, attempt.error)
         )
-        self.gates.record(job.url, leave, job.delivery_id, endpoint_failed)
+        changed = self.gates.record(job.url, leave, job.delivery_id, endpoint_failed)
+        if changed is not None:
+            outcome = attempt.error or f"HTTP {attempt.status}"
+            self.health.breaker_changed(job, changed, outcome if changed else "")
         now = time.time()
         retry_after = retry_after_seconds(answer.retry_after, now)
         draw = random.uniform(-1.0, 1.0) if policy.jitter else 0.0
@@ -210,6 +216,7 @@ class Delivery:
         await (await self.dead_letters.send(key=job.key(), value=dead_letter))
         self._settled(job, attempts, final=True, now=now)
         self._leave(job)
+        self.health.dead_lettered(job, decision.reason)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
 
     async def dead_letter_unsent(self, job: WebhookJob, reason: str) -> None:
@@ -223,6 +230,7 @@ class Delivery:
         await (await self.dead_letters.send(key=job.key(), value=record.to_json()))
         self._settled(job, len(job.attempts), final=True, now=now)
         self._leave(job)
+        self.health.dead_lettered(job, reason)
         log.warning("job %s (%s) dead-lettered unsent: %s", job.delivery_id, job.type, reason)
 
     def retarget(self, job: WebhookJob) -> WebhookJob:

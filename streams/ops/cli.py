@@ -286,6 +286,17 @@ def _add_endpoint_data_commands(commands: Any) -> None:
         help="makes the request: {body: ..., method?, path?, "
         "headers?} ('' to drop it: the Rocket.Chat body as is)",
     )
+    alerting = fields.add_argument_group("an operators' alert endpoint (never sent webhooks)")
+    alerting.add_argument(
+        "--alerts", choices=["all", "workspace", "none"],
+        help="it gets alerts about endpoints: of every workspace (all), of its own (workspace); "
+        "none: a CRM again",
+    )  # fmt: skip
+    alerting.add_argument(
+        "--alert-format", choices=["json", "slack"],
+        help="json: the alert event as is; slack: {text} for Slack, Mattermost or Rocket.Chat "
+        "incoming webhooks (sets --template)",
+    )  # fmt: skip
     auth = fields.add_argument_group("how the receiver knows us")
     auth.add_argument(
         "--header",
@@ -374,8 +385,21 @@ def _endpoint_fields(args: argparse.Namespace, record: Any = None) -> dict[str, 
         "timeout_ms": args.timeout_ms, "concurrency": args.concurrency,
         "crm_answers": args.crm_answers,
         "filter": _text_or_file(args.filter), "template": _text_or_file(args.template),
-        "basic_auth": args.basic_auth, **_auth_fields(args, record),
+        "basic_auth": args.basic_auth, **_auth_fields(args, record), **_alert_fields(args),
     }  # fmt: skip
+
+
+def _alert_fields(args: argparse.Namespace) -> dict[str, Any]:
+    from streams.core.alerts import SLACK_TEMPLATE
+
+    found: dict[str, Any] = {}
+    if args.alerts is not None:
+        found["alerts"] = "" if args.alerts == "none" else args.alerts
+    if args.alert_format is not None:
+        if args.template is not None:
+            raise UsageError("--alert-format sets the template: give one or the other")
+        found["template"] = SLACK_TEMPLATE if args.alert_format == "slack" else ""
+    return found
 
 
 def _text_or_file(value: str | None) -> str | None:

@@ -9,6 +9,7 @@ import time
 
 import msgspec
 
+from streams.core.alerts import ALERT_TYPE, OPENED, Alert, AlertPolicy
 from streams.core.endpoints import TRIGGERS, EndpointDirectory
 from streams.core.events import decode_message_event, decode_room_event
 from streams.core.leads import compile_lead_patterns
@@ -30,9 +31,20 @@ SAMPLE_TYPES = {  # close first: the default, the webhook with every part of a r
 MAX_RECORD_BYTES = 1 << 20
 
 
+def sample_alert(settings: Settings, endpoint: EndpointRecord) -> bytes:
+    """An alert as an alert endpoint gets it: a CRM of its workspace failing."""
+    policy = AlertPolicy(settings.alert_dead_letters, settings.alert_window_s)
+    alert = Alert(OPENED, "https://crm.example.com/hooks/livechat", endpoint.workspace, "crm",
+                  time.time(), "HTTP 503")  # fmt: skip
+    return codec.dumps(alert.body(policy))
+
+
 def sample_webhooks(settings: Settings, endpoint: EndpointRecord) -> dict[str, bytes]:
     """Each webhook type the seed conversation makes for `endpoint` (its era, its
-    navigation option, every trigger, no filter), by type: the first of each."""
+    navigation option, every trigger, no filter), by type: the first of each; for an alert
+    endpoint, a sample alert."""
+    if endpoint.alerts:
+        return {ALERT_TYPE: sample_alert(settings, endpoint)}
     wanting_all = msgspec.structs.replace(
         endpoint, triggers=TRIGGERS, filter="", enabled=True, workspace="default"
     )
@@ -64,7 +76,10 @@ def sample_webhooks(settings: Settings, endpoint: EndpointRecord) -> dict[str, b
 
 
 def sample_of(settings: Settings, endpoint: EndpointRecord, kind: str) -> tuple[str, bytes]:
-    """The sample a `--type` names: (webhook type, body)."""
+    """The sample a `--type` names: (webhook type, body); an alert endpoint's is an alert,
+    whatever the type."""
+    if endpoint.alerts:
+        return ALERT_TYPE, sample_alert(settings, endpoint)
     wanted = SAMPLE_TYPES[kind]
     bodies = sample_webhooks(settings, endpoint)
     if wanted not in bodies:
