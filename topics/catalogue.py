@@ -25,6 +25,7 @@ class Topic(StrEnum):
     WEBHOOK_DEAD_LETTER_MARKS = "webhook-dead-letter-marks"
     ENDPOINT_CONTROLS = "endpoint-controls"
     ENDPOINT_HEALTH = "endpoint-health"
+    ERASURES = "erasures"
     ENDPOINTS = "endpoints"
     WORKSPACES = "workspaces"
     ROCKETCHAT_WEBHOOKS = "rocketchat-webhooks"

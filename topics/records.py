@@ -212,6 +212,25 @@ class HealthEvent(msgspec.Struct, frozen=True):
         return _decode_health(raw)
 
 
+class ErasureReceipt(msgspec.Struct, frozen=True):
+    """What one partition's owner erased for an erasure request (`erasures`, keyed by the
+    erasure id): the rooms (ids only) and how many of their messages went."""
+
+    erasure_id: str
+    partition: int
+    rooms: tuple[str, ...]
+    messages: int
+    crm_data: int
+    at: str
+
+    def to_json(self) -> bytes:
+        return _encode(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ErasureReceipt:
+        return _decode_receipt(raw)
+
+
 class IngestedRecord(msgspec.Struct, frozen=True):
     """A Rocket.Chat webhook body `omnihooks ingest` accepted (`rocketchat-webhooks`, keyed
     by room _id, an offline message by the visitor's email): the text exactly as posted."""
@@ -326,7 +345,9 @@ def endpoint_key(workspace: str, endpoint_id: str) -> bytes:
     return f"{workspace}/{endpoint_id}".encode()
 
 
-INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire")
+# omnihooks.erase: `omnihooks erase` asks each partition's owner to erase a visitor (`ref`:
+# the identity digests, comma-separated; `room_id` empty, the record keyed by the erasure id)
+INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire", "omnihooks.erase")
 
 
 class InternalRoomRecord(msgspec.Struct, frozen=True):
@@ -352,3 +373,4 @@ _decode_control = msgspec.json.Decoder(EndpointControl).decode
 _decode_ingested = msgspec.json.Decoder(IngestedRecord).decode
 _decode_endpoint = msgspec.json.Decoder(EndpointRecord).decode
 _decode_health = msgspec.json.Decoder(HealthEvent).decode
+_decode_receipt = msgspec.json.Decoder(ErasureReceipt).decode

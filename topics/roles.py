@@ -40,6 +40,7 @@ class Role:
     changelogs: str | None = None
     readers: bool = False
     describe_groups: tuple[str, ...] = ()
+    describe_configs: bool = False  # of the deployment's topics ({prefix}*)
     create: bool = False
 
     def acls(self, prefix: str, app_id: str) -> list[Acl]:
@@ -57,6 +58,8 @@ class Role:
         if self.readers:
             acls.append(Acl("group", f"{app_id}-reader-", "prefix", "Read"))
         acls += [Acl("group", named(g), "literal", "Describe") for g in self.describe_groups]
+        if self.describe_configs:
+            acls.append(Acl("topic", prefix, "prefix", "DescribeConfigs"))
         if self.create:
             for name in (prefix, f"{app_id}-"):
                 acls += [
@@ -79,6 +82,7 @@ def load_roles(path: Path = ROLES_FILE) -> dict[str, Role]:
             changelogs=spec.get("changelogs"),
             readers=bool(spec.get("readers", False)),
             describe_groups=tuple(spec.get("describe_groups", ())),
+            describe_configs=bool(spec.get("describe_configs", False)),
             create=bool(spec.get("create", False)),
         )
         for name, spec in data["roles"].items()

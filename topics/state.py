@@ -107,6 +107,11 @@ class RoomState(msgspec.Struct):
     # Webhook jobs numbered so far per endpoint id (the last job's `sequence`). Rooms
     # saved before endpoints existed hold one count, the default endpoint's.
     webhooks: dict[str, int] = msgspec.field(default_factory=dict)
+    # Set on the marker an erasure leaves in an erased room's place (nothing else of the
+    # room is kept): later records of the room are dropped, not applied.
+    erased_at: float | None = None
+    # the marker's index entries (identity digests), dropped with it when it expires
+    indexed: list[str] = msgspec.field(default_factory=list)
 
     def to_json(self) -> bytes:
         return _encoder.encode(self)

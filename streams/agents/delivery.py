@@ -20,6 +20,7 @@ from streams.agents.tables import TableSpec, delivery_order, settled_jobs
 from streams.app import AssignmentWatch, Omnihooks
 from streams.core.breaker import Pass
 from streams.core.clock import parse_iso
+from streams.core.erasure import ERASE_NOTICE
 from streams.core.retry import held_too_long
 from streams.delivery.endpoint_gates import ALWAYS, EndpointGates
 from streams.delivery.room_lines import RoomLines
@@ -142,6 +143,10 @@ class DeliveryAgent:
             job = WebhookJob.from_json(event.value)
         except (codec.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             await self.delivery.reject(event, f"not a webhook job: {type(exc).__name__}: {exc}")
+            return
+        if job.type == ERASE_NOTICE:
+            if self.delivery.lines is not None and job.room_id:
+                self.delivery.lines.erase_room(job.room_id)
             return
         await self.delivery.controls_loaded.wait()
         await self.delivery.endpoints_loaded.wait()

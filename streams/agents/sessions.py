@@ -18,7 +18,10 @@ from msgspec.structs import replace
 from streams import metrics, tracing
 from streams.agents.tables import SESSION_TABLES, TableSpec
 from streams.app import AssignmentWatch, Omnihooks, send_rejected
+from streams.core.clock import iso
+from streams.core.erasure import ERASE_EVENT, erase_notice
 from streams.core.events import (
+    InternalRoomEvent,
     InvalidEvent,
     MessageEvent,
     RoomEvent,
@@ -41,7 +44,7 @@ from streams.engine import (
     rocksdb_memory,
 )
 from topics.catalogue import Topic
-from topics.records import WebhookJob
+from topics.records import ErasureReceipt, WebhookJob
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,8 @@ class SessionsAgent:
         self.endpoints_loaded = omnihooks.endpoints_loaded
         self.names = omnihooks.catalogue.names(omnihooks.settings.topic_prefix)
         self.max_bytes = omnihooks.settings.max_event_bytes
+        self.crm_data = Outbox(omnihooks.app, omnihooks.topics[Topic.CRM_DATA])
+        self.receipts = Outbox(omnihooks.app, omnihooks.topics[Topic.ERASURES])
 
     def apply(self, message: Any) -> list[WebhookJob]:
         # The record's partition is the room's: crm-data from the answer goes back there.
@@ -138,9 +143,32 @@ class SessionsAgent:
                 return self.processor.on_room_event(decoded, source)
             if isinstance(decoded, MessageEvent):
                 return self.processor.on_message_event(decoded, source)
+            if decoded.event == ERASE_EVENT:
+                return self.erase(decoded, message.partition)
             return self.processor.on_internal_event(decoded, source)
-        self.processor.on_crm_data(decode_crm_data(message.value, self.max_bytes))
+        if message.value is None:
+            return []  # a tombstone: an erased room's answer going (see `erase`)
+        answer = decode_crm_data(message.value, self.max_bytes)
+        if not self.processor.on_crm_data(answer):
+            # an erased room's late answer (a job sent before the erasure): gone too
+            self.crm_data.send(message.key, None, message.partition)
         return []
+
+    def erase(self, request: InternalRoomEvent, partition: int) -> list[WebhookJob]:
+        """A visitor's erasure, in this partition: their rooms go from the tables (and their
+        changelogs), each room's crm-data gets a tombstone, the delivery workers are told to
+        drop the rooms' delivery-order lines, and what went is written on `erasures`."""
+        digests = tuple((request.ref or "").split(","))
+        erased = self.processor.erase(digests, partition)
+        for room_id in erased.rooms:
+            self.crm_data.send(room_id.encode(), None, partition)
+        receipt = ErasureReceipt(request.id, partition, tuple(erased.rooms), erased.messages,
+                                 len(erased.rooms), iso(time.time()))  # fmt: skip
+        self.receipts.send(request.id.encode(), receipt.to_json())
+        if erased.rooms:
+            log.warning("erasure %s: %d rooms and %d messages erased from partition %d",
+                        request.id, len(erased.rooms), erased.messages, partition)  # fmt: skip
+        return [erase_notice(request.id, room_id) for room_id in erased.rooms]
 
     async def run(self, stream: StreamT[Any]) -> None:
         await self.endpoints_loaded.wait()  # no webhook is made before every endpoint is known
@@ -210,7 +238,9 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
         made = bytes_table(app, spec.name, partitions, spec.help, spec.config)
         return DirectTable(app, made, deferred=True)
 
-    store = TableStore(*(table(spec) for spec in SESSION_TABLES))
+    store = TableStore(
+        *(table(spec) for spec in SESSION_TABLES)
+    )  # rooms, messages, order, visitors
     processor = SessionProcessor(
         settings.session_policy(), store, leads, clock=time.time, directory=omnihooks.endpoints
     )

@@ -29,6 +29,7 @@ SESSION_TABLES = (
     TableSpec("rooms", Topic.ROOMS, "room, visitor, agent, crmData and counters"),
     TableSpec("messages", Topic.ROOMS, "transcript messages by room and message id"),
     TableSpec("message-order", Topic.ROOMS, "message ids by room and arrival sequence"),
+    TableSpec("visitor-rooms", Topic.ROOMS, "room ids by visitor identity digest, for erasure"),
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -19,6 +19,7 @@ import msgspec
 from streams.core.clock import iso
 from streams.core.compat import Profile
 from streams.core.endpoints import EndpointDirectory
+from streams.core.erasure import visitor_digests
 from streams.core.events import (
     CrmData,
     InternalRoomEvent,
@@ -96,13 +97,24 @@ class SessionStore(Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
     def peek(self, room_id: str) -> RoomState | None: ...  # to read, never to change
     def save(self, room_id: str, state: RoomState) -> None: ...
-    def drop(self, room_id: str, state: RoomState) -> None: ...
+    def drop(self, room_id: str, state: RoomState, keep_index: bool = False) -> int: ...
+    def index_visitor(self, room_id: str, partition: int, visitor: JSON | None) -> None: ...
+    def rooms_of(self, digest: str, partition: int) -> list[str]: ...
+    def unindex(self, digest: str, partition: int, room_id: str) -> None: ...
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
     def transcript(
         self, room_id: str, next_seq: int, keep_deleted: Callable[[str], bool] | None = None
     ) -> Iterator[JSON]: ...
     def raw_rooms(self) -> Iterable[tuple[str, bytes]]: ...
+
+
+@dataclass
+class Erased:
+    """What an erasure removed from one partition."""
+
+    rooms: list[str] = field(default_factory=list)
+    messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,8 @@ class SessionProcessor:
     def on_room_event(self, event: RoomEvent, source: Source) -> list[WebhookJob]:
         room_id = event.room_id
         state = self.store.load(room_id) or RoomState()
+        if state.erased_at is not None:
+            return []  # a late record of an erased room: it must not bring the room back
         start = self._begin(state, event.id, source)
         if start is None:
             return []
@@ -182,6 +196,8 @@ class SessionProcessor:
             first_image.emails, first_image.phones = _lead_counts(state.visitor)
         elif image is not None:
             view.visitor = _first_leads(view.visitor, image.emails, image.phones)
+        if event.has_visitor:
+            self.store.index_visitor(room_id, source.partition, state.visitor)
         if saved is not None:
             # The room state already holds what came after this record; its messages, read
             # again, do not move `lm` a second time, so the `lm` found stays.
@@ -248,6 +264,8 @@ class SessionProcessor:
     def on_message_event(self, event: MessageEvent, source: Source) -> list[WebhookJob]:
         room_id, message_id = event.room_id, event.message_id
         state = self.store.load(room_id) or RoomState()
+        if state.erased_at is not None:
+            return []
         # A record writes the message, its order entry and the room state: three changelog
         # records, and a crash can keep any of them and lose the others. The record is then
         # read again (its offset was not committed) and redone from what survived: `seen`
@@ -314,6 +332,7 @@ class SessionProcessor:
         captured = self._capture_leads(view, message) if is_new else False
         if captured:
             jobs += self._session_jobs("LeadCapture", "lead_capture", room_id, view, event)
+            self.store.index_visitor(room_id, source.partition, state.visitor)
         if is_new and "t" not in message:
             # The seed's Message sample shows the previous message's time: lm moves after
             # the message's own webhook is built. System messages leave it (the seed's
@@ -374,22 +393,55 @@ class SessionProcessor:
 
     # -- CRM answers and internal events ---------------------------------------------------
 
-    def on_crm_data(self, data: CrmData) -> None:
+    def on_crm_data(self, data: CrmData) -> bool:
+        """The CRM's answer into its room; False when the room was erased: the answer came
+        back for a job sent before the erasure, and must go too."""
         state = self.store.load(data.room_id)
         if state is None:
-            return  # the room's state has expired: nothing will carry it any more
+            return True  # the room's state has expired: nothing will carry it any more
+        if state.erased_at is not None:
+            return False
         if self.policy.profile.crm_data_from_data_property:
             # 2023 servers keep the parsed answer's `data`, when truthy (sendToCRM.js:
             # `if (response.data?.data) saveCRMDataByRoomId(...)`).
             kept = crm_data_property(data.body)
             if not kept:
-                return
+                return True
             state.crm_data = kept
         else:
             # Current servers keep the raw text of every 200 answer, an empty one included
             # (sendToCRM.ts); an empty value then leaves `crmData` out (`if (room.crmData)`).
             state.crm_data = data.body
         self.store.save(data.room_id, state)
+        return True
+
+    def erase(self, digests: Iterable[str], partition: int) -> Erased:
+        """Erase the visitor these identity digests name from the rooms of `partition`: each
+        room's state, messages and index entries go, and a marker without any of the
+        visitor's data stays in the room's place for the closed-room retention, so a late
+        record of the room (or a CRM's late answer) does not bring it back. Erasing again
+        finds nothing."""
+        now = self.clock()
+        found = {room for digest in digests for room in self.store.rooms_of(digest, partition)}
+        erased = Erased()
+        for room_id in sorted(found):
+            state = self.store.load(room_id)
+            if state is None or state.erased_at is not None or state.partition != partition:
+                continue
+            # The index keeps pointing at the marker until it expires: an erasure read again
+            # after a crash that lost some of these writes finds the room again.
+            erased.messages += self.store.drop(room_id, state, keep_index=True)
+            erased.rooms.append(room_id)
+            marker = RoomState(closed_at=now, erased_at=now, partition=partition,
+                               indexed=sorted(visitor_digests(state.visitor)))  # fmt: skip
+            self.store.save(room_id, marker)
+            self._close_due.pop(room_id, None)
+            self._expire_due[room_id] = now + self.policy.closed_room_retention_s
+        for digest in digests:  # entries of rooms gone already (expired)
+            for room_id in self.store.rooms_of(digest, partition):
+                if self.store.peek(room_id) is None:
+                    self.store.unindex(digest, partition, room_id)
+        return erased
 
     def on_internal_event(
         self, event: InternalRoomEvent, source: Source | None = None

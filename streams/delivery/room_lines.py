@@ -217,6 +217,17 @@ class RoomLines:
             self._lines.pop(key).wake()
         return len(gone)
 
+    def erase_room(self, room_id: str) -> int:
+        """An erased room's lines gone, here and in the table (its jobs still pending go on
+        unordered); returns how many were in the table."""
+        prefix = f"{room_id}\n".encode()
+        for key in [k for k in self._lines if k.startswith(prefix)]:
+            self._lines.pop(key).wake()
+        stored = [key for key in self._table if key.startswith(prefix)]
+        for key in stored:
+            del self._table[key]
+        return len(stored)
+
     def _line(self, job: WebhookJob) -> _Line | None:
         key = line_key(job)
         return None if key is None else self._lines.get(key)

@@ -439,11 +439,14 @@ class Writer:
         self._producer = producer(config, **properties)
         self._acks = Acknowledgements()
 
-    def write(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def write(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+    ) -> None:
         from confluent_kafka import KafkaException
 
+        where = {} if partition is None else {"partition": partition}
         try:
-            produce(self._producer, topic, key, value, on_delivery=self._acks.track())
+            produce(self._producer, topic, key, value, on_delivery=self._acks.track(), **where)
         except KafkaException as exc:  # a topic already known to be refused fails at once
             if access.is_authorization(exc.args[0]):
                 raise access.authorization(self.config, exc.args[0], "write", topic) from None

@@ -18,7 +18,8 @@ class Outbox:
         self._app, self._topic = app, topic
         self._name = topic.get_topic_name()
 
-    def send(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+    def send(self, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        """`value` None: a tombstone."""
         producer = self._app.producer
         if isinstance(producer, RdKafkaProducer):
             producer.produce(self._name, key, value, partition)

@@ -226,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     console.set_defaults(command=_console)
 
+    erase = commands.add_parser(
+        "erase", help="erase one visitor's data (their rooms, messages, crm-data, dead letters)",
+        description="Asks every partition's sessions worker to erase the visitor's rooms from "
+        "the tables and their changelogs, waits for their receipts, marks the visitor's dead "
+        "letters erased and prints what delete-policy topics still hold and when it ages out. "
+        "Safe to run again. Exit 0 when every partition answered, 1 otherwise.",
+    )  # fmt: skip
+    erase.add_argument("--visitor", required=True, metavar="ID|TOKEN|EMAIL",
+                       help="the visitor's _id, token or email address")  # fmt: skip
+    erase.add_argument("--timeout", type=float, default=60.0,
+                       help="seconds to wait for the workers' receipts (default 60)")  # fmt: skip
+    erase.set_defaults(command=_erase)
+
     receive = commands.add_parser("receive", help="a demo webhook receiver that answers 200")
     receive.add_argument("--host", default="127.0.0.1")
     receive.add_argument("--port", type=int, default=8080)
@@ -867,6 +880,19 @@ def _endpoints_control(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILURE
     print(f"{'paused' if args.paused else 'resumed'} {args.url} ({topic})")
     return EXIT_OK
+
+
+def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ops.erasure import erase_visitor, print_report
+
+    identifier = args.visitor.strip()
+    if not identifier:
+        raise UsageError("--visitor: a visitor's _id, token or email address")
+    if args.timeout <= 0:
+        raise UsageError("--timeout: a number of seconds above 0")
+    report = erase_visitor(settings, identifier, args.timeout)
+    print_report(report, repr(identifier), print)
+    return EXIT_OK if report.complete else EXIT_FAILURE
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:

@@ -219,6 +219,8 @@ class DeadLetterTopic:
             except (codec.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue  # not ours to judge here; the topic only holds what workers wrote
             entry = Entry(message.partition(), message.offset(), letter)
+            if f"{entry.entry_id}/erased" in marks:
+                continue  # a visitor's erasure: never listed, shown, replayed or counted
             entries.append(
                 replace(
                     entry,
@@ -260,6 +262,12 @@ class DeadLetterTopic:
         }
         self._produce(self.marks, f"{entry.entry_id}/replayed".encode(), codec.dumps(mark))
         return replay_id
+
+    def erase(self, entry: Entry) -> None:
+        """Mark the entry erased (`omnihooks erase`): gone from every view and replay; its
+        bytes age out with the dead-letter topic's retention."""
+        mark = {"action": "erased", "at": iso(time.time())}
+        self._produce(self.marks, f"{entry.entry_id}/erased".encode(), codec.dumps(mark))
 
     def purge(self, entry: Entry) -> None:
         mark = {"action": "purged", "at": iso(time.time())}

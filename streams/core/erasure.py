@@ -1,0 +1,78 @@
+"""Erasing one visitor's data: how their rooms are found without scanning every room, and
+how their webhooks are told apart. Pure: no Kafka.
+
+Each worker keeps, beside its rooms, an index from a visitor's identities (their `_id`,
+their `token`, each email address) to the rooms of its partitions that visitor has. The
+index keys are digests, never the identities themselves, and so is an erasure request: the
+request travels on the rooms topic (kept for its retention) and must not carry the very
+address it erases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from topics.records import WebhookJob
+
+JSON = dict[str, Any]
+ERASE_EVENT = "omnihooks.erase"
+# The notice a sessions worker sends on the jobs topic, in an erased room's place, for the
+# delivery worker holding that room's jobs: its delivery-order lines go (never POSTed).
+ERASE_NOTICE = "omnihooks.erase"
+
+
+def identity_digest(kind: str, value: str) -> str:
+    if kind == "email":
+        value = value.strip().lower()
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+def request_digests(identifier: str) -> tuple[str, ...]:
+    """What `erase --visitor X` looks for: X as an id, a token or an email address."""
+    return tuple(identity_digest(kind, identifier) for kind in ("id", "token", "email"))
+
+
+def visitor_digests(visitor: JSON | None) -> set[str]:
+    """The digests a visitor document is found by: its id, its token, its addresses."""
+    if not visitor:
+        return set()
+    found = set()
+    for kind, name in (("id", "_id"), ("token", "token")):
+        value = visitor.get(name)
+        if isinstance(value, str) and value:
+            found.add(identity_digest(kind, value))
+    found.update(identity_digest("email", address) for address in _addresses(visitor))
+    return found
+
+
+def mentions_visitor(body: JSON, identifier: str) -> bool:
+    """Whether a webhook body (a Rocket.Chat body or an offline message) is the visitor's."""
+    visitor = body.get("visitor")
+    if not isinstance(visitor, dict):
+        return False
+    wanted = identifier.strip()
+    if wanted in (visitor.get("_id"), visitor.get("token")):
+        return True
+    return wanted.lower() in {a.strip().lower() for a in _addresses(visitor)}
+
+
+def _addresses(visitor: JSON) -> Iterable[str]:
+    """Every email address a visitor document holds, in any of the shapes the chat stack's
+    documents and the webhook bodies use."""
+    for name in ("visitorEmails", "email"):
+        value = visitor.get(name)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                item = item.get("address")
+            if isinstance(item, str) and item:
+                yield item
+
+
+def erase_notice(erasure_id: str, room_id: str) -> WebhookJob:
+    return WebhookJob(
+        delivery_id=f"{erasure_id}:{room_id}", type=ERASE_NOTICE, room_id=room_id, url="",
+        body={}, created_at="", event_id=erasure_id,
+    )  # fmt: skip
