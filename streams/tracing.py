@@ -23,6 +23,7 @@ from msgspec.structs import replace
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
+    Link,
     NonRecordingSpan,
     Span,
     SpanContext,
@@ -128,17 +129,37 @@ def input_record(traceparent: str | None, topic: str, partition: int, offset: in
                     f"webhook {job.type}",
                     attributes={"omnihooks.delivery_id": job.delivery_id,
                                 "omnihooks.endpoint": job.endpoint_id or "default"},
+                    links=_links(job.links),
                 ) as span:  # fmt: skip
-                    stamped.append(replace(job, traceparent=_traceparent(span)))
+                    stamped.append(replace(job, traceparent=_traceparent(span), links=()))
             return stamped
 
         yield stamp
 
 
 def _passed_on(traceparent: str | None, jobs: Sequence[WebhookJob]) -> list[WebhookJob]:
+    jobs = [replace(job, links=()) if job.links else job for job in jobs]
     if traceparent is None:
-        return list(jobs)
+        return jobs
     return [replace(job, traceparent=traceparent) for job in jobs]
+
+
+def current() -> str | None:
+    """The trace context of the span under way (the input record's), while tracing: what
+    a room keeps of each record for its close's links. None when not tracing."""
+    if _tracer is None:
+        return None
+    span = trace.get_current_span()
+    return _traceparent(span) if span.get_span_context().is_valid else None
+
+
+def _links(traceparents: Sequence[str]) -> list[Link]:
+    links = []
+    for traceparent in traceparents:
+        parent = _context(traceparent)
+        if parent is not None:
+            links.append(Link(trace.get_current_span(parent).get_span_context()))
+    return links
 
 
 @contextmanager

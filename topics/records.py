@@ -66,6 +66,9 @@ class WebhookJob(msgspec.Struct, frozen=True):
     # The W3C trace context it carries on to the CRM (streams/tracing.py): the input
     # record's, or the span of this job when tracing.
     traceparent: str | None = None
+    # Made by many records (a close): their trace contexts, for its span's links; dropped
+    # once its span is made, so no job on a topic carries them.
+    links: tuple[str, ...] = ()
 
     def key(self) -> bytes:
         return (self.room_id or self.delivery_id).encode()

@@ -112,6 +112,9 @@ class RoomState(msgspec.Struct):
     erased_at: float | None = None
     # the marker's index entries (identity digests), dropped with it when it expires
     indexed: list[str] = msgspec.field(default_factory=list)
+    # The trace contexts (traceparents) of the records applied since the room's last close,
+    # the latest 32, kept only while tracing: the close's span links to them.
+    traces: list[str] = msgspec.field(default_factory=list)
 
     def to_json(self) -> bytes:
         return _encoder.encode(self)

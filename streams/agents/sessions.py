@@ -132,7 +132,7 @@ class SessionsAgent:
         return [replace(job, room_partition=message.partition) for job in self._jobs(message)]
 
     def _jobs(self, message: Any) -> list[WebhookJob]:
-        source = Source(message.topic, message.partition, message.offset)
+        source = Source(message.topic, message.partition, message.offset, tracing.current())
         if message.topic == self.names[Topic.MESSAGES]:
             event = decode_message_event(message.key, message.value, self.max_bytes)
             return self.processor.on_message_event(event, source)

@@ -85,6 +85,9 @@ class Source:
     topic: str
     partition: int
     offset: int
+    # the record's trace context when tracing (its span): a close's span links to those of
+    # the records that made its room
+    trace: str | None = None
 
 
 def source_id(source: Source) -> str:
@@ -177,6 +180,7 @@ class SessionProcessor:
         if start is None:
             return []
         saved, image, first_image = start
+        _note_trace(state, source)
         # The room as this record found it, for its webhooks (see `_before`): read again
         # after a crash, the record finds the room moved on by itself and later records.
         view = _as_before(state, image, leads=False) if image is not None else state
@@ -277,6 +281,7 @@ class SessionProcessor:
             return []
         saved, image, first_image = start
         state.partition = source.partition
+        _note_trace(state, source)
         stored = self.store.message(room_id, message_id)
         here = source_id(source)
         if event.event == "deleted":
@@ -707,12 +712,26 @@ class SessionProcessor:
         start = None if image is None else image.webhook_counts()
         counts = dict(state.webhooks if start is None else start)
         numbered = []
+        closed = False
         for job in jobs:
             endpoint = job.endpoint_id or DEFAULT_ENDPOINT
             counts[endpoint] = counts.get(endpoint, 0) + 1
-            numbered.append(msgspec.structs.replace(job, sequence=counts[endpoint]))
+            # A close is made from every record of its room: its span links to theirs.
+            links = tuple(state.traces) if job.type == "LivechatSession" else ()
+            closed = closed or bool(links)
+            numbered.append(msgspec.structs.replace(job, sequence=counts[endpoint], links=links))
             state.webhooks[endpoint] = max(state.webhooks.get(endpoint, 0), counts[endpoint])
+        if closed:
+            state.traces = []
         return numbered
+
+
+MAX_TRACES = 32  # a close links to the last ones of its room's records
+
+
+def _note_trace(state: RoomState, source: Source) -> None:
+    if source.trace is not None and source.trace not in state.traces:  # not twice on a redo
+        state.traces = [*state.traces[-(MAX_TRACES - 1) :], source.trace]
 
 
 def message_webhook_wanted(triggers: tuple[str, ...], profile: Profile, message: JSON) -> bool:

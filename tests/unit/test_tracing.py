@@ -71,3 +71,32 @@ def test_with_tracing_off_the_callers_traceparent_passes_on_unchanged() -> None:
 def test_the_header_is_found_among_a_records_headers() -> None:
     assert tracing.header_of([("other", b"x"), ("traceparent", INCOMING.encode())]) == INCOMING
     assert tracing.header_of(None) is None and tracing.header_of([]) is None
+
+
+def test_a_close_made_from_many_records_links_to_their_spans(
+    spans: InMemorySpanExporter,
+) -> None:
+    from streams.core.events import decode_message_event, decode_room_event
+    from streams.core.sessions import Source
+    from streams.dev import demo
+    from streams.ops.samples import MAX_RECORD_BYTES
+    from tests.unit.core.test_sessions import make
+
+    processor, _, _ = make(send_on_close=True)
+    records = demo.seed_conversation("room-1")
+    closes = []
+    for offset, record in enumerate(records):
+        with tracing.input_record(None, record.topic.value, 0, offset) as stamp:
+            source = Source(record.topic.value, 0, offset, tracing.current())
+            if record.topic.value == "rooms":
+                event = decode_room_event(record.key, record.encoded(), MAX_RECORD_BYTES)
+                jobs = processor.on_room_event(event, source)  # type: ignore[arg-type]
+            else:
+                event = decode_message_event(record.key, record.encoded(), MAX_RECORD_BYTES)
+                jobs = processor.on_message_event(event, source)
+            closes += stamp(jobs)
+    assert [j.type for j in closes] == ["LivechatSession"] and closes[0].links == ()
+    inputs = [s for s in spans.get_finished_spans() if s.name.endswith(" process")]
+    close = next(s for s in spans.get_finished_spans() if s.name == "webhook LivechatSession")
+    assert len(inputs) == len(records) == 7
+    assert {link.context.span_id for link in close.links} == {s.context.span_id for s in inputs}
