@@ -225,6 +225,7 @@ class ErasureReceipt(msgspec.Struct, frozen=True):
     messages: int
     crm_data: int
     at: str
+    topic: str = "rooms"  # whose partition: rooms, or rocketchat-webhooks (relay mode's rooms)
 
     def to_json(self) -> bytes:
         return _encode(self)

@@ -55,6 +55,12 @@ def delivery_order(settings: Settings) -> TableSpec | None:
     )  # fmt: skip
 
 
+# Relay mode's rooms live in Rocket.Chat; what omnihooks keeps of them is their crm-data.
+RELAY_VISITORS = TableSpec(
+    "relay-visitors", Topic.ROCKETCHAT_WEBHOOKS,
+    "relayed room ids by visitor identity digest, for erasure",
+)  # fmt: skip
+
 ENDPOINT_ALERTS = TableSpec(
     "endpoint-alerts", Topic.ENDPOINT_HEALTH,
     "each endpoint URL's health cluster-wide, so each transition is alerted once",
@@ -65,7 +71,7 @@ ENDPOINT_ALERTS = TableSpec(
 def tables_of(role: Role, settings: Settings) -> list[TableSpec]:
     tables: list[TableSpec] = []
     if role in ("all", "sessions"):
-        tables += SESSION_TABLES
+        tables += [*SESSION_TABLES, RELAY_VISITORS]
     if role in ("all", "delivery"):
         tables += [t for t in (settled_jobs(settings), delivery_order(settings)) if t]
         tables.append(ENDPOINT_ALERTS)

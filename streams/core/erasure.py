@@ -11,9 +11,10 @@ address it erases.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+from topics import codec
 from topics.records import WebhookJob
 
 JSON = dict[str, Any]
@@ -45,6 +46,47 @@ def visitor_digests(visitor: JSON | None) -> set[str]:
             found.add(identity_digest(kind, value))
     found.update(identity_digest("email", address) for address in _addresses(visitor))
     return found
+
+
+class VisitorIndex:
+    """A visitor's rooms by identity digest, per partition, over a table (the sessions'
+    `visitor-rooms`, relay mode's `relay-visitors`): key digest, SEP, partition -> the room
+    ids of that partition, as a JSON list. The partition is in the key because each
+    partition's changelog holds its own rooms' entries, and a worker holding two partitions
+    must not let one's list overwrite the other's."""
+
+    SEP = "\x1f"
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self._table = table
+
+    def add(self, room_id: str, partition: int, visitor: JSON | None) -> None:
+        """The room under each of the visitor's identities (written only when new: a room's
+        visitor is the same most times)."""
+        for digest in visitor_digests(visitor):
+            key = self._key(digest, partition)
+            raw = self._table.get(key)
+            rooms: list[str] = [] if raw is None else codec.loads(raw)
+            if room_id not in rooms:
+                self._table[key] = codec.dumps([*rooms, room_id])
+
+    def rooms_of(self, digest: str, partition: int) -> list[str]:
+        raw = self._table.get(self._key(digest, partition))
+        return [] if raw is None else list(codec.loads(raw))
+
+    def remove(self, digest: str, partition: int, room_id: str) -> None:
+        key = self._key(digest, partition)
+        raw = self._table.get(key)
+        if raw is None:
+            return
+        rooms = [r for r in codec.loads(raw) if r != room_id]
+        if rooms:
+            self._table[key] = codec.dumps(rooms)
+        else:
+            del self._table[key]
+
+    def _key(self, digest: str, partition: int) -> bytes:
+        return f"{digest}{self.SEP}{partition}".encode()
 
 
 def mentions_visitor(body: JSON, identifier: str) -> bool:

@@ -50,6 +50,8 @@ class Ingested:
     type: str
     key: str  # the room _id; an offline message's visitor email
     body: bytes
+    # the room's visitor document (none for an offline message): the erasure index's
+    visitor: dict[str, Any] | None = None
 
     @property
     def digest(self) -> str:
@@ -75,7 +77,8 @@ def read_body(workspace: str, body: bytes) -> Ingested:
     if not isinstance(key, str) or not key:
         what = "visitor.email" if kind == "LivechatOfflineMessage" else "_id (the room)"
         raise InvalidBody(f"a {kind} body needs its {what}")
-    return Ingested(workspace, kind, key, body)
+    visitor = data.get("visitor") if kind != "LivechatOfflineMessage" else None
+    return Ingested(workspace, kind, key, body, visitor if isinstance(visitor, dict) else None)
 
 
 def trigger_of(kind: str, data: dict[str, Any]) -> str | None:

@@ -7,11 +7,8 @@ table, so tests run this very class over dicts.
   "seq": n, "src": "topic:partition:offset"}`, and `"del": source` once deleted;
   a bare message from before `seq`/`src` were kept reads as a message with neither);
 - `message-order`: room id, SEP, sequence -> message id;
-- `visitor-rooms`: a digest of a visitor identity (streams/core/erasure.py), SEP, partition
-  -> the room ids of that partition the visitor has (JSON list): how an erasure finds a
-  visitor's rooms without reading every room. The partition is in the key because each
-  partition's changelog holds its own rooms' entries, and a worker holding two partitions
-  must not let one's list overwrite the other's.
+- `visitor-rooms`: a visitor's rooms by identity digest and partition (`VisitorIndex`,
+  streams/core/erasure.py): how an erasure finds them without reading every room.
 
 One input record writes at most these three keys: three changelog records, not one atomic
 step. A crash can keep any of them and lose the others (each is its own batch on its own
@@ -25,9 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 
-from streams.core.erasure import visitor_digests
+from streams.core.erasure import VisitorIndex, visitor_digests
 from streams.core.sessions import JSON
-from topics import codec
 from topics.state import RoomState, StoredMessage
 
 SEP = "\x1f"  # between room id and message id/sequence in keys; never in Rocket.Chat ids
@@ -49,7 +45,7 @@ class TableStore:
         self._rooms = rooms
         self._messages = messages
         self._order = order
-        self._visitors: Table = {} if visitors is None else visitors
+        self._index = VisitorIndex({} if visitors is None else visitors)
         # room key -> (the bytes saved, the state they were made from). `load` takes the
         # entry out: the caller owns that object and may change it, and what it does not
         # save (a record that fails half-way) must not be seen again. A store value that
@@ -102,29 +98,13 @@ class TableStore:
         return dropped
 
     def index_visitor(self, room_id: str, partition: int, visitor: JSON | None) -> None:
-        """The room under each of the visitor's identities (once: a room event's visitor is
-        the same most times, and then nothing is written)."""
-        for digest in visitor_digests(visitor):
-            key = self._visitor_key(digest, partition)
-            raw = self._visitors.get(key)
-            rooms: list[str] = [] if raw is None else codec.loads(raw)
-            if room_id not in rooms:
-                self._visitors[key] = codec.dumps([*rooms, room_id])
+        self._index.add(room_id, partition, visitor)
 
     def rooms_of(self, digest: str, partition: int) -> list[str]:
-        raw = self._visitors.get(self._visitor_key(digest, partition))
-        return [] if raw is None else list(codec.loads(raw))
+        return self._index.rooms_of(digest, partition)
 
     def unindex(self, digest: str, partition: int, room_id: str) -> None:
-        key = self._visitor_key(digest, partition)
-        raw = self._visitors.get(key)
-        if raw is None:
-            return
-        rooms = [r for r in codec.loads(raw) if r != room_id]
-        if rooms:
-            self._visitors[key] = codec.dumps(rooms)
-        else:
-            del self._visitors[key]
+        self._index.remove(digest, partition, room_id)
 
     def message(self, room_id: str, message_id: str) -> StoredMessage | None:
         raw = self._messages.get(self._message_key(room_id, message_id))
@@ -155,10 +135,6 @@ class TableStore:
         for key, raw in self._rooms.items():
             if raw is not None:
                 yield key.decode(), raw
-
-    @staticmethod
-    def _visitor_key(digest: str, partition: int) -> bytes:
-        return f"{digest}{SEP}{partition}".encode()
 
     @staticmethod
     def _message_key(room_id: str, message_id: str) -> bytes:

@@ -25,7 +25,7 @@ from streams.ops.dead_letters import DeadLetterTopic
 from streams.settings import Settings
 from topics import codec
 from topics.catalogue import Topic
-from topics.records import DeadLetter, ErasureReceipt, InternalRoomRecord
+from topics.records import DeadLetter, ErasureReceipt, IngestedRecord, InternalRoomRecord
 
 # Delete-policy topics that may hold a visitor's data, each record until its retention ends.
 # (`endpoint-health` and `erasures` hold none of it.)
@@ -49,40 +49,49 @@ class Retained:
         return iso(now + (self.retention_ms + self.segment_ms) / 1000)
 
 
+Place = tuple[str, int]  # a partition of the rooms topic or of the relay topic
+
+
 @dataclass
 class ErasureReport:
     erasure_id: str
-    partitions: int
-    receipts: dict[int, ErasureReceipt] = field(default_factory=dict)
+    expected: set[Place]
+    receipts: dict[Place, ErasureReceipt] = field(default_factory=dict)
     dead_letters: int = 0
     retained: list[Retained] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        return len(self.receipts) == self.partitions
+        return self.expected <= set(self.receipts)
 
-    @property
-    def rooms(self) -> list[str]:
-        return sorted(r for receipt in self.receipts.values() for r in receipt.rooms)
+    def rooms(self, topic: str) -> list[str]:
+        return sorted(r for (t, _), receipt in self.receipts.items() if t == topic
+                      for r in receipt.rooms)  # fmt: skip
 
 
 def erase_visitor(settings: Settings, identifier: str, timeout_s: float) -> ErasureReport:
     config = KafkaConfig.of(settings)
     prefix = settings.topic_prefix
-    rooms, erasures = f"{prefix}{Topic.ROOMS.value}", f"{prefix}{Topic.ERASURES.value}"
+    erasures = f"{prefix}{Topic.ERASURES.value}"
     erasure_id = f"erase-{uuid.uuid4().hex}"
     since = _ends(config, erasures)
-    partitions = _partitions(config, rooms)
-    request = InternalRoomRecord(
-        erasure_id, ERASE_EVENT, iso(time.time()), erasure_id,
-        ",".join(request_digests(identifier)),
-    ).to_json()  # fmt: skip
-    writer = Writer(config)
-    for partition in range(partitions):
-        writer.write(rooms, erasure_id.encode(), request, partition=partition)
+    digests, now = ",".join(request_digests(identifier)), iso(time.time())
+    # the session rooms' owners, and relay mode's (whose rooms live in Rocket.Chat)
+    requests = {
+        Topic.ROOMS: InternalRoomRecord(
+            erasure_id, ERASE_EVENT, now, erasure_id, digests
+        ).to_json(),
+        Topic.ROCKETCHAT_WEBHOOKS: IngestedRecord("", ERASE_EVENT, now, digests).to_json(),
+    }
+    writer, expected = Writer(config), set()
+    for topic, request in requests.items():
+        for partition in range(_partitions(config, f"{prefix}{topic.value}")):
+            writer.write(f"{prefix}{topic.value}", erasure_id.encode(), request,
+                         partition=partition)  # fmt: skip
+            expected.add((topic.value, partition))
     writer.flush()
-    report = ErasureReport(erasure_id, partitions)
-    report.receipts = _receipts(config, erasures, since, erasure_id, partitions, timeout_s)
+    report = ErasureReport(erasure_id, expected)
+    report.receipts = _receipts(config, erasures, since, erasure_id, expected, timeout_s)
     report.dead_letters = erase_dead_letters(settings, identifier)
     report.retained = retained(config, [f"{prefix}{t.value}" for t in RETAINED])
     return report
@@ -137,19 +146,19 @@ def _ends(config: KafkaConfig, topic: str) -> dict[int, int]:
 
 
 def _receipts(
-    config: KafkaConfig, topic: str, since: dict[int, int], erasure_id: str, partitions: int,
-    timeout_s: float,
-) -> dict[int, ErasureReceipt]:  # fmt: skip
-    """This erasure's receipts, one per partition of the rooms topic, until all have come or
-    `timeout_s` passed."""
+    config: KafkaConfig, topic: str, since: dict[int, int], erasure_id: str,
+    expected: set[Place], timeout_s: float,
+) -> dict[Place, ErasureReceipt]:  # fmt: skip
+    """This erasure's receipts, one per partition asked, until all have come or `timeout_s`
+    passed."""
     from confluent_kafka import TopicPartition
 
     consumer = kafka.reader(config)
-    found: dict[int, ErasureReceipt] = {}
+    found: dict[Place, ErasureReceipt] = {}
     try:
         consumer.assign([TopicPartition(topic, p, offset) for p, offset in since.items()])
         deadline = time.monotonic() + timeout_s
-        while len(found) < partitions and time.monotonic() < deadline:
+        while not expected <= set(found) and time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is None or message.error() is not None:
                 continue
@@ -157,7 +166,8 @@ def _receipts(
             if value is None or message.key() != erasure_id.encode():
                 continue
             receipt = ErasureReceipt.from_json(value)
-            found.setdefault(receipt.partition, receipt)  # read again after a crash: the same
+            # read again after a crash: the same receipt again
+            found.setdefault((receipt.topic, receipt.partition), receipt)
     finally:
         consumer.close()
     return found
@@ -177,22 +187,29 @@ def retained(config: KafkaConfig, topics: list[str]) -> list[Retained]:
     return sorted(out, key=lambda r: r.topic)
 
 
+def _listed(rooms: list[str]) -> str:
+    if not rooms:
+        return ""
+    more = f" and {len(rooms) - 10} more" if len(rooms) > 10 else ""
+    return f" ({', '.join(rooms[:10])}{more})"
+
+
 def print_report(report: ErasureReport, identifier_shown: str, out: Callable[[str], Any]) -> None:
     out(f"erasure {report.erasure_id} of visitor {identifier_shown}")
-    rooms = report.rooms
+    rooms = report.rooms(Topic.ROOMS.value)
+    relayed = report.rooms(Topic.ROCKETCHAT_WEBHOOKS.value)
     messages = sum(r.messages for r in report.receipts.values())
-    shown = ", ".join(rooms[:10]) + (f" and {len(rooms) - 10} more" if len(rooms) > 10 else "")
     out("erased:")
-    out(f"  rooms: {len(rooms)}{f' ({shown})' if rooms else ''}: their state, {messages} "
-        "messages and index entries, from the tables and their changelogs")  # fmt: skip
-    out(f"  crm-data: {len(rooms)} tombstones (compaction removes the answers)")
+    out(f"  rooms: {len(rooms)}{_listed(rooms)}: their state, {messages} messages and index "
+        "entries, from the tables and their changelogs")  # fmt: skip
+    out(f"  relayed rooms (relay mode): {len(relayed)}{_listed(relayed)}")
+    out(f"  crm-data: {len(rooms) + len(relayed)} tombstones (compaction removes the answers)")
     out("  delivery-order lines: of those rooms, dropped by the delivery workers")
     out(f"  dead letters: {report.dead_letters} marked erased (never listed, shown or replayed)")
-    missing = sorted(set(range(report.partitions)) - set(report.receipts))
-    if missing:
-        out(f"NOT DONE in partitions {', '.join(map(str, missing))} of the rooms topic: no "
-            "sessions worker answered in time. The request waits on the rooms topic and is "
-            "applied when a worker reads it; run the same erase again to see it done.")  # fmt: skip
+    for topic, partition in sorted(report.expected - set(report.receipts)):
+        out(f"NOT DONE in partition {partition} of {topic}: no sessions worker answered in "
+            "time. The request waits there and is applied when a worker reads it; run the "
+            "same erase again to see it done.")  # fmt: skip
     now = time.time()
     out("cannot erase one record at a time (delete-policy topics; the visitor's records age "
         "out with them):")  # fmt: skip

@@ -109,7 +109,9 @@ def test_strimzi_topics_file_matches_the_catalogue_and_the_changelogs() -> None:
     wanted += changelogs(settings, catalogue, ["sessions", "delivery"])
     assert shipped == strimzi_topics(wanted, "kafka", None)
     topics = [d for d in yaml.safe_load_all(shipped) if d]
-    assert len(topics) == len(catalogue.specs) + 7  # four session tables, three delivery ones
+    assert (
+        len(topics) == len(catalogue.specs) + 8
+    )  # five session tables (relay's index too), three delivery ones
     for doc, spec in zip(topics, catalogue.specs, strict=False):
         assert doc["apiVersion"] == "kafka.strimzi.io/v1" and doc["kind"] == "KafkaTopic"
         assert doc["spec"]["topicName"] == spec.name("omnichannel.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings
 from tests.conftest import Broker
+from tests.integration.test_ingest import TOKEN, Ingest
 from tests.support.harness import (
     WorkerProcess,
     create_changelogs,
@@ -146,10 +148,11 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
     settings_factory: Callable[..., Settings],
     start_worker: Callable[..., WorkerProcess],
     receiver: Receiver,
+    tmp_path: Path,
 ) -> None:
     settings = settings_factory(
         partitions=1, webhook_url=receiver.url("/crm"), send_on_close=True,
-        compat="rocketchat-7", close_grace_s=2,
+        compat="rocketchat-7", close_grace_s=2, ingest_token=TOKEN,
     )  # fmt: skip
     prefix = settings.topic_prefix
     apply_catalogue(kafka.bootstrap, load_catalogue(1), prefix)
@@ -166,11 +169,20 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
     for room in (f"room-{tag}-1", f"room-{tag}-2"):
         produce(kafka, prefix, room, conversation(room, erased, texts))
     produce(kafka, prefix, f"room-{other}-1", conversation(f"room-{other}-1", kept, ["hello"]))
-    receiver.wait_for("/crm", 3, timeout_s=60)
+    # relay mode: the visitor's room in Rocket.Chat, whose webhook omnihooks relays
+    ingest = Ingest(settings, tmp_path / "ingest.log")
+    try:
+        relayed = {"type": "LivechatSession", "_id": f"relay-{tag}", "visitor": {
+            "_id": erased["_id"], "token": erased["token"], "name": erased["name"],
+            "email": [{"address": f"{tag}@example.org"}]}, "messages": []}  # fmt: skip
+        assert ingest.post("default", codec.dumps(relayed)).status_code == 200
+    finally:
+        ingest.stop()
+    receiver.wait_for("/crm", 4, timeout_s=60)
     close = next(r.json() for r in receiver.at("/crm") if r.json()["_id"] == f"room-{tag}-1")
     # the CRM's answers are kept (crm-data) and fed back into the rooms before the erasure
-    wait_until(lambda: len(read_log(kafka, f"{prefix}crm-data")[0]) == 3, 30,
-               lambda: "crm-data never held the 3 answers")  # fmt: skip
+    wait_until(lambda: len(read_log(kafka, f"{prefix}crm-data")[0]) == 4, 30,
+               lambda: "crm-data never held the 4 answers")  # fmt: skip
     job = WebhookJob("dl-1", "LivechatSession", f"room-{tag}-1", receiver.url("/crm"), close,
                      "2026-12-08T10:02:00.000Z")  # fmt: skip
     dead = DeadLetter(job, (), "2026-12-08T10:03:00.000Z", "HTTP 500")
@@ -179,6 +191,7 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
     done = omnihooks_cli(settings, "erase", "--visitor", f"{tag.upper()}@Example.org")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rooms: 2 (" in done.stdout and f"room-{tag}-1" in done.stdout, done.stdout
+    assert f"relayed rooms (relay mode): 1 (relay-{tag})" in done.stdout
     assert "dead letters: 1 marked erased" in done.stdout
     assert f"{prefix}rooms: retention 7 d" in done.stdout and "gone by" in done.stdout
     again = omnihooks_cli(settings, "erase", "--visitor", erased["token"])
@@ -195,7 +208,7 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
     late = conversation(f"room-{tag}-1", erased, [f"late {tag}-late"])[1:2]
     produce(kafka, prefix, f"room-{tag}-1", late)
     produce(kafka, prefix, f"room-{other}-2", conversation(f"room-{other}-2", kept, ["again"]))
-    receiver.wait_for("/crm", 4, timeout_s=60)
+    receiver.wait_for("/crm", 5, timeout_s=60)
     # (The index keeps the erased rooms' ids, no field of the visitor, under digests until the
     # rooms' markers expire: an erasure a crash interrupted is then completed when read again.)
     needles = [erased["_id"], erased["token"], erased["name"], erased["username"], f"{tag}@",
@@ -212,7 +225,7 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
 
     # The visitor's next conversation starts clean.
     produce(kafka, prefix, f"room-{tag}-3", conversation(f"room-{tag}-3", erased, ["new chat"]))
-    receiver.wait_for("/crm", 5, timeout_s=60)
+    receiver.wait_for("/crm", 6, timeout_s=60)
     fresh = next(r.json() for r in receiver.at("/crm") if r.json()["_id"] == f"room-{tag}-3")
     assert [m["msg"] for m in fresh["messages"]] == ["new chat"] and "crmData" not in fresh
     assert fresh["visitor"]["token"] == erased["token"]
