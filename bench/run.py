@@ -238,13 +238,15 @@ class Bench:
     ) -> list[WebhookJob]:
         """`count` jobs for 500 rooms in turn; `numbered`: each room's numbered from 1, as the
         session pipeline numbers them (`webhook-sequence`), so ordered delivery orders them.
-        `fields`: more of each job's fields (its endpoint, its traceparent)."""
+        `fields`: more of each job's fields (its endpoint, its traceparent), each a value or
+        a function of the job's number."""
         producer = self.producer()
         jobs = []
         for n in range(count):
+            more = {k: v(n) if callable(v) else v for k, v in fields.items()}
             job = WebhookJob(str(uuid.uuid4()), job_type, f"room-{n % 500}", url(n), job_body(n),
                              "2023-02-02T10:00:00.000Z",
-                             sequence=n // 500 + 1 if numbered else None, **fields)  # fmt: skip
+                             sequence=n // 500 + 1 if numbered else None, **more)  # fmt: skip
             jobs.append(job)
             producer.produce(topic, key=job.key(), value=job.to_json())
             if n % 10_000 == 0:

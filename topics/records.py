@@ -223,7 +223,6 @@ class ErasureReceipt(msgspec.Struct, frozen=True):
     partition: int
     rooms: tuple[str, ...]
     messages: int
-    crm_data: int
     at: str
     topic: str = "rooms"  # whose partition: rooms, or rocketchat-webhooks (relay mode's rooms)
 
@@ -350,7 +349,7 @@ def endpoint_key(workspace: str, endpoint_id: str) -> bytes:
 
 
 # omnihooks.erase: `omnihooks erase` asks each partition's owner to erase a visitor (`ref`:
-# the identity digests, comma-separated; `room_id` empty, the record keyed by the erasure id)
+# the identity digests, comma-separated; `room_id` and the key: the erasure id)
 INTERNAL_EVENTS = ("omnihooks.close-due", "omnihooks.expire", "omnihooks.erase")
 
 

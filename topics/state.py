@@ -89,7 +89,7 @@ class PendingClose(msgspec.Struct):
     due_at: float
 
 
-class RoomState(msgspec.Struct):
+class RoomState(msgspec.Struct, omit_defaults=True):
     room: JSON | None = None
     visitor: JSON | None = None
     agent: JSON | None = None
@@ -110,7 +110,9 @@ class RoomState(msgspec.Struct):
     # Set on the marker an erasure leaves in an erased room's place (nothing else of the
     # room is kept): later records of the room are dropped, not applied.
     erased_at: float | None = None
-    # the marker's index entries (identity digests), dropped with it when it expires
+    erased_by: str | None = None  # the erasure request's id
+    # The visitor-rooms index entries (identity digests) this room is under: the visitor's
+    # as last indexed, and a marker's until it expires and drops them.
     indexed: list[str] = msgspec.field(default_factory=list)
     # The trace contexts (traceparents) of the records applied since the room's last close,
     # the latest 32, kept only while tracing: the close's span links to them.

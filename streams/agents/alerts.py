@@ -52,7 +52,7 @@ class AlertAgent:
         async for event in stream.noack().events():  # type: ignore[attr-defined]  # noack is on Stream, not StreamT
             try:
                 fact = HealthEvent.from_json(event.value)
-            except (codec.JSONDecodeError, ValueError) as exc:
+            except (codec.JSONDecodeError, TypeError, ValueError) as exc:  # None: TypeError
                 await send_rejected(self.rejected, event.message, f"not a health event: {exc}")
             else:
                 await self.apply(fact)

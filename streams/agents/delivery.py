@@ -16,6 +16,7 @@ import mode
 from faust.types import StreamT
 
 from streams import metrics
+from streams.agents.alerts import register_alert_agents
 from streams.agents.tables import TableSpec, delivery_order, settled_jobs
 from streams.app import AssignmentWatch, Omnihooks
 from streams.core.breaker import Pass
@@ -291,7 +292,5 @@ def register_delivery_agents(omnihooks: Omnihooks) -> WebhookClient:
         delivery.failures.flush()
 
     app.timer(interval=1.0, name="failed-attempts-summary")(summarize_failed_attempts)
-    from streams.agents.alerts import register_alert_agents
-
     register_alert_agents(omnihooks, delivery.health)
     return delivery.client

@@ -61,8 +61,8 @@ class RelayAgent:
             for digest in digests:
                 self.index.remove(digest, partition, room_id)
         relay_topic = Topic.ROCKETCHAT_WEBHOOKS.value
-        receipt = ErasureReceipt(erasure_id, partition, tuple(rooms), 0, len(rooms),
-                                 iso(time.time()), topic=relay_topic)  # fmt: skip
+        receipt = ErasureReceipt(erasure_id, partition, tuple(rooms), 0, iso(time.time()),
+                                 topic=relay_topic)  # fmt: skip
         self.receipts.send(erasure_id.encode(), receipt.to_json())
         if rooms:
             log.warning("erasure %s: %d relayed rooms' crm-data erased in partition %d",

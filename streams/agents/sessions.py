@@ -149,7 +149,7 @@ class SessionsAgent:
         if message.value is None:
             return []  # a tombstone: an erased room's answer going (see `erase`)
         answer = decode_crm_data(message.value, self.max_bytes)
-        if not self.processor.on_crm_data(answer):
+        if not self.processor.on_crm_data(answer) and message.key:
             # an erased room's late answer (a job sent before the erasure): gone too
             self.crm_data.send(message.key, None, message.partition)
         return []
@@ -158,17 +158,18 @@ class SessionsAgent:
         """A visitor's erasure, in this partition: their rooms go from the tables (and their
         changelogs), each room's crm-data gets a tombstone, the delivery workers are told to
         drop the rooms' delivery-order lines, and what went is written on `erasures`."""
-        digests = tuple((request.ref or "").split(","))
-        erased = self.processor.erase(digests, partition)
-        for room_id in erased.rooms:
+        digests = (request.ref or "").split(",")
+        erased = self.processor.erase(request.id, digests, partition)
+        rooms = [*erased.rooms, *erased.again]  # tombstones again: one may have been lost
+        for room_id in rooms:
             self.crm_data.send(room_id.encode(), None, partition)
         receipt = ErasureReceipt(request.id, partition, tuple(erased.rooms), erased.messages,
-                                 len(erased.rooms), iso(time.time()))  # fmt: skip
+                                 iso(time.time()))  # fmt: skip
         self.receipts.send(request.id.encode(), receipt.to_json())
         if erased.rooms:
             log.warning("erasure %s: %d rooms and %d messages erased from partition %d",
                         request.id, len(erased.rooms), erased.messages, partition)  # fmt: skip
-        return [erase_notice(request.id, room_id) for room_id in erased.rooms]
+        return [erase_notice(request.id, room_id) for room_id in rooms]
 
     async def run(self, stream: StreamT[Any]) -> None:
         await self.endpoints_loaded.wait()  # no webhook is made before every endpoint is known

@@ -127,7 +127,8 @@ def fold(
         after = replace(after, paused=event.kind == "paused")
     elif event.kind == "dead_letter":
         recent = tuple(t for t in after.dead_letters if t > event.at - policy.window_s)
-        recent = (*recent, event.at)[-policy.dead_letters :]
+        if event.at not in recent:  # a fact said twice (a flush cut short) counts once
+            recent = (*recent, event.at)[-policy.dead_letters :]
         count = len(recent)
         after = replace(after, dead_letters=recent, reason=event.reason or after.reason)
     alerts = _transitions(before, after, event, policy)
@@ -198,34 +199,37 @@ def alert_jobs(
     alert: Alert, directory: EndpointDirectory, policy: AlertPolicy, created_at: str
 ) -> list[WebhookJob]:
     """The alert as a job for each alert endpoint that takes it: the global ones and the
-    workspace's own. None about an alert endpoint itself: one that fails would otherwise
-    alert about itself, through itself, for ever."""
+    workspace's own. A workspace's alert endpoint hears only of its own endpoint (endpoints
+    of two workspaces may share a URL, and so a breaker). None about an alert endpoint
+    itself: one that fails would otherwise alert about itself, through itself, for ever."""
     subjects = directory.at_url(alert.url)
     if subjects and all(endpoint.alerts for endpoint in subjects):
         return []
+    subjects = [s for s in subjects if not s.alerts]
     workspaces = {e.workspace for e in subjects} or {alert.workspace or DEFAULT_WORKSPACE}
-    if alert.workspace is None and subjects:
-        alert = replace_subject(alert, subjects[0])
-    body = alert.body(policy)
-    return [
-        WebhookJob(
-            delivery_id=_delivery_id(alert, receiver),
-            type=ALERT_TYPE,
-            room_id=None,
-            url=receiver.url,
-            body=body,
-            created_at=created_at,
-            event_id=f"alert:{alert.id}",
-            workspace=receiver.workspace,
-            endpoint_id=receiver.id,
-        )
-        for receiver in directory.alert_receivers(workspaces)
-    ]
+    jobs = []
+    for receiver in directory.alert_receivers(workspaces):
+        if receiver.alerts == "workspace":
+            about = [s for s in subjects if s.workspace == receiver.workspace]
+        else:
+            about = subjects
+        named = _naming(alert, about)
+        jobs.append(WebhookJob(
+            delivery_id=_delivery_id(alert, receiver), type=ALERT_TYPE, room_id=None,
+            url=receiver.url, body=named.body(policy), created_at=created_at,
+            event_id=f"alert:{alert.id}", workspace=receiver.workspace, endpoint_id=receiver.id,
+        ))  # fmt: skip
+    return jobs
 
 
-def replace_subject(alert: Alert, endpoint: EndpointRecord) -> Alert:
-    """The alert naming `endpoint` (a pause names only a URL)."""
-    return Alert(alert.kind, alert.url, endpoint.workspace, endpoint.id, alert.at, alert.reason,
+def _naming(alert: Alert, about: list[EndpointRecord]) -> Alert:
+    """The alert naming one of the endpoints at its URL the receiver may hear of: the one
+    the fact named when it is among them (a pause names only a URL), else the first."""
+    named = (alert.workspace or DEFAULT_WORKSPACE, alert.endpoint_id)
+    if not about or any((e.workspace, e.id) == named for e in about):
+        return alert
+    first = about[0]
+    return Alert(alert.kind, alert.url, first.workspace, first.id, alert.at, alert.reason,
                  alert.count)  # fmt: skip
 
 

@@ -21,13 +21,15 @@ JSON = dict[str, Any]
 ERASE_EVENT = "omnihooks.erase"
 # The notice a sessions worker sends on the jobs topic, in an erased room's place, for the
 # delivery worker holding that room's jobs: its delivery-order lines go (never POSTed).
-ERASE_NOTICE = "omnihooks.erase"
+ERASE_NOTICE = "omnihooks.erase-notice"
 
 
 def identity_digest(kind: str, value: str) -> str:
     if kind == "email":
         value = value.strip().lower()
-    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+    # 128 bits: no two identities of a partition meet, at half a full digest's bytes (each
+    # room's state lists its own)
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:32]
 
 
 def request_digests(identifier: str) -> tuple[str, ...]:
@@ -63,7 +65,10 @@ class VisitorIndex:
     def add(self, room_id: str, partition: int, visitor: JSON | None) -> None:
         """The room under each of the visitor's identities (written only when new: a room's
         visitor is the same most times)."""
-        for digest in visitor_digests(visitor):
+        self.add_digests(room_id, partition, visitor_digests(visitor))
+
+    def add_digests(self, room_id: str, partition: int, digests: Iterable[str]) -> None:
+        for digest in digests:
             key = self._key(digest, partition)
             raw = self._table.get(key)
             rooms: list[str] = [] if raw is None else codec.loads(raw)
@@ -85,19 +90,28 @@ class VisitorIndex:
         else:
             del self._table[key]
 
+    def complete(self, partition: int) -> bool:
+        """Whether every room of the partition is indexed: rooms made before the index
+        existed are indexed by the first erasure there (`SessionProcessor.erase`)."""
+        return self._key(COMPLETE, partition) in self._table
+
+    def mark_complete(self, partition: int) -> None:
+        self._table[self._key(COMPLETE, partition)] = b"1"
+
     def _key(self, digest: str, partition: int) -> bytes:
         return f"{digest}{self.SEP}{partition}".encode()
 
 
+COMPLETE = "\x00complete"  # not a digest: the partition's "every room indexed" flag
+
+
 def mentions_visitor(body: JSON, identifier: str) -> bool:
-    """Whether a webhook body (a Rocket.Chat body or an offline message) is the visitor's."""
+    """Whether a webhook body (a Rocket.Chat body or an offline message) is the visitor's:
+    the rule the index follows, on the body's visitor document."""
     visitor = body.get("visitor")
     if not isinstance(visitor, dict):
         return False
-    wanted = identifier.strip()
-    if wanted in (visitor.get("_id"), visitor.get("token")):
-        return True
-    return wanted.lower() in {a.strip().lower() for a in _addresses(visitor)}
+    return bool(visitor_digests(visitor) & set(request_digests(identifier)))
 
 
 def _addresses(visitor: JSON) -> Iterable[str]:

@@ -100,10 +100,14 @@ class SessionStore(Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
     def peek(self, room_id: str) -> RoomState | None: ...  # to read, never to change
     def save(self, room_id: str, state: RoomState) -> None: ...
-    def drop(self, room_id: str, state: RoomState, keep_index: bool = False) -> int: ...
-    def index_visitor(self, room_id: str, partition: int, visitor: JSON | None) -> None: ...
+    def drop(self, room_id: str, state: RoomState, erasing: bool = False) -> int: ...
+    def index(
+        self, room_id: str, partition: int, added: Iterable[str], gone: Iterable[str]
+    ) -> None: ...
     def rooms_of(self, digest: str, partition: int) -> list[str]: ...
     def unindex(self, digest: str, partition: int, room_id: str) -> None: ...
+    def index_complete(self, partition: int) -> bool: ...
+    def mark_index_complete(self, partition: int) -> None: ...
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
     def transcript(
@@ -114,10 +118,12 @@ class SessionStore(Protocol):
 
 @dataclass
 class Erased:
-    """What an erasure removed from one partition."""
+    """What an erasure removed from one partition: the rooms it erased (and how many of
+    their messages), and rooms an earlier erasure had, cleaned again."""
 
     rooms: list[str] = field(default_factory=list)
     messages: int = 0
+    again: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ class SessionProcessor:
         elif image is not None:
             view.visitor = _first_leads(view.visitor, image.emails, image.phones)
         if event.has_visitor:
-            self.store.index_visitor(room_id, source.partition, state.visitor)
+            self._index(room_id, source.partition, state)
         if saved is not None:
             # The room state already holds what came after this record; its messages, read
             # again, do not move `lm` a second time, so the `lm` found stays.
@@ -337,7 +343,7 @@ class SessionProcessor:
         captured = self._capture_leads(view, message) if is_new else False
         if captured:
             jobs += self._session_jobs("LeadCapture", "lead_capture", room_id, view, event)
-            self.store.index_visitor(room_id, source.partition, state.visitor)
+            self._index(room_id, source.partition, state)
         if is_new and "t" not in message:
             # The seed's Message sample shows the previous message's time: lm moves after
             # the message's own webhook is built. System messages leave it (the seed's
@@ -420,33 +426,72 @@ class SessionProcessor:
         self.store.save(data.room_id, state)
         return True
 
-    def erase(self, digests: Iterable[str], partition: int) -> Erased:
+    def erase(self, erasure_id: str, digests: Iterable[str], partition: int) -> Erased:
         """Erase the visitor these identity digests name from the rooms of `partition`: each
         room's state, messages and index entries go, and a marker without any of the
         visitor's data stays in the room's place for the closed-room retention, so a late
-        record of the room (or a CRM's late answer) does not bring it back. Erasing again
-        finds nothing."""
+        record of the room (or a CRM's late answer) does not bring it back.
+
+        A room found already erased is cleaned again (its marker keeps the transcript's
+        length): after a crash that kept some of an erasure's writes and lost others, the
+        same request read again, or any later one, finishes the job. It is reported erased
+        again only to the request that erased it."""
+        digests = list(digests)
+        if not self.store.index_complete(partition):
+            self._index_partition(partition)
         now = self.clock()
         found = {room for digest in digests for room in self.store.rooms_of(digest, partition)}
         erased = Erased()
         for room_id in sorted(found):
             state = self.store.load(room_id)
-            if state is None or state.erased_at is not None or state.partition != partition:
+            if state is None:  # expired since: its entries go
+                for digest in digests:
+                    self.store.unindex(digest, partition, room_id)
                 continue
-            # The index keeps pointing at the marker until it expires: an erasure read again
-            # after a crash that lost some of these writes finds the room again.
-            erased.messages += self.store.drop(room_id, state, keep_index=True)
-            erased.rooms.append(room_id)
-            marker = RoomState(closed_at=now, erased_at=now, partition=partition,
-                               indexed=sorted(visitor_digests(state.visitor)))  # fmt: skip
+            if state.partition != partition:
+                continue
+            messages = self.store.drop(room_id, state, erasing=True)
+            if state.erased_at is None or state.erased_by == erasure_id:
+                erased.rooms.append(room_id)
+                erased.messages += messages
+            else:
+                erased.again.append(room_id)
+            since = (state.closed_at or now) if state.erased_at else now
+            marker = RoomState(
+                closed_at=since, erased_at=state.erased_at or now,
+                erased_by=state.erased_by or erasure_id, partition=partition,
+                next_seq=state.next_seq,
+                indexed=sorted(visitor_digests(state.visitor) | set(state.indexed)),
+            )  # fmt: skip
             self.store.save(room_id, marker)
             self._close_due.pop(room_id, None)
-            self._expire_due[room_id] = now + self.policy.closed_room_retention_s
-        for digest in digests:  # entries of rooms gone already (expired)
-            for room_id in self.store.rooms_of(digest, partition):
-                if self.store.peek(room_id) is None:
-                    self.store.unindex(digest, partition, room_id)
+            self._expire_due[room_id] = since + self.policy.closed_room_retention_s
         return erased
+
+    def _index(self, room_id: str, partition: int, state: RoomState) -> None:
+        """The index in step with the room's visitor: identities it has gained added, those
+        it no longer has (a changed address) removed; `state.indexed` says what is in."""
+        digests = visitor_digests(state.visitor)
+        indexed = set(state.indexed)
+        if digests != indexed:
+            self.store.index(room_id, partition, digests - indexed, indexed - digests)
+            state.indexed = sorted(digests)
+
+    def _index_partition(self, partition: int) -> None:
+        """Once per partition, at its first erasure: rooms made before the index existed
+        (or before an upgrade that brought it) are indexed, so none escapes."""
+        # Ids first, then each room: the pass must not hold every room, nor see them change.
+        unindexed = []
+        for room_id, raw in self.store.raw_rooms():
+            state = RoomState.from_json(raw)
+            if state.partition == partition and state.visitor and not state.indexed:
+                unindexed.append(room_id)
+        for room_id in unindexed:
+            room = self.store.load(room_id)
+            if room is not None:
+                self._index(room_id, partition, room)
+                self.store.save(room_id, room)
+        self.store.mark_index_complete(partition)
 
     def on_internal_event(
         self, event: InternalRoomEvent, source: Source | None = None

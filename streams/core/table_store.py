@@ -81,30 +81,45 @@ class TableStore:
         if len(decoded) > ROOMS_KEPT_DECODED:
             del decoded[next(iter(decoded))]  # the longest unsaved: dicts keep insert order
 
-    def drop(self, room_id: str, state: RoomState, keep_index: bool = False) -> int:
-        """The room, its messages and (unless `keep_index`) its index entries gone; returns
-        the messages dropped."""
+    def drop(self, room_id: str, state: RoomState, erasing: bool = False) -> int:
+        """The room, its messages, their order and its index entries gone; returns the
+        messages dropped. `erasing`: the order and index entries stay (message ids and
+        digests, none of the visitor's data) until the room's erasure marker expires, so an
+        erasure a crash cut short can find the room and its messages again."""
         self._decoded.pop(room_id.encode(), None)
         dropped = 0
+        prefix = f"{room_id}{SEP}".encode()
         for seq in range(state.next_seq):
-            message_id = self._order.pop(self._order_key(room_id, seq), None)
-            key = None if message_id is None else f"{room_id}{SEP}".encode() + message_id
-            if key is not None and self._messages.pop(key, None) is not None:
+            key = self._order_key(room_id, seq)
+            message_id = self._order.get(key) if erasing else self._order.pop(key, None)
+            if message_id is None:
+                continue
+            if self._messages.pop(prefix + message_id, None) is not None:
                 dropped += 1
         self._rooms.pop(room_id.encode(), None)
-        if state.partition is not None and not keep_index:
+        if state.partition is not None and not erasing:
             for digest in visitor_digests(state.visitor) | set(state.indexed):
                 self.unindex(digest, state.partition, room_id)
         return dropped
 
-    def index_visitor(self, room_id: str, partition: int, visitor: JSON | None) -> None:
-        self._index.add(room_id, partition, visitor)
+    def index(
+        self, room_id: str, partition: int, added: Iterable[str], gone: Iterable[str]
+    ) -> None:
+        self._index.add_digests(room_id, partition, added)
+        for digest in gone:
+            self._index.remove(digest, partition, room_id)
 
     def rooms_of(self, digest: str, partition: int) -> list[str]:
         return self._index.rooms_of(digest, partition)
 
     def unindex(self, digest: str, partition: int, room_id: str) -> None:
         self._index.remove(digest, partition, room_id)
+
+    def index_complete(self, partition: int) -> bool:
+        return self._index.complete(partition)
+
+    def mark_index_complete(self, partition: int) -> None:
+        self._index.mark_complete(partition)
 
     def message(self, room_id: str, message_id: str) -> StoredMessage | None:
         raw = self._messages.get(self._message_key(room_id, message_id))

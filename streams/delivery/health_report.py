@@ -9,7 +9,6 @@ heartbeat of the worker that restarts, or by its claims ageing out.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -18,8 +17,6 @@ from typing import Any
 from streams.core.alerts import ALERT_TYPE
 from streams.delivery.endpoint_gates import EndpointGates
 from topics.records import HealthEvent, WebhookJob
-
-log = logging.getLogger(__name__)
 
 
 def worker_name(group_instance_id: str) -> str:
@@ -52,10 +49,10 @@ class HealthReport:
 
     async def flush(self) -> None:
         queued, self._queued = self._queued, []
-        try:
-            for event in queued:
-                key = (event.url or self.worker).encode()
+        for sent, event in enumerate(queued):
+            key = (event.url or self.worker).encode()
+            try:
                 await (await self.topic.send(key=key, value=event.to_json()))
-        except BaseException:
-            self._queued[:0] = queued  # said again next time: the fold takes a fact twice
-            raise
+            except BaseException:
+                self._queued[:0] = queued[sent:]  # the unsent, first next time
+                raise

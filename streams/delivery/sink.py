@@ -153,7 +153,8 @@ class Delivery:
                     request = render(target.template, job_body(job))
                 except ExpressionError as exc:  # not transient: no retry would fix it
                     self.gates.release(job.url, leave)
-                    await self.dead_letter_unsent(job, str(exc))
+                    # the alert gets no libjq message: it may quote the visitor's data
+                    await self.dead_letter_unsent(job, str(exc), "its template failed on it")
                     return
             async with target.limit or contextlib.nullcontext(), self.posts:
                 metrics.IN_FLIGHT.inc()
@@ -219,9 +220,12 @@ class Delivery:
         self.health.dead_lettered(job, decision.reason)
         log.warning("job %s (%s) dead-lettered: %s", job.delivery_id, job.type, decision.reason)
 
-    async def dead_letter_unsent(self, job: WebhookJob, reason: str) -> None:
+    async def dead_letter_unsent(
+        self, job: WebhookJob, reason: str, told: str | None = None
+    ) -> None:
         """To the dead letters without a POST (its endpoint is gone, its template fails on
-        it): replayable once the endpoint or the template is put right."""
+        it): replayable once the endpoint or the template is put right. `told`: the reason
+        as the alerts give it, when `reason` may hold the webhook's data."""
         now = time.time()
         metrics.DEAD_LETTERED.labels(job.type).inc()
         metrics.ENDPOINT_OUTCOMES.labels(endpoint_label(job.url), "dead_letter").inc()
@@ -230,7 +234,7 @@ class Delivery:
         await (await self.dead_letters.send(key=job.key(), value=record.to_json()))
         self._settled(job, len(job.attempts), final=True, now=now)
         self._leave(job)
-        self.health.dead_lettered(job, reason)
+        self.health.dead_lettered(job, told or reason)
         log.warning("job %s (%s) dead-lettered unsent: %s", job.delivery_id, job.type, reason)
 
     def retarget(self, job: WebhookJob) -> WebhookJob:

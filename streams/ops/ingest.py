@@ -54,7 +54,9 @@ class LatestAnswers:
         self._kept = kept
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:
+        if value is None:  # a tombstone: the room was erased (`omnihooks erase`)
+            if key is not None:
+                self._answers.pop(key.decode("utf-8", "replace"), None)
             return
         data = codec.loads(value)
         room, body = str(data["room_id"]), str(data["body"])

@@ -33,7 +33,8 @@ MAX_RECORD_BYTES = 1 << 20
 
 def sample_alert(settings: Settings, endpoint: EndpointRecord) -> bytes:
     """An alert as an alert endpoint gets it: a CRM of its workspace failing."""
-    policy = AlertPolicy(settings.alert_dead_letters, settings.alert_window_s)
+    policy = AlertPolicy(dead_letters=settings.alert_dead_letters,
+                         window_s=settings.alert_window_s)  # fmt: skip
     alert = Alert(OPENED, "https://crm.example.com/hooks/livechat", endpoint.workspace, "crm",
                   time.time(), "HTTP 503")  # fmt: skip
     return codec.dumps(alert.body(policy))

@@ -221,7 +221,7 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
     assert holding(kafka, [rooms_changelog], [kept["name"], kept["token"]]), "the other stays"
     rooms_table, _ = read_log(kafka, rooms_changelog)
     marker = codec.loads(rooms_table[f"room-{tag}-1".encode()])
-    assert marker["erased_at"] and marker["visitor"] is None and marker["room"] is None
+    assert marker["erased_at"] and "visitor" not in marker and "room" not in marker, marker
 
     # The visitor's next conversation starts clean.
     produce(kafka, prefix, f"room-{tag}-3", conversation(f"room-{tag}-3", erased, ["new chat"]))

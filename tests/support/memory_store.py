@@ -11,4 +11,5 @@ class MemoryStore(TableStore):
         self.rooms_: dict[bytes, bytes] = {}
         self.messages: dict[bytes, bytes] = {}
         self.order: dict[bytes, bytes] = {}
-        super().__init__(self.rooms_, self.messages, self.order)
+        self.visitors_: dict[bytes, bytes] = {}
+        super().__init__(self.rooms_, self.messages, self.order, self.visitors_)

@@ -177,3 +177,23 @@ def test_alert_ids_are_stable_per_transition() -> None:
     assert one.id == Alert(OPENED, CRM, "acme", "crm", T0, "another reason").id
     assert one.id != Alert(OPENED, CRM, "acme", "crm", T0 + 1).id
     assert one.id != Alert(CLOSED, CRM, "acme", "crm", T0).id
+
+
+def test_a_workspace_hears_only_of_its_own_endpoint_when_two_share_a_url() -> None:
+    endpoints = directory(
+        endpoint("acme", "crm", CRM),
+        endpoint("zeta", "crm-z", CRM),
+        endpoint("acme", "slack", "https://hooks.example/acme", alerts="workspace"),
+        endpoint("zeta", "slack", "https://hooks.example/zeta", alerts="workspace"),
+    )
+    jobs = alert_jobs(Alert(OPENED, CRM, "acme", "crm", T0, "HTTP 503"), endpoints, POLICY, "t")
+    named = {j.workspace: (j.body["workspace"], j.body["endpoint"]) for j in jobs}
+    assert named == {"acme": ("acme", "crm"), "zeta": ("zeta", "crm-z")}
+
+
+def test_a_dead_letter_said_twice_counts_once() -> None:
+    apply = Fold()
+    apply(fact("dead_letter", "w1", 0))
+    assert apply(fact("dead_letter", "w1", 0)) == [], "the same fact again"
+    assert apply(fact("dead_letter", "w1", 1)) == []
+    assert apply(fact("dead_letter", "w2", 2)) == [DEAD_LETTERS]
