@@ -206,6 +206,7 @@ class HealthEvent(msgspec.Struct, frozen=True):
     endpoint_id: str | None = None
     reason: str = ""
     open: tuple[str, ...] = ()
+    started: float = 0.0  # heartbeat: when the worker (this life of it) started
 
     def to_json(self) -> bytes:
         return _encode(self)

@@ -146,8 +146,9 @@ def fold_heartbeat(
     states: Iterable[EndpointAlertState], event: HealthEvent, policy: AlertPolicy, now: float
 ) -> list[tuple[EndpointAlertState, list[Alert]]]:
     """A worker's heartbeat over every endpoint known: its claims are refreshed (or dropped,
-    for a URL it no longer holds open), and claims of workers silent for `claim_ttl_s`
-    expire. Returns the states that changed, with their alerts."""
+    for a URL it no longer holds open, unless made before it restarted), and claims of
+    workers silent for `claim_ttl_s` expire. Returns the states that changed, with their
+    alerts."""
     changed = []
     seen = set()
     for before in states:
@@ -155,15 +156,18 @@ def fold_heartbeat(
         claims = dict(before.open_by)
         if before.url in event.open:
             claims[event.worker] = event.at
-        else:
+        elif claims.get(event.worker, event.started) >= event.started:
             claims.pop(event.worker, None)
+        # else: a claim of the worker's life before a restart (a deploy), left to age out:
+        # its new breaker may not have met the failures yet, and would open again at once
+        # (a false "closed" then "opened"); if the endpoint is well, the claim ages out
         expired = {w for w, at in claims.items() if at < event.at - policy.claim_ttl_s}
         for worker in expired:
             del claims[worker]
         if claims == before.open_by:
             continue
         after = replace(before, open_by=claims)
-        reason = "the workers that held it open stopped reporting" if expired else ""
+        reason = "the workers that held it open no longer report it open" if expired else ""
         alerts = _transitions(before, after, replace(event, reason=reason), policy)
         changed.append((after, [] if now - event.at > policy.stale_s else alerts))
     for url in event.open:  # held open by this worker, never heard of: its opened was lost

@@ -28,6 +28,7 @@ def worker_name(group_instance_id: str) -> str:
 class HealthReport:
     def __init__(self, topic: Any, worker: str, gates: EndpointGates) -> None:
         self.topic, self.worker, self.gates = topic, worker, gates
+        self.started = time.time()
         self._queued: list[HealthEvent] = []
 
     def breaker_changed(self, job: WebhookJob, opened: bool, reason: str) -> None:
@@ -43,9 +44,9 @@ class HealthReport:
         ))  # fmt: skip
 
     def heartbeat(self) -> None:
-        self._queued.append(
-            HealthEvent("heartbeat", self.worker, time.time(), open=self.gates.open_urls())
-        )
+        beat = HealthEvent("heartbeat", self.worker, time.time(), open=self.gates.open_urls(),
+                           started=self.started)  # fmt: skip
+        self._queued.append(beat)
 
     async def flush(self) -> None:
         queued, self._queued = self._queued, []

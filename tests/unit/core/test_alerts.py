@@ -71,7 +71,7 @@ def test_a_silent_workers_claim_ages_out_and_closes_the_endpoint() -> None:
     apply(fact("opened", "w1", 0))
     assert apply(HealthEvent("heartbeat", "w2", T0 + 60)) == [], "w1's claim is still fresh"
     assert apply(HealthEvent("heartbeat", "w2", T0 + 91)) == [CLOSED]
-    assert "stopped reporting" in apply.alerts[-1].reason
+    assert "no longer report it open" in apply.alerts[-1].reason
 
 
 def test_a_heartbeat_refreshes_its_claims_and_drops_those_it_no_longer_holds() -> None:
@@ -197,3 +197,21 @@ def test_a_dead_letter_said_twice_counts_once() -> None:
     assert apply(fact("dead_letter", "w1", 0)) == [], "the same fact again"
     assert apply(fact("dead_letter", "w1", 1)) == []
     assert apply(fact("dead_letter", "w2", 2)) == [DEAD_LETTERS]
+
+
+def test_a_restarted_workers_old_claim_ages_out_instead_of_closing_at_once() -> None:
+    apply = Fold()
+    assert apply(fact("opened", "w1", 0)) == [OPENED]
+    # w1 restarts (a deploy) at 10: its new breaker has not met the failures yet
+    restarted = HealthEvent("heartbeat", "w1", T0 + 40, open=(), started=T0 + 10)
+    assert apply(restarted) == [], "no false 'closed' at its first heartbeat"
+    assert apply(fact("opened", "w1", 50)) == [], "it opens again: still one 'opened'"
+    # when the endpoint is well, the old claim ages out and closes it
+    apply2 = Fold()
+    apply2(fact("opened", "w1", 0))
+    apply2(HealthEvent("heartbeat", "w1", T0 + 40, open=(), started=T0 + 10))
+    assert apply2(HealthEvent("heartbeat", "w1", T0 + 91, open=(), started=T0 + 10)) == [CLOSED]
+    # a claim of this life, no longer held, goes at once
+    apply3 = Fold()
+    apply3(fact("opened", "w1", 20))
+    assert apply3(HealthEvent("heartbeat", "w1", T0 + 40, open=(), started=T0 + 10)) == [CLOSED]
