@@ -22,6 +22,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigResource,
 )
 
+from streams.agents.tables import changelog_topic, tables_of
 from streams.ops.topic_admin import apply_catalogue
 from streams.settings import Settings
 from tests.conftest import Broker
@@ -158,6 +159,12 @@ def test_erasing_a_visitor_leaves_none_of_their_data_in_any_compacted_topic_or_t
     apply_catalogue(kafka.bootstrap, load_catalogue(1), prefix)
     create_changelogs(settings, "all")
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    wanted = {f"{prefix}crm-data"} | {
+        changelog_topic(settings, "all", table) for table in tables_of("all", settings)
+    }
+    # topics made a moment ago reach this client's metadata a moment later
+    wait_until(lambda: wanted <= set(compacted_topics(admin, settings)), 30,
+               lambda: f"not all of {wanted} in {compacted_topics(admin, settings)}")  # fmt: skip
     compacted = compacted_topics(admin, settings)
     assert f"{prefix}crm-data" in compacted and f"{settings.app_id}-rooms-changelog" in compacted
     compact_now(admin, compacted)
