@@ -55,7 +55,7 @@ class RelayAgent:
         """The visitor's relayed rooms in this partition: their answers get tombstones (the
         crm-data partition the delivery worker's producer chose: the same key, the same
         partitioner), their index entries go, and what went is written on `erasures`."""
-        rooms = sorted({room for d in digests for room in self.index.rooms_of(d, partition)})
+        rooms = self.index.rooms_of_any(digests, partition)
         for room_id in rooms:
             self.crm_data.send(room_id.encode(), None)
             for digest in digests:

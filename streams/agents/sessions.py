@@ -239,9 +239,7 @@ def register_session_agents(omnihooks: Omnihooks, leads: LeadPatterns) -> Sessio
         made = bytes_table(app, spec.name, partitions, spec.help, spec.config)
         return DirectTable(app, made, deferred=True)
 
-    store = TableStore(
-        *(table(spec) for spec in SESSION_TABLES)
-    )  # rooms, messages, order, visitors
+    store = TableStore(*(table(spec) for spec in SESSION_TABLES))
     processor = SessionProcessor(
         settings.session_policy(), store, leads, clock=time.time, directory=omnihooks.endpoints
     )

@@ -25,7 +25,7 @@ class TableSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-SESSION_TABLES = (
+SESSION_TABLES = (  # in TableStore's order
     TableSpec("rooms", Topic.ROOMS, "room, visitor, agent, crmData and counters"),
     TableSpec("messages", Topic.ROOMS, "transcript messages by room and message id"),
     TableSpec("message-order", Topic.ROOMS, "message ids by room and arrival sequence"),

@@ -79,6 +79,11 @@ class VisitorIndex:
         raw = self._table.get(self._key(digest, partition))
         return [] if raw is None else list(codec.loads(raw))
 
+    def rooms_of_any(self, digests: Iterable[str], partition: int) -> list[str]:
+        """The rooms under any of `digests` (an erasure's: the identifier as id, token and
+        address), once each, in order."""
+        return sorted({room for digest in digests for room in self.rooms_of(digest, partition)})
+
     def remove(self, digest: str, partition: int, room_id: str) -> None:
         key = self._key(digest, partition)
         raw = self._table.get(key)

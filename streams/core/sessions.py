@@ -19,7 +19,7 @@ import msgspec
 from streams.core.clock import iso
 from streams.core.compat import Profile
 from streams.core.endpoints import EndpointDirectory
-from streams.core.erasure import visitor_digests
+from streams.core.erasure import VisitorIndex, visitor_digests
 from streams.core.events import (
     CrmData,
     InternalRoomEvent,
@@ -97,17 +97,12 @@ def source_id(source: Source) -> str:
 class SessionStore(Protocol):
     """Where room state and transcripts live."""
 
+    visitors: VisitorIndex  # a visitor's rooms, for erasure
+
     def load(self, room_id: str) -> RoomState | None: ...
     def peek(self, room_id: str) -> RoomState | None: ...  # to read, never to change
     def save(self, room_id: str, state: RoomState) -> None: ...
     def drop(self, room_id: str, state: RoomState, erasing: bool = False) -> int: ...
-    def index(
-        self, room_id: str, partition: int, added: Iterable[str], gone: Iterable[str]
-    ) -> None: ...
-    def rooms_of(self, digest: str, partition: int) -> list[str]: ...
-    def unindex(self, digest: str, partition: int, room_id: str) -> None: ...
-    def index_complete(self, partition: int) -> bool: ...
-    def mark_index_complete(self, partition: int) -> None: ...
     def message(self, room_id: str, message_id: str) -> StoredMessage | None: ...
     def put_message(self, room_id: str, message_id: str, stored: StoredMessage) -> None: ...
     def transcript(
@@ -437,16 +432,15 @@ class SessionProcessor:
         same request read again, or any later one, finishes the job. It is reported erased
         again only to the request that erased it."""
         digests = list(digests)
-        if not self.store.index_complete(partition):
+        if not self.store.visitors.complete(partition):
             self._index_partition(partition)
         now = self.clock()
-        found = {room for digest in digests for room in self.store.rooms_of(digest, partition)}
         erased = Erased()
-        for room_id in sorted(found):
+        for room_id in self.store.visitors.rooms_of_any(digests, partition):
             state = self.store.load(room_id)
             if state is None:  # expired since: its entries go
                 for digest in digests:
-                    self.store.unindex(digest, partition, room_id)
+                    self.store.visitors.remove(digest, partition, room_id)
                 continue
             if state.partition != partition:
                 continue
@@ -474,7 +468,9 @@ class SessionProcessor:
         digests = visitor_digests(state.visitor)
         indexed = set(state.indexed)
         if digests != indexed:
-            self.store.index(room_id, partition, digests - indexed, indexed - digests)
+            self.store.visitors.add_digests(room_id, partition, digests - indexed)
+            for digest in indexed - digests:
+                self.store.visitors.remove(digest, partition, room_id)
             state.indexed = sorted(digests)
 
     def _index_partition(self, partition: int) -> None:
@@ -491,7 +487,7 @@ class SessionProcessor:
             if room is not None:
                 self._index(room_id, partition, room)
                 self.store.save(room_id, room)
-        self.store.mark_index_complete(partition)
+        self.store.visitors.mark_complete(partition)
 
     def on_internal_event(
         self, event: InternalRoomEvent, source: Source | None = None

@@ -45,7 +45,7 @@ class TableStore:
         self._rooms = rooms
         self._messages = messages
         self._order = order
-        self._index = VisitorIndex({} if visitors is None else visitors)
+        self.visitors = VisitorIndex({} if visitors is None else visitors)
         # room key -> (the bytes saved, the state they were made from). `load` takes the
         # entry out: the caller owns that object and may change it, and what it does not
         # save (a record that fails half-way) must not be seen again. A store value that
@@ -99,27 +99,8 @@ class TableStore:
         self._rooms.pop(room_id.encode(), None)
         if state.partition is not None and not erasing:
             for digest in visitor_digests(state.visitor) | set(state.indexed):
-                self.unindex(digest, state.partition, room_id)
+                self.visitors.remove(digest, state.partition, room_id)
         return dropped
-
-    def index(
-        self, room_id: str, partition: int, added: Iterable[str], gone: Iterable[str]
-    ) -> None:
-        self._index.add_digests(room_id, partition, added)
-        for digest in gone:
-            self._index.remove(digest, partition, room_id)
-
-    def rooms_of(self, digest: str, partition: int) -> list[str]:
-        return self._index.rooms_of(digest, partition)
-
-    def unindex(self, digest: str, partition: int, room_id: str) -> None:
-        self._index.remove(digest, partition, room_id)
-
-    def index_complete(self, partition: int) -> bool:
-        return self._index.complete(partition)
-
-    def mark_index_complete(self, partition: int) -> None:
-        self._index.mark_complete(partition)
 
     def message(self, room_id: str, message_id: str) -> StoredMessage | None:
         raw = self._messages.get(self._message_key(room_id, message_id))

@@ -563,6 +563,36 @@ def read_all(config: KafkaConfig, topic: str) -> list[Any]:
     return read_from(config, topic, lambda _partition, low, _high: low)
 
 
+def _partitions_of(consumer: Any, config: KafkaConfig, topic: str) -> list[int]:
+    """The topic's partitions, or an error saying it is missing or not ours to see."""
+    found = consumer.list_topics(topic, timeout=15).topics.get(topic)
+    if found is not None and access.is_authorization(found.error):
+        raise access.authorization(config, found.error, "describe", topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
+    return sorted(found.partitions)
+
+
+def partition_count(config: KafkaConfig, topic: str) -> int:
+    consumer = reader(config)
+    try:
+        return len(_partitions_of(consumer, config, topic))
+    finally:
+        consumer.close()
+
+
+def end_offsets(config: KafkaConfig, topic: str) -> dict[int, int]:
+    """Each partition's end (its high offset) as it is now."""
+    from confluent_kafka import TopicPartition
+
+    consumer = reader(config)
+    try:
+        return {p: watermarks(consumer, TopicPartition(topic, p))[1]
+                for p in _partitions_of(consumer, config, topic)}  # fmt: skip
+    finally:
+        consumer.close()
+
+
 # Where to start reading a partition, given its number and its low and high offsets.
 StartAt = Callable[[int, int, int], int]
 
@@ -573,20 +603,14 @@ def read_from(config: KafkaConfig, topic: str, start_at: StartAt) -> list[Any]:
 
     consumer = reader(config)
     try:
-        metadata = consumer.list_topics(topic, timeout=15)
-        found = metadata.topics.get(topic)
-        if found is not None and access.is_authorization(found.error):
-            raise access.authorization(config, found.error, "describe", topic)
-        if found is None or found.error is not None:
-            raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
         wanted = []
-        for partition in metadata.topics[topic].partitions:
+        for partition in _partitions_of(consumer, config, topic):
             low, high = watermarks(consumer, TopicPartition(topic, partition))
             first = max(low, start_at(partition, low, high))
             if high > first:
                 wanted.append((partition, first, high))
         consumer.assign([TopicPartition(topic, p, low) for p, low, _ in wanted])
-        ends = {partition: high for partition, _, high in wanted}
+        ends: dict[int | None, int] = {partition: high for partition, _, high in wanted}
         records: list[Any] = []
         deadline = time.monotonic() + 120
         while ends and time.monotonic() < deadline:

@@ -74,7 +74,7 @@ def erase_visitor(settings: Settings, identifier: str, timeout_s: float) -> Eras
     prefix = settings.topic_prefix
     erasures = f"{prefix}{Topic.ERASURES.value}"
     erasure_id = f"erase-{uuid.uuid4().hex}"
-    since = _ends(config, erasures)
+    since = kafka.end_offsets(config, erasures)
     digests, now = ",".join(request_digests(identifier)), iso(time.time())
     # the session rooms' owners, and relay mode's (whose rooms live in Rocket.Chat)
     requests = {
@@ -85,7 +85,7 @@ def erase_visitor(settings: Settings, identifier: str, timeout_s: float) -> Eras
     }
     writer, expected = Writer(config), set()
     for topic, request in requests.items():
-        for partition in range(_partitions(config, f"{prefix}{topic.value}")):
+        for partition in range(kafka.partition_count(config, f"{prefix}{topic.value}")):
             writer.write(f"{prefix}{topic.value}", erasure_id.encode(), request,
                          partition=partition)  # fmt: skip
             expected.add((topic.value, partition))
@@ -118,31 +118,6 @@ def _body(letter: DeadLetter) -> dict[str, Any]:
     except codec.JSONDecodeError:
         return {}
     return found if isinstance(found, dict) else {}
-
-
-def _partitions(config: KafkaConfig, topic: str) -> int:
-    consumer = kafka.reader(config)
-    try:
-        found = consumer.list_topics(topic, timeout=15).topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
-        return len(found.partitions)
-    finally:
-        consumer.close()
-
-
-def _ends(config: KafkaConfig, topic: str) -> dict[int, int]:
-    from confluent_kafka import TopicPartition
-
-    consumer = kafka.reader(config)
-    try:
-        found = consumer.list_topics(topic, timeout=15).topics.get(topic)
-        if found is None or found.error is not None:
-            raise RuntimeError(f"topic {topic} does not exist (run `omnihooks topics apply`)")
-        return {p: kafka.watermarks(consumer, TopicPartition(topic, p))[1]
-                for p in found.partitions}  # fmt: skip
-    finally:
-        consumer.close()
 
 
 def _receipts(

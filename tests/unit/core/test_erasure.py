@@ -64,7 +64,7 @@ def test_an_erasure_a_crash_cut_short_is_finished_when_read_again() -> None:
     processor.clock.now += 3601  # type: ignore[attr-defined]
     processor.on_internal_event(InternalRoomEvent("x", "omnihooks.expire", "t", "room-a", None))
     assert store.load("room-a") is None and not store.messages and not store.order
-    assert all(store.rooms_of(d, 0) == [] for d in visitor_digests(demo.VISITOR))
+    assert all(store.visitors.rooms_of(d, 0) == [] for d in visitor_digests(demo.VISITOR))
 
 
 def test_rooms_from_before_the_index_and_old_addresses_are_found() -> None:
