@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.core.alerts import AlertPolicy
 from streams.core.compat import CompatName, Profile, profile_named, retry_delay_s
 from streams.core.endpoints import TRIGGERS, EndpointDirectory
 from streams.core.leads import DEFAULT_EMAIL_REGEX, DEFAULT_PHONE_REGEX
@@ -297,6 +298,13 @@ class Settings(BaseSettings):
     def endpoint_directory(self) -> EndpointDirectory:
         """The environment's endpoint alone; a worker follows the `endpoints` topic into it."""
         return EndpointDirectory(self.default_endpoint(), self.compat)
+
+    def alert_policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            dead_letters=self.alert_dead_letters,
+            window_s=self.alert_window_s,
+            claim_ttl_s=3 * self.health_interval_s,
+        )
 
     def session_policy(self) -> SessionPolicy:
         return SessionPolicy(

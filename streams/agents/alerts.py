@@ -18,7 +18,7 @@ from faust.types import StreamT
 
 from streams.agents.tables import ENDPOINT_ALERTS
 from streams.app import Omnihooks, send_rejected
-from streams.core.alerts import Alert, AlertPolicy, alert_jobs, fold, fold_heartbeat
+from streams.core.alerts import Alert, alert_jobs, fold, fold_heartbeat
 from streams.core.clock import iso, parse_iso
 from streams.delivery.health_report import HealthReport
 from streams.engine import DirectTable, bytes_table, finish
@@ -30,20 +30,11 @@ from topics.state import EndpointAlertState
 log = logging.getLogger(__name__)
 
 
-def alert_policy(omnihooks: Omnihooks) -> AlertPolicy:
-    settings = omnihooks.settings
-    return AlertPolicy(
-        dead_letters=settings.alert_dead_letters,
-        window_s=settings.alert_window_s,
-        claim_ttl_s=3 * settings.health_interval_s,
-    )
-
-
 class AlertAgent:
     def __init__(self, omnihooks: Omnihooks, table: DirectTable) -> None:
         self.omnihooks = omnihooks
         self.table = table
-        self.policy = alert_policy(omnihooks)
+        self.policy = omnihooks.settings.alert_policy()
         self.jobs = omnihooks.topics[Topic.WEBHOOK_JOBS]
         self.rejected = omnihooks.topics[Topic.REJECTED]
 

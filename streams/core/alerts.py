@@ -22,6 +22,7 @@ Pure: no Kafka, no clock (every time is the facts' own).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ def fold(
             recent = (*recent, event.at)[-policy.dead_letters :]
         count = len(recent)
         after = replace(after, dead_letters=recent, reason=event.reason or after.reason)
-    alerts = _transitions(before, after, event, policy)
+    alerts = _transitions(before, after, event)
     if event.kind == "dead_letter":
         reached = count >= policy.dead_letters
         if reached and not before.dead_letters_alerted:
@@ -168,7 +169,7 @@ def fold_heartbeat(
             continue
         after = replace(before, open_by=claims)
         reason = "the workers that held it open no longer report it open" if expired else ""
-        alerts = _transitions(before, after, replace(event, reason=reason), policy)
+        alerts = _transitions(before, after, replace(event, reason=reason))
         changed.append((after, [] if now - event.at > policy.stale_s else alerts))
     for url in event.open:  # held open by this worker, never heard of: its opened was lost
         if url not in seen:
@@ -178,9 +179,8 @@ def fold_heartbeat(
 
 
 def _transitions(
-    before: EndpointAlertState, after: EndpointAlertState, event: HealthEvent,
-    policy: AlertPolicy,
-) -> list[Alert]:  # fmt: skip
+    before: EndpointAlertState, after: EndpointAlertState, event: HealthEvent
+) -> list[Alert]:
     alerts = []
     if not before.open_by and after.open_by:
         alerts.append(_alert(OPENED, after, event.at, after.reason))
@@ -232,9 +232,7 @@ def _naming(alert: Alert, about: list[EndpointRecord]) -> Alert:
     named = (alert.workspace or DEFAULT_WORKSPACE, alert.endpoint_id)
     if not about or any((e.workspace, e.id) == named for e in about):
         return alert
-    first = about[0]
-    return Alert(alert.kind, alert.url, first.workspace, first.id, alert.at, alert.reason,
-                 alert.count)  # fmt: skip
+    return dataclasses.replace(alert, workspace=about[0].workspace, endpoint_id=about[0].id)
 
 
 def _delivery_id(alert: Alert, receiver: EndpointRecord) -> str:

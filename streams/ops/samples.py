@@ -9,7 +9,7 @@ import time
 
 import msgspec
 
-from streams.core.alerts import ALERT_TYPE, OPENED, Alert, AlertPolicy
+from streams.core.alerts import ALERT_TYPE, OPENED, Alert
 from streams.core.endpoints import TRIGGERS, EndpointDirectory
 from streams.core.events import decode_message_event, decode_room_event
 from streams.core.leads import compile_lead_patterns
@@ -33,11 +33,9 @@ MAX_RECORD_BYTES = 1 << 20
 
 def sample_alert(settings: Settings, endpoint: EndpointRecord) -> bytes:
     """An alert as an alert endpoint gets it: a CRM of its workspace failing."""
-    policy = AlertPolicy(dead_letters=settings.alert_dead_letters,
-                         window_s=settings.alert_window_s)  # fmt: skip
     alert = Alert(OPENED, "https://crm.example.com/hooks/livechat", endpoint.workspace, "crm",
                   time.time(), "HTTP 503")  # fmt: skip
-    return codec.dumps(alert.body(policy))
+    return codec.dumps(alert.body(settings.alert_policy()))
 
 
 def sample_webhooks(settings: Settings, endpoint: EndpointRecord) -> dict[str, bytes]:
