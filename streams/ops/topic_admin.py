@@ -153,15 +153,27 @@ def apply_topics(
                 continue
             report.created.append(name)
     for topic in existing:
-        found = metadata.topics.get(topic.name)
-        if found is None:
-            found = admin.list_topics(topic.name, timeout=timeout_s).topics[topic.name]
+        found = _settled(admin, topic.name, metadata.topics.get(topic.name), timeout_s)
         problems = _drift(config, admin, topic, found, timeout_s)
         if problems:
             report.drift.extend(problems)
         else:
             report.unchanged.append(topic.name)
     return report
+
+
+def _settled(admin: AdminClient, name: str, found: Any, timeout_s: float) -> Any:
+    """The topic's metadata once it shows its partitions: a topic created a moment ago (by
+    another apply, or this one's lost race) is listed before its partitions are, and would
+    read as "0 partitions"."""
+    deadline = time.monotonic() + timeout_s
+    while (found is None or not found.partitions) and time.monotonic() < deadline:
+        found = admin.list_topics(name, timeout=timeout_s).topics.get(name)
+        if found is None or not found.partitions:
+            time.sleep(0.2)
+    if found is None:
+        raise TopicAdminError(f"{name} exists, yet the cluster does not list it")
+    return found  # partitions still none after the timeout: reported as drift, as it is
 
 
 def _drift(
